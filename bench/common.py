@@ -1,0 +1,42 @@
+"""Shared pieces of the benchmarks: machine description, synthetic inputs, timing."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+SHARED_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
+
+
+def machine() -> str:
+    """CPU model, core count, memory and library versions, for the record."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    import cv2
+    import h5py
+
+    return (f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB; Python "
+            f"{platform.python_version()}, OpenCV {cv2.__version__}, h5py {h5py.__version__}")
+
+
+def timed(function: Callable[[], object]) -> float:
+    """Seconds ``function()`` takes."""
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2

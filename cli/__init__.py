@@ -1,0 +1,1 @@
+"""The ``flowkit`` command line (installed as flowkit.cli): thin commands over the library."""

@@ -1,0 +1,110 @@
+"""``flowkit extract``: videos to shards."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from flowkit.cli.options import (flow_config_from_options, flow_methods_help,
+                                 flow_parameter_options, parse_size)
+from flowkit.config import ExtractConfig
+from flowkit.extract import extract
+from flowkit.flow import list_backends
+from flowkit.inputs import VIDEO_EXTENSIONS, collect_videos
+from flowkit.shards import COMPRESSIONS, FLOW_DTYPES, RGB_FORMATS, StorageConfig
+from flowkit.video import DecodeConfig
+
+EXAMPLES = """\b
+Examples:
+  flowkit extract UCF101/ --out ucf101_tvl1               # every video under UCF101/
+  flowkit extract trainlist01.txt --list-root UCF101/ --out ucf101_tvl1
+  flowkit extract clips/ --out out --flow farneback --rgb none --workers 8
+  flowkit extract clips/ --out out --tvl1-nscales 3 --bound 15 --short-side 0
+
+\b
+Rerunning the same command resumes: videos the manifest holds as done are skipped.
+Exit codes: 0 all videos ok; 1 some failed (listed at the end); 2 usage error or
+folder locked; 3 the run could not go on.
+"""
+
+
+@click.command("extract", epilog=EXAMPLES)
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder for shards, manifest.json and extract_config.json.")
+@click.option("--ext", default=",".join(VIDEO_EXTENSIONS), show_default=True,
+              help="Comma-separated video extensions to take when walking folders.")
+@click.option("--list-root", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder that paths in list files are relative to [default: the list's folder].")
+@click.option("--short-side", type=click.IntRange(min=0), default=256, show_default=True,
+              help="Resize so the shorter side has this many pixels (0 keeps the native size).")
+@click.option("--size", callback=parse_size,
+              help="Resize to exactly WIDTHxHEIGHT (e.g. 340x256); overrides --short-side.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True),
+              help="Resample to this frame rate [default: keep every decoded frame].")
+@click.option("--step", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Frames between the two frames of a flow pair: flow k maps frame k*step to (k+1)*step.")
+@click.option("--flow", "flow_method", type=click.Choice([*list_backends(), "none"]),
+              default="tvl1", show_default=True, help=f"Flow method. {flow_methods_help()}; none: RGB only.")
+@click.option("--flow-dtype", type=click.Choice(FLOW_DTYPES), default="uint8", show_default=True,
+              help="Flow storage: uint8 quantised within +-bound, or float16.")
+@click.option("--bound", type=click.FloatRange(min=0, min_open=True), default=20.0,
+              show_default=True, help="Flow bound B in pixels for uint8 storage (values beyond saturate).")
+@click.option("--rgb", "rgb_format", type=click.Choice(RGB_FORMATS), default="jpeg",
+              show_default=True, help="RGB frame storage: JPEG bytes, raw uint8 arrays, or none.")
+@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True,
+              help="JPEG quality of stored RGB frames.")
+@click.option("--compression", type=click.Choice(COMPRESSIONS), default="gzip", show_default=True,
+              help="HDF5 filter for flow and raw RGB chunks (gzip level 1 measured smallest and "
+                   "fastest to read; see docs/benchmarks.md).")
+@click.option("--gzip-level", type=click.IntRange(0, 9), default=1, show_default=True,
+              help="Level when --compression gzip.")
+@click.option("--videos-per-shard", type=click.IntRange(min=1),
+              help="Videos per shard file [default: automatic, at most 100].")
+@click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1,
+              show_default=True, help="Worker processes; results do not depend on it.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="OpenCV threads in each worker [default: CPU cores / workers].")
+@click.option("--device", default="cpu", show_default=True,
+              help="Device for flow backends that run on one (cpu, cuda, cuda:N).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Frame pairs per flow backend call.")
+@click.option("--overwrite", is_flag=True, help="Delete earlier flowkit output in --out first.")
+@click.option("--retry-failed", is_flag=True, help="Try the videos that failed before again.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary.")
+@flow_parameter_options
+def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root: Path | None,
+                    short_side: int, size: tuple[int, int] | None, fps: float | None, step: int,
+                    flow_method: str, flow_dtype: str, bound: float, rgb_format: str,
+                    jpeg_quality: int, compression: str, gzip_level: int,
+                    videos_per_shard: int | None, workers: int, threads: int | None, device: str, batch_size: int,
+                    overwrite: bool, retry_failed: bool, quiet: bool, **flow_params: object) -> None:
+    """Decode videos and write RGB frames and optical flow into HDF5 shards.
+
+    INPUTS are video files, folders (searched recursively) or list files (.txt: one path
+    per line, optionally followed by an integer label, as UCF101's trainlist01.txt).
+    """
+    config = ExtractConfig(
+        decode=DecodeConfig(short_side=short_side or None, size=size, fps=fps),
+        flow=flow_method,
+        flow_params=flow_config_from_options(flow_method, flow_params),
+        flow_step=step,
+        storage=StorageConfig(rgb=rgb_format, jpeg_quality=jpeg_quality, flow_dtype=flow_dtype,
+                              bound=bound, compression=compression, gzip_level=gzip_level),
+        device=device, batch_size=batch_size)
+    sources = collect_videos(inputs, extensions=ext.split(","), list_root=list_root)
+    if not sources:
+        raise click.UsageError(f"no videos with extensions {ext} found in the inputs")
+    report = extract(sources, out_dir, config, workers=workers, threads=threads,
+                     videos_per_shard=videos_per_shard,
+                     overwrite=overwrite, retry_failed=retry_failed, progress=not quiet)
+    rate = report.frames / report.seconds if report.seconds else 0.0
+    click.echo(f"{report.out_dir}: {report.total} videos, {report.ok} ok, {len(report.failed)} "
+               f"failed; this run: {report.processed} videos, {report.frames} frames in "
+               f"{report.seconds:.1f} s ({rate:.1f} frames/s), {report.skipped} already done")
+    for entry in report.failed:
+        click.echo(f"failed: {entry.video_id}: {entry.error}")
+    if not report.all_ok:
+        raise SystemExit(1)

@@ -1,0 +1,44 @@
+"""``flowkit flow``: optical flow between two images, as a Middlebury .flo file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from flowkit.cli.options import flow_config_from_options, flow_methods_help, flow_parameter_options
+from flowkit.flow import get_backend, list_backends
+from flowkit.flowio import read_rgb_image, write_flo
+from flowkit.errors import InputError
+from flowkit.viz import flow_to_color, save_png
+
+_IMAGE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.command("flow", epilog="\b\nExample:\n  flowkit flow frame10.png frame11.png --out flow10.flo --viz flow10.png")
+@click.argument("first", type=_IMAGE)
+@click.argument("second", type=_IMAGE)
+@click.option("--method", type=click.Choice(list_backends()), default="tvl1", show_default=True,
+              help=f"Flow method. {flow_methods_help()}.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Middlebury .flo file to write (float32 u, v; flow maps FIRST to SECOND).")
+@click.option("--viz", "viz_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the flow as a PNG in the Middlebury colour wheel.")
+@click.option("--device", default="cpu", show_default=True, help="Device for backends that run on one.")
+@flow_parameter_options
+def flow_command(first: Path, second: Path, method: str, out_path: Path, viz_path: Path | None,
+                 device: str, **flow_params: object) -> None:
+    """Compute optical flow from image FIRST to image SECOND."""
+    backend = get_backend(method, flow_config_from_options(method, flow_params), device=device)
+    image1, image2 = read_rgb_image(first), read_rgb_image(second)
+    if image1.shape != image2.shape:
+        raise InputError(f"{second}: size {image2.shape[1]}x{image2.shape[0]} differs from "
+                         f"{first}'s {image1.shape[1]}x{image1.shape[0]}")
+    flow = backend(image1[None], image2[None])[0]
+    write_flo(out_path, flow)
+    if viz_path is not None:
+        save_png(viz_path, flow_to_color(flow))
+    magnitude = np.linalg.norm(flow, axis=-1)
+    click.echo(f"wrote {out_path}: {flow.shape[1]}x{flow.shape[0]}, mean |flow| "
+               f"{magnitude.mean():.3f} px, max {magnitude.max():.3f} px")

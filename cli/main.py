@@ -1,0 +1,68 @@
+"""Entry point of the ``flowkit`` command: the command group and how errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+import flowkit
+from flowkit.errors import ConfigError, FlowkitError, InputError, LockError
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1   # the run finished, but some videos failed (listed in the summary)
+EXIT_USAGE = 2         # bad options or inputs, folder locked, settings differ from the folder's
+EXIT_ERROR = 3         # the run could not go on (unreadable shard, disk full, ...)
+
+_USAGE_ERRORS = (ConfigError, InputError, LockError)
+
+
+class _FlowkitGroup(click.Group):
+    """Turns flowkit errors into one line on stderr and a documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FlowkitError as exc:
+            click.echo(f"flowkit: error: {exc}", err=True)
+            ctx.exit(EXIT_USAGE if isinstance(exc, _USAGE_ERRORS) else EXIT_ERROR)
+
+
+EPILOG = """\b
+Exit codes: 0 success; 1 the run finished but some videos failed (see the summary);
+2 usage error (bad option or input, folder locked by another run, settings differ
+from the folder's); 3 the run could not go on (unreadable shard, disk full).
+"""
+
+
+@click.group(cls=_FlowkitGroup, epilog=EPILOG,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(flowkit.__version__, prog_name="flowkit")
+def main() -> None:
+    """Optical flow and RGB frames for action recognition, stored in HDF5 shards.
+
+    \b
+    Typical use:
+      flowkit synth demo/videos                       # a few videos with known motion
+      flowkit extract demo/videos --out demo/shards   # RGB + TV-L1 flow into shards
+      flowkit info demo/shards                        # what is there
+      flowkit preview demo/shards --out preview.png   # look at it
+    """
+
+
+def _register() -> None:
+    from flowkit.cli.extract import extract_command
+    from flowkit.cli.flow import flow_command
+    from flowkit.cli.inspect import info_command, preview_command, verify_command
+    from flowkit.cli.synth import synth_command  # noqa: F401
+
+    for command in (synth_command, extract_command, info_command, verify_command,
+                    preview_command, flow_command):
+        main.add_command(command)
+
+
+_register()
+
+if __name__ == "__main__":
+    sys.exit(main())

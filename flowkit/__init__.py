@@ -1,0 +1,7 @@
+"""flowkit: optical flow extraction into HDF5 shards for video action recognition."""
+
+__version__ = "0.1.0"
+
+from flowkit.reader import ShardReader, open_shards  # noqa: E402
+
+__all__ = ["ShardReader", "open_shards", "__version__"]

@@ -1,0 +1,79 @@
+"""The extraction settings: one frozen dataclass, saved as JSON next to every output."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from flowkit.errors import ConfigError
+from flowkit.flow import make_backend_config
+from flowkit.shards import StorageConfig
+from flowkit.video import DecodeConfig
+
+CONFIG_NAME = "extract_config.json"
+NO_FLOW = "none"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractConfig:
+    """Everything that decides what ``flowkit extract`` writes.
+
+    ``flow_params`` is the backend's own config dataclass (e.g. TVL1Config); None means the
+    backend's defaults. ``device`` and ``batch_size`` decide where and how fast flow is computed.
+    """
+
+    decode: DecodeConfig = DecodeConfig()
+    flow: str = "tvl1"
+    flow_params: Any = None
+    flow_step: int = 1
+    storage: StorageConfig = StorageConfig()
+    device: str = "cpu"
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.flow != NO_FLOW and self.flow_params is None:
+            object.__setattr__(self, "flow_params", make_backend_config(self.flow))
+        if self.flow == NO_FLOW and self.flow_params is not None:
+            raise ConfigError("flow parameters given but flow is 'none'")
+        if self.flow_step < 1:
+            raise ConfigError(f"flow step must be >= 1, got {self.flow_step}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ExtractConfig":
+        decode = dict(data["decode"])
+        if decode.get("size") is not None:
+            decode["size"] = tuple(decode["size"])
+        flow = data["flow"]
+        params = data.get("flow_params")
+        return cls(
+            decode=DecodeConfig(**decode),
+            flow=flow,
+            flow_params=None if flow == NO_FLOW else make_backend_config(flow, **(params or {})),
+            flow_step=data["flow_step"],
+            storage=StorageConfig(**data["storage"]),
+            device=data.get("device", "cpu"),
+            batch_size=data.get("batch_size", 8),
+        )
+
+    def output_settings(self) -> dict[str, Any]:
+        """The settings that change the stored arrays (not where or how fast they are computed)."""
+        settings = self.to_dict()
+        del settings["device"], settings["batch_size"]
+        return settings
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "ExtractConfig":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}: unreadable extraction config ({exc})") from None

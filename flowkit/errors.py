@@ -1,0 +1,29 @@
+"""Exception types of flowkit. The CLI turns any FlowkitError into one line and a non-zero exit."""
+
+
+class FlowkitError(Exception):
+    """Base of every error flowkit raises on purpose."""
+
+
+class ConfigError(FlowkitError):
+    """An option or combination of options is invalid."""
+
+
+class InputError(FlowkitError):
+    """An input path or list file cannot be used."""
+
+
+class DecodeError(FlowkitError):
+    """A video cannot be decoded (corrupt, truncated, not a video, no frames)."""
+
+
+class BackendError(FlowkitError):
+    """A flow backend is unknown, misconfigured, or failed on its input."""
+
+
+class ShardError(FlowkitError):
+    """A shard or manifest is missing, malformed, or inconsistent."""
+
+
+class LockError(FlowkitError):
+    """Another run holds the output folder."""

@@ -1,0 +1,373 @@
+"""The extraction pipeline: videos -> shards of RGB frames and flow, plus the manifest.
+
+The parent process plans which shard each video goes to (the plan lives in the manifest),
+hands whole shards to joblib workers, and records each finished shard in the manifest. A
+worker streams a video frame by frame: decode -> JPEG -> flow in batches of pairs -> HDF5.
+Per-video failures are recorded, never raised; a killed run resumes where the manifest says.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import queue
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from flowkit.config import CONFIG_NAME, NO_FLOW, ExtractConfig
+from flowkit.errors import ConfigError, DecodeError, FlowkitError
+from flowkit.flow import FlowBackend, get_backend
+from flowkit.inputs import VideoSource
+from flowkit.lock import FolderLock
+from flowkit.manifest import FAILED, MANIFEST_NAME, OK, PENDING, Manifest, ManifestEntry
+from flowkit.progress import ProgressBar
+from flowkit.shards import TMP_SUFFIX, ShardWriter, VideoWriter
+from flowkit.versions import library_versions
+from flowkit.video import iter_frames, probe
+
+SHARD_PATTERN = "shard-{:05d}.h5"
+MAX_AUTO_VIDEOS_PER_SHARD = 100
+AUTO_MIN_SHARDS = 16
+
+ProgressFn = Callable[[int, int], None]  # (videos finished, frames decoded) since last call
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractReport:
+    """What a run did: counts over the whole folder, failures, and this run's throughput."""
+
+    out_dir: Path
+    total: int
+    ok: int
+    failed: list[ManifestEntry]
+    skipped: int           # videos already done before this run
+    processed: int         # videos this run worked on
+    frames: int            # frames this run decoded
+    seconds: float
+
+    @property
+    def all_ok(self) -> bool:
+        return not self.failed
+
+
+def auto_videos_per_shard(num_videos: int) -> int:
+    """Enough shards to keep workers busy on small sets, at most 100 videos a shard."""
+    return max(1, min(MAX_AUTO_VIDEOS_PER_SHARD, math.ceil(num_videos / AUTO_MIN_SHARDS)))
+
+
+def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: ExtractConfig, *,
+            workers: int | None = None, threads: int | None = None,
+            videos_per_shard: int | None = None, overwrite: bool = False,
+            retry_failed: bool = False, progress: bool = True) -> ExtractReport:
+    """Extract ``sources`` into shards in ``out_dir``, resuming any earlier run there.
+
+    Args:
+        workers: worker processes (default: CPU cores); the arrays written do not depend on it.
+        threads: OpenCV threads in each worker (default: CPU cores / workers).
+        videos_per_shard: videos per shard file for newly planned videos (default: automatic).
+        overwrite: delete this folder's earlier flowkit output first.
+        retry_failed: plan videos that failed before again (into new shards).
+        progress: show a progress bar.
+
+    Raises:
+        LockError: another run holds ``out_dir``.
+        ConfigError: ``out_dir`` holds output made with other settings (and not ``overwrite``).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cores = os.cpu_count() or 1
+    workers = workers or cores
+    threads = threads or max(1, cores // workers)
+    started = time.perf_counter()
+    with FolderLock(out_dir):
+        if overwrite:
+            _remove_outputs(out_dir)
+        _remove_temporaries(out_dir)
+        _check_or_save_config(out_dir, config)
+        manifest = _load_manifest(out_dir)
+        if retry_failed:
+            _replan_failed(manifest, videos_per_shard)
+        _plan(manifest, sources, videos_per_shard)
+        manifest.write(out_dir / MANIFEST_NAME)
+
+        todo = [shard for shard in manifest.shards() if _needs_work(manifest, out_dir, shard)]
+        work = {shard: [e for e in manifest if e.shard == shard] for shard in todo}
+        processed = sum(len(entries) for entries in work.values())
+        bar = ProgressBar(total=processed, enabled=progress)
+        frames = 0
+        try:
+            for entries in _run_shards(work, out_dir, config, workers, threads, bar.update):
+                for entry in entries:
+                    manifest.put(entry)
+                    frames += entry.num_frames or 0
+                manifest.write(out_dir / MANIFEST_NAME)
+        finally:
+            bar.close()
+    return ExtractReport(
+        out_dir=out_dir, total=len(manifest), ok=len(manifest.with_status(OK)),
+        failed=manifest.with_status(FAILED), skipped=len(manifest) - processed,
+        processed=processed, frames=frames, seconds=time.perf_counter() - started)
+
+
+# -- planning ---------------------------------------------------------------------------------
+
+def _remove_outputs(out_dir: Path) -> None:
+    for path in [*out_dir.glob("shard-*.h5"), out_dir / MANIFEST_NAME, out_dir / CONFIG_NAME]:
+        path.unlink(missing_ok=True)
+
+
+def _remove_temporaries(out_dir: Path) -> None:
+    """Leftovers of a killed run: never whole, never read, safe to drop while we hold the lock."""
+    for path in out_dir.glob("*" + TMP_SUFFIX):
+        path.unlink()
+
+
+def _check_or_save_config(out_dir: Path, config: ExtractConfig) -> None:
+    path = out_dir / CONFIG_NAME
+    if path.exists():
+        previous = ExtractConfig.load(path)
+        if previous.output_settings() != config.output_settings():
+            changed = _differences(previous.output_settings(), config.output_settings())
+            raise ConfigError(f"{out_dir} holds output made with other settings ({changed}); "
+                              "rerun with the same options to resume, or use --overwrite")
+    config.save(path)
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = _differences(a, b, f"{prefix}{key}.")
+            changes.extend([inner] if inner else [])
+        elif a != b:
+            changes.append(f"{prefix}{key}: {a} -> {b}")
+    return ", ".join(changes)
+
+
+def _load_manifest(out_dir: Path) -> Manifest:
+    path = out_dir / MANIFEST_NAME
+    return Manifest.read(path) if path.exists() else Manifest()
+
+
+def _next_shard_number(manifest: Manifest) -> int:
+    numbers = [int(name[6:11]) for name in manifest.shards()]
+    return max(numbers, default=-1) + 1
+
+
+def _plan(manifest: Manifest, sources: Sequence[VideoSource], videos_per_shard: int | None) -> None:
+    """Assign videos not yet in the manifest to new shards, in input order."""
+    new = [source for source in sources if source.video_id not in manifest]
+    per_shard = videos_per_shard or auto_videos_per_shard(len(new))
+    first = _next_shard_number(manifest)
+    for position, source in enumerate(new):
+        manifest.put(ManifestEntry(
+            video_id=source.video_id, source=str(source.path), label=source.label,
+            shard=SHARD_PATTERN.format(first + position // per_shard)))
+
+
+def _replan_failed(manifest: Manifest, videos_per_shard: int | None) -> None:
+    failed = manifest.with_status(FAILED)
+    per_shard = videos_per_shard or auto_videos_per_shard(len(failed))
+    first = _next_shard_number(manifest)
+    for position, entry in enumerate(failed):
+        manifest.put(ManifestEntry(entry.video_id, entry.source, entry.label,
+                                   SHARD_PATTERN.format(first + position // per_shard)))
+
+
+def _needs_work(manifest: Manifest, out_dir: Path, shard: str) -> bool:
+    entries = [entry for entry in manifest if entry.shard == shard]
+    return any(e.status == PENDING for e in entries) or not (out_dir / shard).exists()
+
+
+# -- running ----------------------------------------------------------------------------------
+
+def _run_shards(work: dict[str, list[ManifestEntry]], out_dir: Path, config: ExtractConfig,
+                workers: int, threads: int, on_progress: ProgressFn
+                ) -> Iterator[list[ManifestEntry]]:
+    """Yield the finished manifest entries of each shard as shards complete."""
+    if workers == 1 or len(work) <= 1:
+        for shard, entries in work.items():
+            yield extract_shard(out_dir / shard, entries, config, on_progress, threads)
+        return
+    import multiprocessing
+
+    from joblib import Parallel, delayed
+
+    with multiprocessing.Manager() as sync:
+        updates = sync.Queue()
+        listener = _QueueListener(updates, on_progress)
+        try:
+            jobs = Parallel(n_jobs=min(workers, len(work)), return_as="generator_unordered",
+                            max_nbytes=None)
+            yield from jobs(
+                delayed(extract_shard)(out_dir / shard, entries, config, _QueueProgress(updates),
+                                       threads)
+                for shard, entries in work.items())
+        finally:
+            listener.stop()
+
+
+class _QueueProgress:
+    """A picklable progress callback that forwards counts to the parent through a queue."""
+
+    def __init__(self, updates: Any) -> None:
+        self._updates = updates
+
+    def __call__(self, videos: int, frames: int) -> None:
+        self._updates.put((videos, frames))
+
+
+class _QueueListener:
+    """Drains progress counts from workers in a thread of the parent."""
+
+    def __init__(self, updates: Any, on_progress: ProgressFn) -> None:
+        import threading
+
+        self._updates, self._on_progress = updates, on_progress
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._on_progress(*self._updates.get(timeout=0.1))
+            except queue.Empty:
+                continue
+            except (EOFError, OSError):  # the manager went away at shutdown
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+
+# -- one shard, one video -------------------------------------------------------------------------
+
+def extract_shard(path: Path, entries: Sequence[ManifestEntry], config: ExtractConfig,
+                  on_progress: ProgressFn | None = None, threads: int | None = None
+                  ) -> list[ManifestEntry]:
+    """Write one shard with the videos of ``entries``; return their updated entries.
+
+    A video that fails (bad file, decode error, backend error) is left out of the shard and
+    returned as failed with its error; the others are unaffected.
+    """
+    on_progress = on_progress or (lambda videos, frames: None)
+    backend = None if config.flow == NO_FLOW else get_backend(config.flow, config.flow_params,
+                                                             device=config.device)
+    done = []
+    with _opencv_threads(threads), \
+            ShardWriter(path, config.storage, shard_attributes(config)) as shard:
+        for entry in entries:
+            flow_attrs = {"bound": config.storage.bound, "step": config.flow_step,
+                          "backend": config.flow}
+            try:
+                with shard.video(entry.video_id, flow_attrs) as video:
+                    extract_video(Path(entry.source), entry.label, config, backend, video,
+                                  lambda frames: on_progress(0, frames))
+                done.append(dataclasses.replace(entry, status=OK, num_frames=video.num_frames,
+                                                num_flows=video.num_flows, error=None))
+            except Exception as exc:  # noqa: BLE001  one bad video must never stop a run
+                done.append(dataclasses.replace(entry, status=FAILED, num_frames=None,
+                                                num_flows=None,
+                                                error=_error_text(exc, entry.source)))
+            on_progress(1, 0)
+    return [dataclasses.replace(e, shard=path.name) for e in done]
+
+
+def _error_text(exc: Exception, source: str) -> str:
+    """One line naming the file and the cause."""
+    text = " ".join(str(exc).split())
+    if not isinstance(exc, FlowkitError):
+        text = f"{type(exc).__name__}: {text}"
+    return text if source in text else f"{source}: {text}"
+
+
+@contextlib.contextmanager
+def _opencv_threads(threads: int | None) -> Iterator[None]:
+    """Use ``threads`` OpenCV threads inside the block, restoring the caller's setting after."""
+    if threads is None:
+        yield
+        return
+    import cv2
+
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
+def extract_video(path: Path, label: int | None, config: ExtractConfig,
+                  backend: FlowBackend | None, video: VideoWriter,
+                  on_frames: Callable[[int], None] = lambda n: None) -> None:
+    """Stream one video into ``video``: every frame, and flow between frames ``step`` apart.
+
+    Only ``batch_size`` frame pairs are held in memory at once.
+    """
+    info = probe(path)
+    step, batch = config.flow_step, config.batch_size
+    anchor: np.ndarray | None = None
+    firsts: list[np.ndarray] = []
+    seconds: list[np.ndarray] = []
+
+    def flush() -> None:
+        if firsts:
+            for flow in backend(np.stack(firsts), np.stack(seconds)):
+                video.append_flow(flow)
+            firsts.clear()
+            seconds.clear()
+
+    frame = None
+    for index, frame in enumerate(iter_frames(path, config.decode)):
+        video.append_frame(frame)
+        if backend is not None and index % step == 0:
+            if anchor is not None:
+                firsts.append(anchor)
+                seconds.append(frame)
+                if len(firsts) == batch:
+                    flush()
+            anchor = frame
+        if index % 16 == 15:
+            on_frames(16)
+    if backend is not None:
+        flush()
+    on_frames(video.num_frames % 16)
+    if frame is None:
+        raise DecodeError(f"{path}: no frames decoded")
+    height, width = frame.shape[:2]
+    video.finish({
+        "source": str(path), "label": -1 if label is None else label,
+        "height": height, "width": width,
+        "fps": config.decode.fps or info.fps or 0.0, "source_fps": info.fps or 0.0,
+        "source_width": info.width, "source_height": info.height,
+        "rotation": info.rotation, "codec": info.codec,
+        "header_frames": info.header_frames or 0,
+    })
+
+
+def shard_attributes(config: ExtractConfig) -> dict[str, Any]:
+    """Root attributes of every shard: all parameters, flattened, plus versions and the config."""
+    decode, storage = config.decode, config.storage
+    return {
+        "flow_backend": config.flow,
+        "flow_params": dataclasses.asdict(config.flow_params) if config.flow_params else {},
+        "flow_step": config.flow_step,
+        "flow_dtype": storage.flow_dtype,
+        "bound": storage.bound,
+        "rgb_format": storage.rgb,
+        "jpeg_quality": storage.jpeg_quality,
+        "compression": storage.compression,
+        "short_side": decode.short_side or 0,
+        "size": list(decode.size) if decode.size else [],
+        "fps": decode.fps or 0.0,
+        "versions": library_versions(),
+        "config": config.to_dict(),
+    }

@@ -1,0 +1,134 @@
+"""TV-L1 optical flow on the CPU through OpenCV contrib's DualTVL1 (Zach et al. 2007).
+
+This is the flow most two-stream and I3D-style models were trained on, so its parameters are
+OpenCV's own defaults unless a user changes them; every one is stored next to the output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+from flowkit.checks import require_int, require_number
+from flowkit.errors import BackendError, ConfigError
+from flowkit.flow.base import FlowBackend, check_pair_batch
+
+# OpenCV applies cv2.medianBlur to float32 flow, which supports only 3x3 and 5x5 windows;
+# 0 and 1 switch the median filter off.
+_MEDIAN_SIZES = (0, 1, 3, 5)
+
+
+@dataclasses.dataclass(frozen=True)
+class TVL1Config:
+    """Parameters of OpenCV's DualTVL1OpticalFlow; the defaults are OpenCV's.
+
+    Attributes:
+        tau: time step of the numerical scheme, in (0, 0.25].
+        lambda_: weight of the data term (smaller gives smoother flow), > 0.
+        theta: coupling between the data and smoothness steps, > 0.
+        nscales: number of pyramid scales, >= 1.
+        warps: warpings per scale, >= 1.
+        epsilon: stopping threshold of the inner loop, > 0.
+        inner_iterations: iterations of the inner loop, >= 1.
+        outer_iterations: iterations of the outer loop, >= 1.
+        scale_step: size ratio between neighbouring pyramid scales, in (0, 1).
+        gamma: weight of the illumination-change term (0 turns it off), >= 0.
+        median_filtering: median filter size applied to the flow, one of 0, 1 (off), 3, 5.
+    """
+
+    tau: float = 0.25
+    lambda_: float = 0.15
+    theta: float = 0.3
+    nscales: int = 5
+    warps: int = 5
+    epsilon: float = 0.01
+    inner_iterations: int = 30
+    outer_iterations: int = 10
+    scale_step: float = 0.8
+    gamma: float = 0.0
+    median_filtering: int = 5
+
+    def __post_init__(self) -> None:
+        require_number("TVL1Config", "tau", self.tau, lambda x: 0.0 < x <= 0.25, "in (0, 0.25]")
+        require_number("TVL1Config", "lambda_", self.lambda_, lambda x: x > 0.0, "> 0")
+        require_number("TVL1Config", "theta", self.theta, lambda x: x > 0.0, "> 0")
+        for name in ("nscales", "warps", "inner_iterations", "outer_iterations"):
+            require_int("TVL1Config", name, getattr(self, name), minimum=1)
+        require_number("TVL1Config", "epsilon", self.epsilon, lambda x: x > 0.0, "> 0")
+        require_number("TVL1Config", "scale_step", self.scale_step, lambda x: 0.0 < x < 1.0, "in (0, 1)")
+        require_number("TVL1Config", "gamma", self.gamma, lambda x: x >= 0.0, ">= 0")
+        require_int("TVL1Config", "median_filtering", self.median_filtering, minimum=0)
+        if self.median_filtering not in _MEDIAN_SIZES:
+            raise ConfigError(
+                f"TVL1Config.median_filtering must be one of {_MEDIAN_SIZES} "
+                f"(OpenCV median-filters float flow with 3 or 5 only), got {self.median_filtering}"
+            )
+
+
+class TVL1Flow(FlowBackend):
+    """Dense TV-L1 flow for batches of RGB frame pairs, one pair at a time on the CPU.
+
+    The OpenCV solver is built once here and reused for every pair; it keeps scratch buffers,
+    so one instance must not be shared between threads. OpenCV parallelises each pair over
+    its own thread pool (size set by the caller with ``cv2.setNumThreads`` if wanted).
+    """
+
+    name = "tvl1"
+
+    def __init__(self, config: TVL1Config, device: str = "cpu") -> None:
+        if not isinstance(config, TVL1Config):
+            raise ConfigError(
+                f"tvl1 backend needs a TVL1Config, got {type(config).__name__}"
+            )
+        if device != "cpu":
+            raise BackendError(
+                f"tvl1 backend runs on device 'cpu' only, got {device!r}; "
+                "use a PyTorch backend for GPUs"
+            )
+        super().__init__(config, device)
+        # Positional arguments: OpenCV's keyword for inner iterations is misspelt
+        # ("innnerIterations"), so keywords would be fragile across versions.
+        self._solver = cv2.optflow.DualTVL1OpticalFlow_create(
+            config.tau,
+            config.lambda_,
+            config.theta,
+            config.nscales,
+            config.warps,
+            config.epsilon,
+            config.inner_iterations,
+            config.outer_iterations,
+            config.scale_step,
+            config.gamma,
+            config.median_filtering,
+            False,  # useInitialFlow: every pair starts from zero flow, so calls are independent
+        )
+
+    def __call__(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """Flow from ``first`` to ``second`` on grayscale versions of the frames.
+
+        Args:
+            first, second: (B, H, W, 3) uint8 RGB frames; pair i is ``first[i] -> second[i]``.
+
+        Returns:
+            (B, H, W, 2) float32 flow (u right, v down), pixel (x, y) of ``first[i]`` is at
+            (x + u, y + v) in ``second[i]``.
+
+        Raises:
+            BackendError: the batches are not matching (B, H, W, 3) uint8 arrays, or OpenCV fails.
+        """
+        check_pair_batch(first, second)
+        batch, height, width = first.shape[:3]
+        flow = np.empty((batch, height, width, 2), dtype=np.float32)
+        for i in range(batch):
+            gray0 = cv2.cvtColor(np.ascontiguousarray(first[i]), cv2.COLOR_RGB2GRAY)
+            gray1 = cv2.cvtColor(np.ascontiguousarray(second[i]), cv2.COLOR_RGB2GRAY)
+            try:
+                flow[i] = self._solver.calc(gray0, gray1, None)
+            except cv2.error as error:
+                raise BackendError(
+                    f"tvl1 failed on pair {i} of a {height}x{width} batch: "
+                    f"{str(error).strip().splitlines()[-1]}"
+                ) from error
+        return flow

@@ -1,0 +1,256 @@
+"""Reading shards back: ``open_shards(DIR)`` gives a mapping from video id to a lazy Video.
+
+Frames and flows slice like arrays and read only what is asked for, so a Dataset can fetch
+single frames. HDF5 files open lazily and are reopened after a fork (h5py handles must not
+cross a fork), which makes a reader safe to hand to DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence, Union
+
+import h5py
+import numpy as np
+
+from flowkit.codec import decode_jpeg, dequantize_flow
+from flowkit.errors import ShardError
+from flowkit.manifest import MANIFEST_NAME, OK, Manifest, ManifestEntry
+from flowkit.shards import FORMAT_NAME, SCHEMA_VERSION, group_name, read_attrs
+
+Index = Union[int, slice, Sequence[int], np.ndarray]
+
+
+class _ArrayView:
+    """Array-like access to one dataset of a video: len(), shape, and [index] reads."""
+
+    def __init__(self, video: "Video", name: str) -> None:
+        self._video = video
+        self._name = name
+
+    def _dataset(self) -> h5py.Dataset | None:
+        return self._video._group().get(self._name)
+
+    def __len__(self) -> int:
+        return self._video._count(self._name)
+
+    def __getitem__(self, index: Index) -> np.ndarray:
+        dataset = self._dataset()
+        if dataset is None:
+            raise ShardError(f"video {self._video.video_id!r} stores no {self._name} data")
+        single = isinstance(index, (int, np.integer))
+        data = self._decode(dataset, self._positions(index))
+        return data[0] if single else data
+
+    def _positions(self, index: Index) -> np.ndarray:
+        length = len(self)
+        if isinstance(index, slice):
+            return np.arange(length)[index]
+        positions = np.atleast_1d(np.asarray(index, dtype=np.int64))
+        if positions.ndim != 1:
+            raise IndexError("index must be an int, a slice or a 1-D sequence of ints")
+        bad = (positions < -length) | (positions >= length)
+        if bad.any():
+            raise IndexError(f"index {positions[bad][0]} out of range for {length} "
+                             f"{self._name} items of video {self._video.video_id!r}")
+        return positions % length if length else positions
+
+    def _decode(self, dataset: h5py.Dataset, positions: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class FrameView(_ArrayView):
+    """RGB frames of a video as (N, H, W, 3) uint8; ``view[i]`` is one (H, W, 3) frame."""
+
+    def __init__(self, video: "Video") -> None:
+        super().__init__(video, "rgb")
+
+    def _decode(self, dataset: h5py.Dataset, positions: np.ndarray) -> np.ndarray:
+        height, width = self._video.attrs["height"], self._video.attrs["width"]
+        out = np.empty((len(positions), height, width, 3), dtype=np.uint8)
+        jpeg = dataset.attrs.get("encoding", "jpeg") == "jpeg"
+        for row, position in enumerate(positions):
+            out[row] = decode_jpeg(dataset[position]) if jpeg else dataset[position]
+        return out
+
+    def jpeg_bytes(self, index: int) -> bytes:
+        """The stored JPEG bytes of frame ``index``, untouched (for export without re-encoding)."""
+        dataset = self._dataset()
+        if dataset is None or dataset.attrs.get("encoding") != "jpeg":
+            raise ShardError(f"video {self._video.video_id!r} does not store RGB as JPEG")
+        return dataset[self._positions(index)[0]].tobytes()
+
+
+class FlowView(_ArrayView):
+    """Flows of a video as (N-1, H, W, 2) float32 pixels; ``view[t]`` maps frame t*step to (t+1)*step."""
+
+    def __init__(self, video: "Video") -> None:
+        super().__init__(video, "flow")
+
+    def _decode(self, dataset: h5py.Dataset, positions: np.ndarray) -> np.ndarray:
+        data = _read_rows(dataset, positions)
+        if dataset.attrs.get("dtype", "uint8") == "uint8":
+            return dequantize_flow(data, float(dataset.attrs["bound"]))
+        return data.astype(np.float32)
+
+    def quantized(self, index: Index) -> np.ndarray:
+        """The stored values without conversion (uint8 or float16)."""
+        dataset = self._dataset()
+        if dataset is None:
+            raise ShardError(f"video {self._video.video_id!r} stores no flow")
+        return _read_rows(dataset, self._positions(index))
+
+
+def _read_rows(dataset: h5py.Dataset, positions: np.ndarray) -> np.ndarray:
+    """Rows ``positions`` of ``dataset``; h5py wants increasing unique indices, so map back."""
+    if positions.size == 0:
+        return np.empty((0, *dataset.shape[1:]), dtype=dataset.dtype)
+    unique, inverse = np.unique(positions, return_inverse=True)
+    if len(unique) == unique[-1] - unique[0] + 1:
+        rows = dataset[int(unique[0]):int(unique[-1]) + 1]
+    else:
+        rows = dataset[unique]
+    return rows[inverse]
+
+
+class Video:
+    """One stored video: ``frames`` and ``flows`` views plus its attributes."""
+
+    def __init__(self, reader: "ShardReader", entry: ManifestEntry) -> None:
+        self._reader = reader
+        self.entry = entry
+        self.video_id = entry.video_id
+        self.frames = FrameView(self)
+        self.flows = FlowView(self)
+        self._attrs: dict[str, Any] | None = None
+
+    def _group(self) -> h5py.Group:
+        return self._reader._group(self.entry)
+
+    def _count(self, name: str) -> int:
+        dataset = self._group().get(name)
+        if dataset is not None:
+            return dataset.shape[0]
+        return self.attrs["num_frames"] if name == "rgb" else self.attrs["num_flows"]
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """Group attributes: counts, size, source, label, fps, rotation."""
+        if self._attrs is None:
+            self._attrs = read_attrs(self._group().attrs)
+        return self._attrs
+
+    def __repr__(self) -> str:
+        return (f"Video({self.video_id!r}, frames={self.attrs['num_frames']}, "
+                f"flows={self.attrs['num_flows']}, shard={self.entry.shard!r})")
+
+
+class ShardReader(Mapping[str, Video]):
+    """All successfully extracted videos of an output folder, by video id."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise ShardError(f"{self.root}: not a folder")
+        self.manifest = Manifest.read(self.root / MANIFEST_NAME)
+        self._ok = {entry.video_id: entry for entry in self.manifest if entry.status == OK}
+        self._files: dict[str, h5py.File] = {}
+        self._pid = os.getpid()
+
+    # -- mapping protocol -------------------------------------------------------------------
+    def __getitem__(self, video_id: str) -> Video:
+        try:
+            return Video(self, self._ok[video_id])
+        except KeyError:
+            raise KeyError(self._missing_message(video_id)) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ok)
+
+    def __len__(self) -> int:
+        return len(self._ok)
+
+    @property
+    def videos(self) -> list[str]:
+        """Ids of the videos stored successfully, in manifest order."""
+        return list(self._ok)
+
+    # -- convenience ------------------------------------------------------------------------
+    def frames(self, video_id: str, index: Index = slice(None)) -> np.ndarray:
+        """RGB frames (N, H, W, 3) uint8 of a video (or the ones at ``index``)."""
+        return self[video_id].frames[index]
+
+    def flows(self, video_id: str, index: Index = slice(None)) -> np.ndarray:
+        """Flows (N-1, H, W, 2) float32 of a video, dequantised with the stored bound."""
+        return self[video_id].flows[index]
+
+    def info(self, video_id: str) -> dict[str, Any]:
+        """Manifest entry and stored attributes of a video, as one dict."""
+        video = self[video_id]
+        return {**video.entry.__dict__, **video.attrs}
+
+    def shard_attrs(self, shard: str) -> dict[str, Any]:
+        """Root attributes of a shard file: parameters, versions, schema."""
+        attrs = read_attrs(self._file(shard).attrs)
+        for key in ("config", "versions"):
+            if isinstance(attrs.get(key), str):
+                attrs[key] = json.loads(attrs[key])
+        return attrs
+
+    def close(self) -> None:
+        """Close every open shard file (they reopen on the next read)."""
+        if self._pid == os.getpid():
+            for handle in self._files.values():
+                handle.close()
+        self._files = {}
+
+    def __enter__(self) -> "ShardReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_files"] = {}
+        return state
+
+    # -- internals --------------------------------------------------------------------------
+    def _file(self, shard: str) -> h5py.File:
+        if self._pid != os.getpid():  # forked: never touch the parent's handles
+            self._files, self._pid = {}, os.getpid()
+        handle = self._files.get(shard)
+        if handle is None:
+            path = self.root / shard
+            try:
+                handle = h5py.File(path, "r")
+            except (OSError, FileNotFoundError) as exc:
+                raise ShardError(f"{path}: cannot open shard ({exc})") from None
+            if handle.attrs.get("format") != FORMAT_NAME:
+                raise ShardError(f"{path}: not a flowkit shard")
+            if handle.attrs.get("schema_version", 0) > SCHEMA_VERSION:
+                raise ShardError(f"{path}: shard schema {handle.attrs['schema_version']} is newer "
+                                 f"than this flowkit reads ({SCHEMA_VERSION}); upgrade flowkit")
+            self._files[shard] = handle
+        return handle
+
+    def _group(self, entry: ManifestEntry) -> h5py.Group:
+        try:
+            return self._file(entry.shard)["videos"][group_name(entry.video_id)]
+        except KeyError:
+            raise ShardError(f"{self.root / entry.shard}: video {entry.video_id!r} is in the "
+                             "manifest but not in its shard") from None
+
+    def _missing_message(self, video_id: str) -> str:
+        if video_id in self.manifest:
+            entry = self.manifest[video_id]
+            return f"video {video_id!r} is {entry.status}" + (
+                f": {entry.error}" if entry.error else "")
+        return f"no video {video_id!r} in {self.root}"
+
+
+def open_shards(root: Path | str) -> ShardReader:
+    """Open an extraction output folder for reading. See :class:`ShardReader`."""
+    return ShardReader(root)

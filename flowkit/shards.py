@@ -1,0 +1,233 @@
+"""The HDF5 shard format: an atomic writer and a lazy, fork-safe reader.
+
+One shard file holds many videos, one group each under ``/videos``. docs/format.md is the
+specification; this module is its implementation. Shards are written under ``<name>.tmp`` and
+renamed only once complete and flushed, so a file named ``*.h5`` is always whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Mapping, Sequence
+
+import h5py
+import numpy as np
+
+from flowkit.codec import encode_jpeg, quantize_flow
+from flowkit.errors import ConfigError, ShardError
+
+SCHEMA_VERSION = 1
+FORMAT_NAME = "flowkit-shard"
+TMP_SUFFIX = ".tmp"
+_GROW_BY = 64  # datasets grow in blocks of this many frames, trimmed on finish
+
+RGB_FORMATS = ("jpeg", "raw", "none")
+FLOW_DTYPES = ("uint8", "float16")
+COMPRESSIONS = ("lzf", "gzip", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageConfig:
+    """How frames and flow are stored in a shard."""
+
+    rgb: str = "jpeg"            # jpeg (bytes as written by libjpeg), raw (uint8 arrays), none
+    jpeg_quality: int = 95
+    flow_dtype: str = "uint8"    # uint8 (quantised with bound) or float16
+    bound: float = 20.0          # flow range [-bound, bound] px kept by uint8 quantisation
+    compression: str = "gzip"    # HDF5 filter for flow and raw RGB chunks (chosen in docs/benchmarks.md)
+    gzip_level: int = 1
+
+    def __post_init__(self) -> None:
+        _check_choice("rgb", self.rgb, RGB_FORMATS)
+        _check_choice("flow_dtype", self.flow_dtype, FLOW_DTYPES)
+        _check_choice("compression", self.compression, COMPRESSIONS)
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ConfigError(f"jpeg_quality must be within 1..100, got {self.jpeg_quality}")
+        if not self.bound > 0:
+            raise ConfigError(f"bound must be positive, got {self.bound}")
+        if not 0 <= self.gzip_level <= 9:
+            raise ConfigError(f"gzip_level must be within 0..9, got {self.gzip_level}")
+
+
+def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def group_name(video_id: str) -> str:
+    """HDF5 group name of a video: its id with '%' and '/' percent-encoded ('/' nests groups)."""
+    return video_id.replace("%", "%25").replace("/", "%2F")
+
+
+def _filter_kwargs(storage: StorageConfig) -> dict[str, Any]:
+    if storage.compression == "lzf":
+        return {"compression": "lzf"}
+    if storage.compression == "gzip":
+        return {"compression": "gzip", "compression_opts": storage.gzip_level}
+    return {}
+
+
+class _GrowingDataset:
+    """An HDF5 dataset appended to one item at a time, created on the first item."""
+
+    def __init__(self, group: h5py.Group, name: str, dtype: Any, filters: dict[str, Any],
+                 attrs: Mapping[str, Any]) -> None:
+        self._group, self._name, self._dtype = group, name, dtype
+        self._filters, self._attrs = filters, attrs
+        self._dataset: h5py.Dataset | None = None
+        self.count = 0
+
+    def append(self, item: np.ndarray) -> None:
+        if self._dataset is None:
+            vlen = h5py.check_vlen_dtype(np.dtype(self._dtype)) is not None
+            item_shape = () if vlen else item.shape
+            self._dataset = self._group.create_dataset(
+                self._name, shape=(0, *item_shape), maxshape=(None, *item_shape),
+                chunks=(1, *item_shape), dtype=self._dtype, **({} if vlen else self._filters))
+            self._dataset.attrs.update(self._attrs)
+        if self.count == self._dataset.shape[0]:
+            self._dataset.resize(self.count + _GROW_BY, axis=0)
+        self._dataset[self.count] = item
+        self.count += 1
+
+    def finish(self) -> None:
+        if self._dataset is not None:
+            self._dataset.resize(self.count, axis=0)
+
+
+class VideoWriter:
+    """Appends the frames and flows of one video to its group. Made by ShardWriter.video()."""
+
+    def __init__(self, group: h5py.Group, storage: StorageConfig, flow_attrs: Mapping[str, Any]):
+        self.group = group
+        self._storage = storage
+        filters = _filter_kwargs(storage)
+        rgb_dtype = h5py.vlen_dtype(np.uint8) if storage.rgb == "jpeg" else np.uint8
+        self._rgb = _GrowingDataset(group, "rgb", rgb_dtype, filters, {"encoding": storage.rgb})
+        flow_dtype = np.uint8 if storage.flow_dtype == "uint8" else np.float16
+        self._flow = _GrowingDataset(group, "flow", flow_dtype, filters,
+                                     {"dtype": storage.flow_dtype, **flow_attrs})
+        self.num_frames = 0
+
+    @property
+    def num_flows(self) -> int:
+        return self._flow.count
+
+    def append_frame(self, frame: np.ndarray) -> None:
+        """Store one (H, W, 3) uint8 RGB frame (or only count it when RGB storage is none)."""
+        if self._storage.rgb == "jpeg":
+            self._rgb.append(encode_jpeg(frame, self._storage.jpeg_quality))
+        elif self._storage.rgb == "raw":
+            self._rgb.append(frame)
+        self.num_frames += 1
+
+    def append_flow(self, flow: np.ndarray) -> None:
+        """Store one (H, W, 2) float32 flow field in the configured dtype."""
+        if self._storage.flow_dtype == "uint8":
+            self._flow.append(quantize_flow(flow, self._storage.bound))
+        else:
+            self._flow.append(flow.astype(np.float16))
+
+    def finish(self, attrs: Mapping[str, Any]) -> None:
+        """Trim the datasets and record the counts and ``attrs`` on the group."""
+        self._rgb.finish()
+        self._flow.finish()
+        self.group.attrs.update({k: _attr_value(v) for k, v in attrs.items()})
+        self.group.attrs["num_frames"] = self.num_frames
+        self.group.attrs["num_flows"] = self.num_flows
+
+
+def _attr_value(value: Any) -> Any:
+    """HDF5 attributes cannot hold None or nested containers: store those as JSON text."""
+    if value is None or isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    return value
+
+
+class ShardWriter:
+    """Writes one shard file atomically.
+
+    Use as a context manager: on a clean exit the file is flushed, fsynced and renamed from
+    ``<path>.tmp`` to ``<path>``; on an exception the temporary file is removed.
+
+        with ShardWriter(path, storage, attrs) as shard:
+            with shard.video("class/clip.avi", {"source": ...}) as video:
+                video.append_frame(frame)
+    """
+
+    def __init__(self, path: Path, storage: StorageConfig, attrs: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        self.tmp_path = self.path.with_name(self.path.name + TMP_SUFFIX)
+        self.storage = storage
+        self._attrs = dict(attrs)
+        self._file: h5py.File | None = None
+
+    def __enter__(self) -> "ShardWriter":
+        self._file = h5py.File(self.tmp_path, "w", libver=("v110", "latest"))
+        self._file.attrs.update({
+            "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION,
+            **{k: _attr_value(v) for k, v in self._attrs.items()},
+        })
+        self._file.create_group("videos")
+        return self
+
+    def video(self, video_id: str, flow_attrs: Mapping[str, Any]) -> "_VideoContext":
+        """A context manager yielding a VideoWriter; the group is removed if the body raises."""
+        if self._file is None:
+            raise ShardError(f"{self.tmp_path}: shard is not open for writing")
+        name = group_name(video_id)
+        if name in self._file["videos"]:
+            raise ShardError(f"{self.tmp_path}: video {video_id!r} is already in this shard")
+        group = self._file["videos"].create_group(name)
+        group.attrs["video_id"] = video_id
+        return _VideoContext(self._file["videos"], name,
+                             VideoWriter(group, self.storage, flow_attrs))
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        assert self._file is not None
+        self._file.close()
+        self._file = None
+        if exc_type is not None:
+            self.tmp_path.unlink(missing_ok=True)
+            return
+        _fsync_path(self.tmp_path)
+        os.replace(self.tmp_path, self.path)
+        _fsync_path(self.path.parent)
+
+
+class _VideoContext:
+    def __init__(self, videos: h5py.Group, name: str, writer: VideoWriter) -> None:
+        self._videos, self._name, self._writer = videos, name, writer
+
+    def __enter__(self) -> VideoWriter:
+        return self._writer
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None and self._name in self._videos:
+            del self._videos[self._name]
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_attrs(attrs: h5py.AttributeManager) -> dict[str, Any]:
+    """HDF5 attributes as plain Python values (numpy scalars unwrapped, JSON text kept as text)."""
+    out: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        elif isinstance(value, np.ndarray):
+            value = value.tolist()
+        out[key] = value
+    return out

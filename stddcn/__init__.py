@@ -1,0 +1,1 @@
+"""stddcn: training package for STDDCN, D3D and two-stream baselines (built in later issues)."""

@@ -1,0 +1,48 @@
+"""Plain helper functions shared by tests: synthetic frame pairs with known motion, shared data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def shared_data_dir() -> Path | None:
+    """The read-only real-data folder ``../shared/data`` next to the project root, or None.
+
+    Tests that need it skip with a clear reason when this returns None, so a checkout without
+    the folder still passes.
+    """
+    path = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return path if path.is_dir() else None
+
+
+def translated_texture_pair(
+    width: int, height: int, dx: float, dy: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two (H, W, 3) uint8 RGB frames of a smooth texture, the second moved by (dx, dy).
+
+    The texture is periodic, Gaussian-filtered white noise (sigma 3 px), and the move is an exact
+    Fourier phase shift, so sub-pixel motion needs no interpolation: the true flow is (dx, dy)
+    at every pixel (pixel (x, y) of the first frame is at (x + dx, y + dy) in the second), up to
+    the wrap-around at the borders and uint8 rounding. The three channels carry different
+    contrasts of the same texture so colour conversion matters but motion is the same.
+    """
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((height, width))
+    fy = np.fft.fftfreq(height)[:, None]  # cycles per pixel
+    fx = np.fft.rfftfreq(width)[None, :]
+    sigma = 3.0
+    spectrum = np.fft.rfft2(noise) * np.exp(-2.0 * (np.pi * sigma) ** 2 * (fx**2 + fy**2))
+    # second(x, y) = first(x - dx, y - dy): a pixel moves by +(dx, dy).
+    shifted = spectrum * np.exp(-2j * np.pi * (fx * dx + fy * dy))
+    first = np.fft.irfft2(spectrum, s=(height, width))
+    second = np.fft.irfft2(shifted, s=(height, width))
+    low, high = min(first.min(), second.min()), max(first.max(), second.max())
+    gains = np.array([1.0, 0.8, 0.6])  # per-channel contrast around mid-grey
+    frames = []
+    for gray in (first, second):
+        unit = (gray - low) / (high - low) - 0.5  # in [-0.5, 0.5]
+        rgb = 127.5 + 255.0 * unit[..., None] * gains
+        frames.append(np.clip(np.round(rgb), 0, 255).astype(np.uint8))
+    return frames[0], frames[1]

@@ -1,0 +1,60 @@
+"""Kill -9 during a run, rerun, and get what an uninterrupted run gives."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from flowkit.manifest import MANIFEST_NAME, OK, Manifest
+from test_extract import assert_same_output
+
+
+def _command(inputs, out_dir):
+    return [sys.executable, "-m", "flowkit", "extract", str(inputs), "--out", str(out_dir),
+            "--short-side", "0", "--videos-per-shard", "1", "--workers", "1", "--quiet"]
+
+
+def _ok_count(out_dir) -> int:
+    try:
+        return len(Manifest.read(out_dir / MANIFEST_NAME).with_status(OK))
+    except Exception:  # noqa: BLE001  the manifest may not exist yet
+        return 0
+
+
+def _kill_when(process: subprocess.Popen, ready, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None:
+            pytest.fail("the run finished before it could be killed; make the videos longer")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("the kill point was never reached")
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@pytest.mark.parametrize("kill_point", ["mid-shard", "after-first-shard"])
+def test_kill_9_then_rerun_equals_an_uninterrupted_run(tiny_videos, tmp_path, kill_point):
+    """Killing the run mid-shard or between shards, then rerunning, gives identical output."""
+    reference = tmp_path / "reference"
+    subprocess.run(_command(tiny_videos, reference), check=True)
+
+    out = tmp_path / "out"
+    process = subprocess.Popen(_command(tiny_videos, out))
+    if kill_point == "mid-shard":
+        _kill_when(process, lambda: any(out.glob("*.h5.tmp")) if out.exists() else False)
+    else:
+        _kill_when(process, lambda: _ok_count(out) >= 1)
+    assert _ok_count(out) < 4
+    assert not (out / "shard-00003.h5").exists()
+
+    rerun = subprocess.run(_command(tiny_videos, out), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not list(out.glob("*.tmp"))
+    assert_same_output(reference, out)

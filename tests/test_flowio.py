@@ -1,0 +1,150 @@
+"""Middlebury .flo reading and writing, RGB image reading, and masking of unknown ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from flowkit.errors import InputError
+from flowkit.flowio import read_flo, read_rgb_image, write_flo
+from flowkit.metrics import endpoint_error, valid_flow_mask
+from helpers import shared_data_dir
+
+
+def _random_flow(height: int = 5, width: int = 7) -> np.ndarray:
+    return np.random.default_rng(0).normal(0.0, 3.0, (height, width, 2)).astype(np.float32)
+
+
+def test_round_trip_is_exact(tmp_path: Path) -> None:
+    """write_flo then read_flo returns the same float32 values, unknown markers included."""
+    flow = _random_flow()
+    flow[2, 3] = 1e10  # Middlebury's unknown-flow marker survives
+    write_flo(tmp_path / "a.flo", flow)
+    back = read_flo(tmp_path / "a.flo")
+    assert back.dtype == np.float32 and back.shape == (5, 7, 2)
+    np.testing.assert_array_equal(back, flow)
+
+
+def test_written_layout(tmp_path: Path) -> None:
+    """The file is b'PIEH', int32 width 7, int32 height 5, then u, v interleaved row-major."""
+    flow = _random_flow()
+    write_flo(tmp_path / "a.flo", flow)
+    data = (tmp_path / "a.flo").read_bytes()
+    assert data[:4] == b"PIEH"
+    assert np.frombuffer(data[4:12], "<i4").tolist() == [7, 5]
+    assert len(data) == 12 + 5 * 7 * 2 * 4
+    values = np.frombuffer(data[12:], "<f4")
+    assert values[0] == flow[0, 0, 0] and values[1] == flow[0, 0, 1] and values[2] == flow[0, 1, 0]
+
+
+def test_float64_flow_is_stored_as_float32(tmp_path: Path) -> None:
+    """A float64 flow is written as float32 (file size 12 + 8 bytes per pixel)."""
+    write_flo(tmp_path / "a.flo", np.full((2, 3, 2), 0.5))
+    assert (tmp_path / "a.flo").stat().st_size == 12 + 2 * 3 * 8
+    np.testing.assert_array_equal(read_flo(tmp_path / "a.flo"), np.full((2, 3, 2), 0.5))
+
+
+def test_bad_magic_raises_input_error(tmp_path: Path) -> None:
+    """A file not starting with 202021.25 raises InputError naming the file and the magic."""
+    path = tmp_path / "bad.flo"
+    write_flo(path, _random_flow())
+    data = bytearray(path.read_bytes())
+    data[:4] = b"XXXX"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"bad\.flo.*magic"):
+        read_flo(path)
+
+
+@pytest.mark.parametrize("keep", [0, 8, 12, 12 + 5 * 7 * 8 - 4])
+def test_truncated_file_raises_input_error(tmp_path: Path, keep: int) -> None:
+    """A .flo cut to fewer bytes than its header promises raises InputError saying truncated."""
+    path = tmp_path / "cut.flo"
+    write_flo(path, _random_flow())
+    path.write_bytes(path.read_bytes()[:keep])
+    with pytest.raises(InputError, match=r"cut\.flo.*truncated"):
+        read_flo(path)
+
+
+def test_trailing_bytes_raise_input_error(tmp_path: Path) -> None:
+    """A .flo longer than its header says raises InputError (header and data disagree)."""
+    path = tmp_path / "long.flo"
+    write_flo(path, _random_flow())
+    path.write_bytes(path.read_bytes() + b"\0\0\0\0")
+    with pytest.raises(InputError, match="trailing bytes"):
+        read_flo(path)
+
+
+def test_missing_flo_raises_input_error(tmp_path: Path) -> None:
+    """Reading a missing .flo raises InputError naming the file."""
+    with pytest.raises(InputError, match="nothere.flo"):
+        read_flo(tmp_path / "nothere.flo")
+
+
+def test_write_flo_rejects_wrong_shape(tmp_path: Path) -> None:
+    """write_flo refuses an array that is not (H, W, 2)."""
+    with pytest.raises(InputError, match=r"\(H, W, 2\)"):
+        write_flo(tmp_path / "a.flo", np.zeros((4, 4, 3), np.float32))
+
+
+def test_read_rgb_image_returns_rgb_order(tmp_path: Path) -> None:
+    """A PNG holding a pure red pixel reads back as (255, 0, 0), i.e. RGB not BGR."""
+    bgr = np.zeros((2, 3, 3), dtype=np.uint8)
+    bgr[0, 0] = (0, 0, 255)  # red in OpenCV's BGR order
+    cv2.imwrite(str(tmp_path / "red.png"), bgr)
+    rgb = read_rgb_image(tmp_path / "red.png")
+    assert rgb.shape == (2, 3, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 0].tolist() == [255, 0, 0]
+
+
+def test_read_rgb_image_expands_grayscale(tmp_path: Path) -> None:
+    """A grayscale PNG reads back as (H, W, 3) with equal channels."""
+    cv2.imwrite(str(tmp_path / "gray.png"), np.full((2, 3), 77, dtype=np.uint8))
+    assert read_rgb_image(tmp_path / "gray.png").tolist() == [[[77, 77, 77]] * 3] * 2
+
+
+@pytest.mark.parametrize("content", [b"", b"not an image"])
+def test_read_rgb_image_unreadable_raises_input_error(tmp_path: Path, content: bytes) -> None:
+    """An empty or non-image file raises InputError naming the file."""
+    path = tmp_path / "junk.png"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=r"junk\.png"):
+        read_rgb_image(path)
+
+
+def test_valid_flow_mask_marks_unknown_values() -> None:
+    """Pixels with |u| or |v| >= 1e9, or NaN, are invalid; others valid."""
+    truth = np.zeros((1, 5, 2), dtype=np.float32)
+    truth[0, 1, 0] = 1e10
+    truth[0, 2, 1] = -1e9
+    truth[0, 3, 0] = np.nan
+    truth[0, 4, 1] = 9.9e8
+    assert valid_flow_mask(truth).tolist() == [[True, False, False, False, True]]
+
+
+def test_endpoint_error_ignores_unknown_pixels() -> None:
+    """EPE of errors (3, 4) and (0, 0) is 2.5; a third pixel with unknown truth does not count."""
+    truth = np.array([[[1.0, 1.0], [2.0, -1.0], [1e10, 1e10]]], dtype=np.float32)
+    flow = np.array([[[4.0, 5.0], [2.0, -1.0], [0.0, 0.0]]], dtype=np.float32)
+    assert endpoint_error(flow, truth) == pytest.approx(2.5)
+    assert endpoint_error(flow, truth, valid=np.array([[True, False, False]])) == pytest.approx(5.0)
+
+
+def test_endpoint_error_without_valid_pixels_raises() -> None:
+    """EPE over a mask with no valid pixel raises InputError instead of returning NaN."""
+    with pytest.raises(InputError, match="no valid pixel"):
+        endpoint_error(np.zeros((2, 2, 2)), np.full((2, 2, 2), 1e10))
+
+
+def test_rubberwhale_ground_truth() -> None:
+    """The shared RubberWhale .flo is 388x584 with 3,622 unknown pixels and |flow| < 5 elsewhere."""
+    data = shared_data_dir()
+    if data is None:
+        pytest.skip("shared data folder ../shared/data is absent; this test reads RubberWhale")
+    truth = read_flo(data / "middlebury" / "RubberWhale-flow10.flo")
+    valid = valid_flow_mask(truth)
+    assert truth.shape == (388, 584, 2)
+    assert int((~valid).sum()) == 3622
+    assert float(np.abs(truth[valid]).max()) < 5.0

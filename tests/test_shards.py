@@ -1,0 +1,154 @@
+"""The shard writer's atomicity and the reader's lazy, array-like access."""
+
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from flowkit.codec import quantize_flow
+from flowkit.errors import ShardError
+from flowkit.manifest import OK, Manifest, ManifestEntry
+from flowkit.reader import open_shards
+from flowkit.shards import ShardWriter, StorageConfig, group_name
+
+
+def _frames(count, height=12, width=16):
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (count, height, width, 3), dtype=np.uint8)
+
+
+def _flows(count, height=12, width=16):
+    rng = np.random.default_rng(1)
+    return rng.uniform(-25, 25, (count, height, width, 2)).astype(np.float32)
+
+
+def _write_folder(root, storage=StorageConfig(rgb="raw"), frames=None, flows=None,
+                  video_id="cls/a.mp4"):
+    frames = _frames(5) if frames is None else frames
+    flows = _flows(4) if flows is None else flows
+    with ShardWriter(root / "shard-00000.h5", storage, {"flow_backend": "tvl1", "flow_step": 1}) as shard:
+        with shard.video(video_id, {"bound": storage.bound, "step": 1}) as video:
+            for frame in frames:
+                video.append_frame(frame)
+            for flow in flows:
+                video.append_flow(flow)
+            video.finish({"height": frames.shape[1], "width": frames.shape[2], "label": 3})
+    Manifest([ManifestEntry(video_id, "/src", 3, "shard-00000.h5", OK, len(frames),
+                            len(flows))]).write(root / "manifest.json")
+    return frames, flows
+
+
+def test_raw_frames_and_uint8_flow_read_back(tmp_path):
+    """Raw RGB comes back exactly; uint8 flow comes back dequantised within B/255."""
+    frames, flows = _write_folder(tmp_path)
+    reader = open_shards(tmp_path)
+    assert reader.videos == ["cls/a.mp4"]
+    np.testing.assert_array_equal(reader.frames("cls/a.mp4"), frames)
+    back = reader.flows("cls/a.mp4")
+    assert back.shape == (4, 12, 16, 2) and back.dtype == np.float32
+    assert np.abs(back - np.clip(flows, -20, 20)).max() <= 20 / 255 + 1e-5
+
+
+def test_views_slice_like_arrays(tmp_path):
+    """Ints, slices, negative ints and unordered lists with repeats all index like numpy."""
+    frames, _ = _write_folder(tmp_path)
+    video = open_shards(tmp_path)["cls/a.mp4"]
+    assert len(video.frames) == 5 and len(video.flows) == 4
+    np.testing.assert_array_equal(video.frames[2], frames[2])
+    np.testing.assert_array_equal(video.frames[-1], frames[-1])
+    np.testing.assert_array_equal(video.frames[1:4], frames[1:4])
+    np.testing.assert_array_equal(video.frames[[3, 0, 3]], frames[[3, 0, 3]])
+    assert video.flows[[2, 0]].shape == (2, 12, 16, 2)
+    assert video.frames[5:].shape == (0, 12, 16, 3)
+    with pytest.raises(IndexError):
+        video.frames[5]
+
+
+def test_jpeg_frames_keep_their_bytes(tmp_path):
+    """JPEG storage decodes close to the original and hands back the stored bytes untouched."""
+    frames, _ = _write_folder(tmp_path, StorageConfig(rgb="jpeg", jpeg_quality=100),
+                              frames=np.full((3, 12, 16, 3), 90, np.uint8))
+    video = open_shards(tmp_path)["cls/a.mp4"]
+    assert np.abs(video.frames[:].astype(int) - frames).max() <= 2
+    with h5py.File(tmp_path / "shard-00000.h5") as handle:
+        stored = handle["videos"][group_name("cls/a.mp4")]["rgb"][1].tobytes()
+    assert video.frames.jpeg_bytes(1) == stored and stored[:2] == b"\xff\xd8"
+
+
+def test_float16_flow_is_not_clipped_by_the_bound(tmp_path):
+    """float16 storage keeps values beyond the bound, to float16 precision."""
+    flows = np.full((1, 12, 16, 2), 33.25, np.float32)
+    _write_folder(tmp_path, StorageConfig(rgb="none", flow_dtype="float16"),
+                  frames=_frames(2), flows=flows)
+    np.testing.assert_array_equal(open_shards(tmp_path).flows("cls/a.mp4"), flows)
+
+
+def test_stored_values_are_the_documented_quantisation(tmp_path):
+    """What h5py alone reads is quantize_flow(flow, bound), chunked one frame per chunk."""
+    _, flows = _write_folder(tmp_path)
+    with h5py.File(tmp_path / "shard-00000.h5") as handle:
+        dataset = handle["videos/cls%2Fa.mp4/flow"]
+        assert dataset.chunks == (1, 12, 16, 2) and dataset.compression == "gzip"
+        np.testing.assert_array_equal(dataset[:], quantize_flow(flows, 20.0))
+        assert handle.attrs["format"] == "flowkit-shard" and handle.attrs["schema_version"] == 1
+
+
+def test_writer_leaves_no_file_when_the_body_raises(tmp_path):
+    """An exception inside the writer removes the temporary file; no shard appears."""
+    with pytest.raises(RuntimeError):
+        with ShardWriter(tmp_path / "shard-00000.h5", StorageConfig(), {}) as shard:
+            with shard.video("v", {}) as video:
+                video.append_frame(_frames(1)[0])
+            raise RuntimeError("crash")
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_video_group_is_removed(tmp_path):
+    """A video whose body raises leaves no group; the shard keeps the other videos."""
+    with ShardWriter(tmp_path / "s.h5", StorageConfig(), {}) as shard:
+        with pytest.raises(ValueError):
+            with shard.video("bad", {}) as video:
+                video.append_frame(_frames(1)[0])
+                raise ValueError("decode failed")
+        with shard.video("good", {}) as video:
+            video.append_frame(_frames(1)[0])
+            video.finish({})
+    with h5py.File(tmp_path / "s.h5") as handle:
+        assert list(handle["videos"]) == ["good"]
+
+
+def test_reader_explains_missing_and_failed_videos(tmp_path):
+    """Asking for an unknown or failed video raises KeyError saying which and why."""
+    _write_folder(tmp_path)
+    manifest = Manifest.read(tmp_path / "manifest.json")
+    manifest.put(ManifestEntry("broken.mp4", "/x", None, "shard-00000.h5", "failed",
+                               error="no frames decoded"))
+    manifest.write(tmp_path / "manifest.json")
+    reader = open_shards(tmp_path)
+    with pytest.raises(KeyError, match="no frames decoded"):
+        reader["broken.mp4"]
+    with pytest.raises(KeyError, match="no video 'other'"):
+        reader["other"]
+
+
+def test_reader_reopens_files_after_fork(tmp_path):
+    """A reader used before a fork reads correctly in the child (fresh h5py handles)."""
+    frames, _ = _write_folder(tmp_path)
+    reader = open_shards(tmp_path)
+    reader.frames("cls/a.mp4", 0)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        ok = np.array_equal(reader.frames("cls/a.mp4", 4), frames[4])
+        os.write(write_end, b"1" if ok else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read_end, 1) == b"1"
+    np.testing.assert_array_equal(reader.frames("cls/a.mp4", 1), frames[1])
+
+
+def test_missing_manifest_is_a_clear_error(tmp_path):
+    """Opening a folder without a manifest raises ShardError saying so."""
+    with pytest.raises(ShardError, match="no manifest"):
+        open_shards(tmp_path)
