@@ -40,3 +40,10 @@ def median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def require_all_ok(report) -> None:
+    """Stop the benchmark if any video failed: its figures would measure the wrong thing."""
+    if report.failed:
+        raise SystemExit("benchmark aborted, videos failed: "
+                         + "; ".join(f"{e.video_id}: {e.error}" for e in report.failed))

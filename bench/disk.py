@@ -1,10 +1,11 @@
 """Disk: shards vs the same frames and flow as MMAction2-style JPEG folders.
 
 Extracts RGB + TV-L1 flow of real clips (../shared/data/videos, or synthetic videos when that
-is absent) into shards, then writes the very same data as MMAction2 rawframes: per video a
-folder with img_00001.jpg (the stored RGB JPEG bytes), x_00001.jpg and y_00001.jpg (the stored
-uint8 flow components as grayscale JPEG, OpenCV's default quality 95, as denseflow writes them).
-Reports apparent bytes, allocated bytes (what `du` counts: small files waste blocks) and files.
+is absent) twice: into shards with the default lossless uint8 flow, and into shards with
+`--flow-dtype jpeg` (the uint8 x/y planes as grayscale JPEGs at quality 95, as denseflow and
+MMAction2 write them). The JPEG shards are then written out as MMAction2 rawframes, byte for byte
+the same JPEGs: per video a folder of img_00001.jpg, x_00001.jpg, y_00001.jpg. Reports apparent
+bytes, allocated bytes (what `du` counts: small files waste blocks) and files.
 
     python bench/disk.py [--workers 2]
 """
@@ -16,13 +17,12 @@ import os
 import tempfile
 from pathlib import Path
 
-import cv2
-
-from common import SHARED_VIDEOS, machine
+from common import SHARED_VIDEOS, machine, require_all_ok
 from flowkit.config import ExtractConfig
 from flowkit.extract import extract
 from flowkit.inputs import collect_videos
 from flowkit.reader import open_shards
+from flowkit.shards import StorageConfig
 from flowkit.synth import SynthConfig, make_synthetic_videos
 
 
@@ -35,9 +35,9 @@ def write_rawframes(shards: Path, out: Path) -> None:
         for index in range(len(video.frames)):
             (folder / f"img_{index + 1:05d}.jpg").write_bytes(video.frames.jpeg_bytes(index))
         for index in range(len(video.flows)):
-            flow = video.flows.quantized(index)
-            cv2.imwrite(str(folder / f"x_{index + 1:05d}.jpg"), flow[..., 0])
-            cv2.imwrite(str(folder / f"y_{index + 1:05d}.jpg"), flow[..., 1])
+            x_bytes, y_bytes = video.flows.jpeg_bytes(index)
+            (folder / f"x_{index + 1:05d}.jpg").write_bytes(x_bytes)
+            (folder / f"y_{index + 1:05d}.jpg").write_bytes(y_bytes)
 
 
 def usage(folder: Path) -> tuple[int, int, int]:
@@ -64,20 +64,30 @@ def main() -> None:
         else:
             make_synthetic_videos(tmp / "videos", SynthConfig(num_videos=2, num_frames=60))
             inputs = [tmp / "videos"]
-        report = extract(collect_videos(inputs), tmp / "shards", ExtractConfig(),
-                         workers=args.workers, progress=False)
-        write_rawframes(tmp / "shards", tmp / "rawframes")
+        sources = collect_videos(inputs)
+        report = extract(sources, tmp / "shards", ExtractConfig(), workers=args.workers,
+                         progress=False)
+        require_all_ok(report)
+        require_all_ok(extract(sources, tmp / "jpeg_shards",
+                               ExtractConfig(storage=StorageConfig(flow_dtype="jpeg")),
+                               workers=args.workers, progress=False))
+        write_rawframes(tmp / "jpeg_shards", tmp / "rawframes")
         shards = usage(tmp / "shards")
+        jpeg_shards = usage(tmp / "jpeg_shards")
         folders = usage(tmp / "rawframes")
     print(f"machine: {machine()}")
     print(f"{report.ok} videos, {report.frames} frames, short side 256, TV-L1, bound 20, "
           "JPEG quality 95")
     print("| layout | apparent bytes | allocated bytes | files |")
     print("| --- | ---: | ---: | ---: |")
-    print(f"| flowkit shards (JPEG RGB, gzip-1 uint8 flow) | {shards[0]} | {shards[1]} | {shards[2]} |")
-    print(f"| MMAction2 folders (img/x/y JPEGs) | {folders[0]} | {folders[1]} | {folders[2]} |")
-    print(f"shards / folders: {shards[0] / folders[0]:.2f}x apparent, "
-          f"{shards[1] / folders[1]:.2f}x allocated, {shards[2] / folders[2]:.4f}x files")
+    rows = [("flowkit shards, default (JPEG RGB, lossless gzip-1 uint8 flow)", shards),
+            ("flowkit shards, --flow-dtype jpeg (JPEG RGB, JPEG x/y flow)", jpeg_shards),
+            ("MMAction2 folders (the same img/x/y JPEG bytes as files)", folders)]
+    for name, (apparent, allocated, files) in rows:
+        print(f"| {name} | {apparent} | {allocated} | {files} |")
+    for name, (apparent, allocated, files) in rows[:2]:
+        print(f"{name.split(' (')[0]} / folders: {apparent / folders[0]:.2f}x apparent, "
+              f"{allocated / folders[1]:.2f}x allocated, {files / folders[2]:.4f}x files")
 
 
 if __name__ == "__main__":

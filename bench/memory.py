@@ -33,6 +33,8 @@ from flowkit.inputs import VideoSource
 video, out, flow = sys.argv[1:4]
 report = extract([VideoSource("v", Path(video))], out, ExtractConfig(flow=flow), workers=1,
                  progress=False)
+if report.failed:
+    raise SystemExit(f"extraction failed: {report.failed[0].error}")
 print(json.dumps({"frames": report.frames, "ok": report.ok,
                   "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """

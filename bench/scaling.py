@@ -14,7 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from common import machine, median, timed
+from common import machine, median, require_all_ok, timed
 from flowkit.config import ExtractConfig
 from flowkit.extract import extract
 from flowkit.inputs import collect_videos
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     cores = os.cpu_count() or 1
-    runs = {f"1 worker x 1 thread": (1, 1), f"{cores} workers x 1 thread": (cores, 1),
+    runs = {"1 worker x 1 thread": (1, 1), f"{cores} workers x 1 thread": (cores, 1),
             f"1 worker x {cores} OpenCV threads": (1, cores)}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -39,9 +39,9 @@ def main() -> None:
         for round_ in range(args.rounds):
             for name, (workers, threads) in runs.items():
                 out = tmp / f"{round_}-{workers}-{threads}"
-                seconds[name].append(timed(lambda: extract(
+                seconds[name].append(timed(lambda: require_all_ok(extract(
                     sources, out, ExtractConfig(), workers=workers, threads=threads,
-                    videos_per_shard=1, progress=False)))
+                    videos_per_shard=1, progress=False))))
     pairs = args.videos * (args.frames - 1)
     print(f"machine: {machine()}")
     print(f"{args.videos} synthetic videos 340x256, {pairs} TV-L1 pairs, {args.rounds} round(s)")

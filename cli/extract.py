@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -49,7 +48,9 @@ folder locked; 3 the run could not go on.
 @click.option("--flow", "flow_method", type=click.Choice([*list_backends(), "none"]),
               default="tvl1", show_default=True, help=f"Flow method. {flow_methods_help()}; none: RGB only.")
 @click.option("--flow-dtype", type=click.Choice(FLOW_DTYPES), default="uint8", show_default=True,
-              help="Flow storage: uint8 quantised within +-bound, or float16.")
+              help="Flow storage: uint8 quantised within +-bound (lossless after quantising), "
+                   "float16, or jpeg (the uint8 x and y as grayscale JPEGs at --jpeg-quality, "
+                   "like denseflow/MMAction2 folders: about half the size, lossy).")
 @click.option("--bound", type=click.FloatRange(min=0, min_open=True), default=20.0,
               show_default=True, help="Flow bound B in pixels for uint8 storage (values beyond saturate).")
 @click.option("--rgb", "rgb_format", type=click.Choice(RGB_FORMATS), default="jpeg",
@@ -63,8 +64,9 @@ folder locked; 3 the run could not go on.
               help="Level when --compression gzip.")
 @click.option("--videos-per-shard", type=click.IntRange(min=1),
               help="Videos per shard file [default: automatic, at most 100].")
-@click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1,
-              show_default=True, help="Worker processes; results do not depend on it.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Worker processes, each writing its own shards; the arrays written do not "
+                   "depend on it [default: number of CPU cores].")
 @click.option("--threads", type=click.IntRange(min=1),
               help="OpenCV threads in each worker [default: CPU cores / workers].")
 @click.option("--device", default="cpu", show_default=True,
@@ -79,7 +81,7 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
                     short_side: int, size: tuple[int, int] | None, fps: float | None, step: int,
                     flow_method: str, flow_dtype: str, bound: float, rgb_format: str,
                     jpeg_quality: int, compression: str, gzip_level: int,
-                    videos_per_shard: int | None, workers: int, threads: int | None, device: str, batch_size: int,
+                    videos_per_shard: int | None, workers: int | None, threads: int | None, device: str, batch_size: int,
                     overwrite: bool, retry_failed: bool, quiet: bool, **flow_params: object) -> None:
     """Decode videos and write RGB frames and optical flow into HDF5 shards.
 

@@ -28,19 +28,25 @@ def dequantize_flow(quantized: np.ndarray, bound: float) -> np.ndarray:
     return (quantized.astype(np.float32) * np.float32(2.0 * bound / 255.0) - np.float32(bound))
 
 
-def encode_jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> JPEG bytes as a 1-D uint8 array (baseline, 4:2:0, libjpeg)."""
-    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
+def encode_jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """JPEG bytes as a 1-D uint8 array (baseline, libjpeg) of an image.
+
+    Args:
+        image: (H, W, 3) uint8 RGB (stored 4:2:0) or (H, W) uint8 grayscale (a flow component,
+            as denseflow and MMAction2 write x_00001.jpg / y_00001.jpg).
+    """
+    pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+    ok, buffer = cv2.imencode(".jpg", np.ascontiguousarray(pixels),
                               [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
-        raise ShardError(f"JPEG encoding failed for a frame of shape {frame.shape}")
+        raise ShardError(f"JPEG encoding failed for an image of shape {image.shape}")
     return buffer.reshape(-1)
 
 
-def decode_jpeg(data: np.ndarray) -> np.ndarray:
-    """JPEG bytes (1-D uint8 array or bytes) -> (H, W, 3) uint8 RGB."""
+def decode_jpeg(data: np.ndarray | bytes, gray: bool = False) -> np.ndarray:
+    """JPEG bytes (1-D uint8 array or bytes) -> (H, W, 3) uint8 RGB, or (H, W) when ``gray``."""
     buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    image = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
     if image is None:
         raise ShardError("stored JPEG bytes do not decode (corrupt frame data)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image if gray else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

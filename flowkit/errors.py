@@ -27,3 +27,7 @@ class ShardError(FlowkitError):
 
 class LockError(FlowkitError):
     """Another run holds the output folder."""
+
+
+class ExtractionError(FlowkitError):
+    """An extraction run cannot go on (a worker process died); finished shards are kept."""

@@ -13,6 +13,7 @@ import dataclasses
 import math
 import os
 import queue
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -20,7 +21,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from flowkit.config import CONFIG_NAME, NO_FLOW, ExtractConfig
-from flowkit.errors import ConfigError, DecodeError, FlowkitError
+from flowkit.errors import ConfigError, DecodeError, ExtractionError, FlowkitError
 from flowkit.flow import FlowBackend, get_backend
 from flowkit.inputs import VideoSource
 from flowkit.lock import FolderLock
@@ -31,6 +32,7 @@ from flowkit.versions import library_versions
 from flowkit.video import iter_frames, probe
 
 SHARD_PATTERN = "shard-{:05d}.h5"
+SHARD_NAME = re.compile(r"shard-(\d+)\.h5")
 MAX_AUTO_VIDEOS_PER_SHARD = 100
 AUTO_MIN_SHARDS = 16
 
@@ -156,28 +158,31 @@ def _load_manifest(out_dir: Path) -> Manifest:
 
 
 def _next_shard_number(manifest: Manifest) -> int:
-    numbers = [int(name[6:11]) for name in manifest.shards()]
+    numbers = [int(match.group(1)) for name in manifest.shards()
+               if (match := SHARD_NAME.fullmatch(name))]
     return max(numbers, default=-1) + 1
 
 
 def _plan(manifest: Manifest, sources: Sequence[VideoSource], videos_per_shard: int | None) -> None:
-    """Assign videos not yet in the manifest to new shards, in input order."""
-    new = [source for source in sources if source.video_id not in manifest]
-    per_shard = videos_per_shard or auto_videos_per_shard(len(new))
-    first = _next_shard_number(manifest)
-    for position, source in enumerate(new):
-        manifest.put(ManifestEntry(
-            video_id=source.video_id, source=str(source.path), label=source.label,
-            shard=SHARD_PATTERN.format(first + position // per_shard)))
+    """Put videos not yet in the manifest into new shards, in input order."""
+    new = [ManifestEntry(source.video_id, str(source.path), source.label, shard="")
+           for source in sources if source.video_id not in manifest]
+    _assign_new_shards(manifest, new, videos_per_shard)
 
 
 def _replan_failed(manifest: Manifest, videos_per_shard: int | None) -> None:
-    failed = manifest.with_status(FAILED)
-    per_shard = videos_per_shard or auto_videos_per_shard(len(failed))
+    """Put failed videos into new shards, as pending, so that they are tried again."""
+    _assign_new_shards(manifest, manifest.with_status(FAILED), videos_per_shard)
+
+
+def _assign_new_shards(manifest: Manifest, entries: list[ManifestEntry],
+                       videos_per_shard: int | None) -> None:
+    per_shard = videos_per_shard or auto_videos_per_shard(len(entries))
     first = _next_shard_number(manifest)
-    for position, entry in enumerate(failed):
-        manifest.put(ManifestEntry(entry.video_id, entry.source, entry.label,
-                                   SHARD_PATTERN.format(first + position // per_shard)))
+    for position, entry in enumerate(entries):
+        manifest.put(dataclasses.replace(
+            entry, shard=SHARD_PATTERN.format(first + position // per_shard), status=PENDING,
+            num_frames=None, num_flows=None, error=None))
 
 
 def _needs_work(manifest: Manifest, out_dir: Path, shard: str) -> bool:
@@ -198,6 +203,7 @@ def _run_shards(work: dict[str, list[ManifestEntry]], out_dir: Path, config: Ext
     import multiprocessing
 
     from joblib import Parallel, delayed
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     with multiprocessing.Manager() as sync:
         updates = sync.Queue()
@@ -209,6 +215,11 @@ def _run_shards(work: dict[str, list[ManifestEntry]], out_dir: Path, config: Ext
                 delayed(extract_shard)(out_dir / shard, entries, config, _QueueProgress(updates),
                                        threads)
                 for shard, entries in work.items())
+        except TerminatedWorkerError as exc:
+            raise ExtractionError(
+                f"a worker process died ({exc.__class__.__name__}: out of memory, or a crash in "
+                "a native library); finished shards are kept: rerun the same command to resume"
+            ) from None
         finally:
             listener.stop()
 

@@ -16,7 +16,7 @@ def video_preview(video: Video, count: int = 4, max_magnitude: float | None = No
     """
     num_frames = len(video.frames)
     num_flows = len(video.flows)
-    step = int(video.flows._dataset().attrs.get("step", 1)) if num_flows else 1
+    step = video.flow_step
     flow_starts = np.arange(num_flows) * step
     if num_flows:  # prefer frames that have a flow, spread over the video
         chosen = flow_starts[np.linspace(0, num_flows - 1, min(count, num_flows)).round().astype(int)]

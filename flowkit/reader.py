@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence, Union
+from typing import Any, Callable, Iterator, Mapping, Sequence, Union
 
 import h5py
 import numpy as np
@@ -23,7 +23,7 @@ from flowkit.shards import FORMAT_NAME, SCHEMA_VERSION, group_name, read_attrs
 Index = Union[int, slice, Sequence[int], np.ndarray]
 
 
-class _ArrayView:
+class ArrayView:
     """Array-like access to one dataset of a video: len(), shape, and [index] reads."""
 
     def __init__(self, video: "Video", name: str) -> None:
@@ -37,12 +37,16 @@ class _ArrayView:
         return self._video._count(self._name)
 
     def __getitem__(self, index: Index) -> np.ndarray:
+        return self._read(index, self._decode)
+
+    def _read(self, index: Index,
+              decode: Callable[[h5py.Dataset, np.ndarray], np.ndarray]) -> np.ndarray:
+        """``decode`` the rows at ``index``; an int index drops the leading axis, as numpy does."""
         dataset = self._dataset()
         if dataset is None:
             raise ShardError(f"video {self._video.video_id!r} stores no {self._name} data")
-        single = isinstance(index, (int, np.integer))
-        data = self._decode(dataset, self._positions(index))
-        return data[0] if single else data
+        data = decode(dataset, self._positions(index))
+        return data[0] if isinstance(index, (int, np.integer)) else data
 
     def _positions(self, index: Index) -> np.ndarray:
         length = len(self)
@@ -61,7 +65,7 @@ class _ArrayView:
         raise NotImplementedError
 
 
-class FrameView(_ArrayView):
+class FrameView(ArrayView):
     """RGB frames of a video as (N, H, W, 3) uint8; ``view[i]`` is one (H, W, 3) frame."""
 
     def __init__(self, video: "Video") -> None:
@@ -72,7 +76,11 @@ class FrameView(_ArrayView):
         out = np.empty((len(positions), height, width, 3), dtype=np.uint8)
         jpeg = dataset.attrs.get("encoding", "jpeg") == "jpeg"
         for row, position in enumerate(positions):
-            out[row] = decode_jpeg(dataset[position]) if jpeg else dataset[position]
+            frame = decode_jpeg(dataset[position]) if jpeg else dataset[position]
+            if frame.shape != out.shape[1:]:
+                raise ShardError(f"frame {position} of video {self._video.video_id!r} has shape "
+                                 f"{frame.shape}, its attributes say {out.shape[1:]}")
+            out[row] = frame
         return out
 
     def jpeg_bytes(self, index: int) -> bytes:
@@ -83,24 +91,44 @@ class FrameView(_ArrayView):
         return dataset[self._positions(index)[0]].tobytes()
 
 
-class FlowView(_ArrayView):
+class FlowView(ArrayView):
     """Flows of a video as (N-1, H, W, 2) float32 pixels; ``view[t]`` maps frame t*step to (t+1)*step."""
 
     def __init__(self, video: "Video") -> None:
         super().__init__(video, "flow")
 
     def _decode(self, dataset: h5py.Dataset, positions: np.ndarray) -> np.ndarray:
-        data = _read_rows(dataset, positions)
-        if dataset.attrs.get("dtype", "uint8") == "uint8":
+        data = self._stored(dataset, positions)
+        if data.dtype == np.uint8:
             return dequantize_flow(data, float(dataset.attrs["bound"]))
         return data.astype(np.float32)
 
+    def _stored(self, dataset: h5py.Dataset, positions: np.ndarray) -> np.ndarray:
+        rows = _read_rows(dataset, positions)
+        if dataset.attrs.get("dtype") != "jpeg":
+            return rows
+        height, width = self._video.attrs["height"], self._video.attrs["width"]
+        out = np.empty((len(rows), height, width, 2), dtype=np.uint8)
+        for row, planes in enumerate(rows):
+            for axis in (0, 1):
+                plane = decode_jpeg(planes[axis], gray=True)
+                if plane.shape != (height, width):
+                    raise ShardError(f"flow of video {self._video.video_id!r} decodes to "
+                                     f"{plane.shape}, its attributes say {(height, width)}")
+                out[row, ..., axis] = plane
+        return out
+
     def quantized(self, index: Index) -> np.ndarray:
-        """The stored values without conversion (uint8 or float16)."""
+        """The values at ``index`` as stored: uint8 (also for jpeg, decoded) or float16."""
+        return self._read(index, self._stored)
+
+    def jpeg_bytes(self, index: int) -> tuple[bytes, bytes]:
+        """The stored JPEG bytes of the x and y components of flow ``index`` (jpeg storage)."""
         dataset = self._dataset()
-        if dataset is None:
-            raise ShardError(f"video {self._video.video_id!r} stores no flow")
-        return _read_rows(dataset, self._positions(index))
+        if dataset is None or dataset.attrs.get("dtype") != "jpeg":
+            raise ShardError(f"video {self._video.video_id!r} does not store flow as JPEG")
+        planes = dataset[self._positions(index)[0]]
+        return planes[0].tobytes(), planes[1].tobytes()
 
 
 def _read_rows(dataset: h5py.Dataset, positions: np.ndarray) -> np.ndarray:
@@ -134,6 +162,22 @@ class Video:
         if dataset is not None:
             return dataset.shape[0]
         return self.attrs["num_frames"] if name == "rgb" else self.attrs["num_flows"]
+
+    @property
+    def has_frames(self) -> bool:
+        """Whether RGB frames are stored (not with ``--rgb none``)."""
+        return "rgb" in self._group()
+
+    @property
+    def has_flows(self) -> bool:
+        """Whether a flow dataset is stored (not with ``--flow none``)."""
+        return "flow" in self._group()
+
+    @property
+    def flow_step(self) -> int:
+        """Frames between the two frames of a flow: flow k maps frame k*step to (k+1)*step."""
+        dataset = self._group().get("flow")
+        return int(dataset.attrs.get("step", 1)) if dataset is not None else 1
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -198,6 +242,11 @@ class ShardReader(Mapping[str, Video]):
             if isinstance(attrs.get(key), str):
                 attrs[key] = json.loads(attrs[key])
         return attrs
+
+    def stored_ids(self, shard: str) -> list[str]:
+        """Ids of the videos that have a group in ``shard``, whatever the manifest says."""
+        return [read_attrs(group.attrs).get("video_id", name)
+                for name, group in self._file(shard)["videos"].items()]
 
     def close(self) -> None:
         """Close every open shard file (they reopen on the next read)."""

@@ -26,7 +26,7 @@ TMP_SUFFIX = ".tmp"
 _GROW_BY = 64  # datasets grow in blocks of this many frames, trimmed on finish
 
 RGB_FORMATS = ("jpeg", "raw", "none")
-FLOW_DTYPES = ("uint8", "float16")
+FLOW_DTYPES = ("uint8", "float16", "jpeg")
 COMPRESSIONS = ("lzf", "gzip", "none")
 
 
@@ -36,7 +36,7 @@ class StorageConfig:
 
     rgb: str = "jpeg"            # jpeg (bytes as written by libjpeg), raw (uint8 arrays), none
     jpeg_quality: int = 95
-    flow_dtype: str = "uint8"    # uint8 (quantised with bound) or float16
+    flow_dtype: str = "uint8"    # uint8 (quantised with bound), float16, or jpeg (uint8 x/y as JPEG)
     bound: float = 20.0          # flow range [-bound, bound] px kept by uint8 quantisation
     compression: str = "gzip"    # HDF5 filter for flow and raw RGB chunks (chosen in docs/benchmarks.md)
     gzip_level: int = 1
@@ -75,23 +75,28 @@ class _GrowingDataset:
     """An HDF5 dataset appended to one item at a time, created on the first item."""
 
     def __init__(self, group: h5py.Group, name: str, dtype: Any, filters: dict[str, Any],
-                 attrs: Mapping[str, Any]) -> None:
+                 attrs: Mapping[str, Any], vlen_shape: tuple[int, ...] = ()) -> None:
         self._group, self._name, self._dtype = group, name, dtype
-        self._filters, self._attrs = filters, attrs
+        self._filters, self._attrs, self._vlen_shape = filters, attrs, vlen_shape
         self._dataset: h5py.Dataset | None = None
         self.count = 0
 
-    def append(self, item: np.ndarray) -> None:
+    def append(self, item: np.ndarray | list[np.ndarray]) -> None:
         if self._dataset is None:
             vlen = h5py.check_vlen_dtype(np.dtype(self._dtype)) is not None
-            item_shape = () if vlen else item.shape
+            item_shape = self._vlen_shape if vlen else item.shape
             self._dataset = self._group.create_dataset(
                 self._name, shape=(0, *item_shape), maxshape=(None, *item_shape),
                 chunks=(1, *item_shape), dtype=self._dtype, **({} if vlen else self._filters))
             self._dataset.attrs.update(self._attrs)
         if self.count == self._dataset.shape[0]:
             self._dataset.resize(self.count + _GROW_BY, axis=0)
-        self._dataset[self.count] = item
+        if self._vlen_shape:
+            # Element by element: h5py would read equal-length byte strings as a 2-D array.
+            for position, part in enumerate(item):
+                self._dataset[self.count, position] = part
+        else:
+            self._dataset[self.count] = item
         self.count += 1
 
     def finish(self) -> None:
@@ -108,9 +113,10 @@ class VideoWriter:
         filters = _filter_kwargs(storage)
         rgb_dtype = h5py.vlen_dtype(np.uint8) if storage.rgb == "jpeg" else np.uint8
         self._rgb = _GrowingDataset(group, "rgb", rgb_dtype, filters, {"encoding": storage.rgb})
-        flow_dtype = np.uint8 if storage.flow_dtype == "uint8" else np.float16
+        flow_dtype = {"uint8": np.uint8, "float16": np.float16,
+                      "jpeg": h5py.vlen_dtype(np.uint8)}[storage.flow_dtype]
         self._flow = _GrowingDataset(group, "flow", flow_dtype, filters,
-                                     {"dtype": storage.flow_dtype, **flow_attrs})
+                                     {"dtype": storage.flow_dtype, **flow_attrs}, vlen_shape=(2,))
         self.num_frames = 0
 
     @property
@@ -127,10 +133,15 @@ class VideoWriter:
 
     def append_flow(self, flow: np.ndarray) -> None:
         """Store one (H, W, 2) float32 flow field in the configured dtype."""
-        if self._storage.flow_dtype == "uint8":
-            self._flow.append(quantize_flow(flow, self._storage.bound))
-        else:
+        if self._storage.flow_dtype == "float16":
             self._flow.append(flow.astype(np.float16))
+            return
+        quantized = quantize_flow(flow, self._storage.bound)
+        if self._storage.flow_dtype == "uint8":
+            self._flow.append(quantized)
+        else:
+            self._flow.append([encode_jpeg(quantized[..., axis], self._storage.jpeg_quality)
+                               for axis in (0, 1)])
 
     def finish(self, attrs: Mapping[str, Any]) -> None:
         """Trim the datasets and record the counts and ``attrs`` on the group."""

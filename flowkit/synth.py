@@ -227,39 +227,44 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float,
     path = Path(path)
     _check_codec(codec)
     rate = _check_fps(fps)
-    encoder = CODECS[codec]
     partial = path.with_name(f".{path.stem}.partial{path.suffix}")
-    count = 0
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with av.open(str(partial), mode="w", container_options={"fflags": "+bitexact"}) as container:
-            stream = None
-            for frame in frames:
-                if stream is None:
-                    _check_frame(path, frame, None)
-                    _check_size(frame.shape[1], frame.shape[0], codec)
-                    stream = container.add_stream(codec, rate=rate, options=dict(encoder.options))
-                    stream.width, stream.height = frame.shape[1], frame.shape[0]
-                    stream.pix_fmt = encoder.pix_fmt
-                    stream.codec_context.thread_count = 1  # same bytes on every machine
-                    stream.codec_context.flags |= av.codec.context.Flags.bitexact
-                    shape = frame.shape
-                _check_frame(path, frame, shape)
-                picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-                picture.pts = count
-                picture.time_base = 1 / rate
-                container.mux(stream.encode(picture))
-                count += 1
-            if stream is None:
-                raise ConfigError(f"{path}: no frames to write")
-            container.mux(stream.encode(None))
+        count = _encode(partial, path, frames, rate, codec)
         partial.replace(path)
     except (av.error.FFmpegError, OSError) as error:
-        partial.unlink(missing_ok=True)
         raise FlowkitError(f"{path}: cannot write {codec} video ({error})") from error
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    finally:
+        partial.unlink(missing_ok=True)  # only left over when something failed
+    return count
+
+
+def _encode(target: Path, path: Path, frames: Iterable[np.ndarray], rate: Fraction,
+            codec: str) -> int:
+    """Encode ``frames`` into ``target`` (errors name ``path``, the final name); frame count."""
+    encoder = CODECS[codec]
+    count = 0
+    with av.open(str(target), mode="w", container_options={"fflags": "+bitexact"}) as container:
+        stream = None
+        shape: tuple[int, ...] | None = None
+        for frame in frames:
+            _check_frame(path, frame, shape)
+            if stream is None:
+                shape = frame.shape
+                _check_size(frame.shape[1], frame.shape[0], codec)
+                stream = container.add_stream(codec, rate=rate, options=dict(encoder.options))
+                stream.width, stream.height = frame.shape[1], frame.shape[0]
+                stream.pix_fmt = encoder.pix_fmt
+                stream.codec_context.thread_count = 1  # x264's output depends on its threads
+                stream.codec_context.flags |= av.codec.context.Flags.bitexact  # no version tags
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            picture.pts = count
+            picture.time_base = 1 / rate
+            container.mux(stream.encode(picture))
+            count += 1
+        if stream is None:
+            raise ConfigError(f"{path}: no frames to write")
+        container.mux(stream.encode(None))
     return count
 
 

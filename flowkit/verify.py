@@ -7,8 +7,7 @@ from typing import Callable
 
 from flowkit.errors import FlowkitError
 from flowkit.manifest import FAILED, OK, PENDING, ManifestEntry
-from flowkit.reader import ShardReader
-from flowkit.shards import group_name
+from flowkit.reader import ArrayView, ShardReader
 
 
 def verify(root: Path | str, on_video: Callable[[str], None] | None = None) -> list[str]:
@@ -28,7 +27,7 @@ def verify(root: Path | str, on_video: Callable[[str], None] | None = None) -> l
             if entry.status == PENDING:
                 problems.append(f"{entry.video_id}: not extracted yet (rerun the extraction)")
             elif entry.status == FAILED:
-                if _group_exists(reader, entry.shard, entry.video_id):
+                if entry.video_id in _stored_ids(reader, entry.shard):
                     problems.append(f"{entry.video_id}: failed in the manifest but present in "
                                     f"{entry.shard}")
             elif entry.status == OK:
@@ -36,50 +35,48 @@ def verify(root: Path | str, on_video: Callable[[str], None] | None = None) -> l
     return problems
 
 
-def _group_exists(reader: ShardReader, shard: str, video_id: str) -> bool:
+def _stored_ids(reader: ShardReader, shard: str) -> list[str]:
     try:
-        return group_name(video_id) in reader._file(shard)["videos"]
-    except FlowkitError:
-        return False
+        return reader.stored_ids(shard)
+    except FlowkitError:  # a shard holding only failed videos may be absent: nothing stored
+        return []
 
 
 def _check_video(reader: ShardReader, entry: ManifestEntry) -> list[str]:
     try:
         video = reader[entry.video_id]
         attrs = video.attrs
-        problems = []
-        step = int(reader.shard_attrs(entry.shard).get("flow_step", 1))
-        has_flow = reader.shard_attrs(entry.shard).get("flow_backend", "none") != "none"
+        shard = reader.shard_attrs(entry.shard)
+        step = int(shard.get("flow_step", 1))
+        has_flow = shard.get("flow_backend", "none") != "none"
         expected_flows = max(entry.num_frames - 1, 0) // step if has_flow else 0
+        problems = []
         if attrs["num_frames"] != entry.num_frames:
             problems.append(f"{attrs['num_frames']} frames stored, manifest says {entry.num_frames}")
         if attrs["num_flows"] != entry.num_flows or entry.num_flows != expected_flows:
             problems.append(f"{attrs['num_flows']} flows stored, manifest says {entry.num_flows}, "
                             f"{entry.num_frames} frames with step {step} give {expected_flows}")
-        group = video._group()
-        shape = (attrs["height"], attrs["width"])
-        if "rgb" in group:
-            if len(video.frames) != entry.num_frames:
-                problems.append(f"rgb dataset holds {len(video.frames)} frames, "
-                                f"manifest says {entry.num_frames}")
-            for index in range(len(video.frames)):
-                frame = video.frames[index]
-                if frame.shape != (*shape, 3):
-                    problems.append(f"frame {index} has shape {frame.shape}, expected {(*shape, 3)}")
-                    break
-        if has_flow:
-            if "flow" not in group and expected_flows:
-                return problems + ["no flow dataset"]
-            if "flow" in group:
-                if len(video.flows) != entry.num_flows:
-                    problems.append(f"flow dataset holds {len(video.flows)} flows, "
-                                    f"manifest says {entry.num_flows}")
-                for index in range(len(video.flows)):
-                    flow = video.flows[index]
-                    if flow.shape != (*shape, 2):
-                        problems.append(f"flow {index} has shape {flow.shape}, "
-                                        f"expected {(*shape, 2)}")
-                        break
+        size = (attrs["height"], attrs["width"])
+        if video.has_frames:
+            problems += _check_items(video.frames, "frame", entry.num_frames, (*size, 3))
+        if has_flow and (video.has_flows or expected_flows):
+            problems += _check_items(video.flows, "flow", entry.num_flows, (*size, 2))
         return problems
     except (FlowkitError, OSError, KeyError, ValueError) as exc:  # h5py raises these on damage
         return [f"unreadable ({exc})"]
+
+
+def _check_items(view: ArrayView, kind: str, expected_count: int | None,
+                 shape: tuple[int, ...]) -> list[str]:
+    """Read every item of ``view``; report a count mismatch and the first bad item."""
+    problems = []
+    if len(view) != expected_count:
+        problems.append(f"{len(view)} {kind}s in the dataset, manifest says {expected_count}")
+    for index in range(len(view)):
+        try:
+            item = view[index]
+        except (FlowkitError, OSError, ValueError) as exc:
+            return problems + [f"{kind} {index} unreadable ({exc})"]
+        if item.shape != shape:
+            return problems + [f"{kind} {index} has shape {item.shape}, expected {shape}"]
+    return problems

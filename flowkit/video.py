@@ -339,8 +339,8 @@ def _resample(
     """Frames at times t0 + k / fps (t0: the first frame's time), one per k.
 
     Output k is the last frame whose time is <= t0 + k / fps; a time less than ``tolerance``
-    after a target counts as on it (see ``_MAX_TOLERANCE``). Output stops at the end of the last frame (its time plus
-    its duration), so N frames at rate r become about N * fps / r frames.
+    after a target counts as on it (see ``_MAX_TOLERANCE``). Output stops at the end of the last
+    frame (its time plus its duration), so N frames at rate r become about N * fps / r frames.
     """
     period = 1 / fps
     k = 0

@@ -16,6 +16,7 @@ from flowkit.flowio import read_flo
 from flowkit.lock import FolderLock
 from flowkit.manifest import Manifest
 from flowkit.metrics import endpoint_error
+from flowkit.synth import moving_texture, write_video
 from helpers import shared_data_dir
 
 
@@ -72,15 +73,26 @@ def test_extract_info_verify_preview(tiny_videos, tmp_path):
 
 
 def test_failed_videos_give_exit_code_1_and_are_listed(tiny_videos, tmp_path):
-    """A fake video among good ones: exit code 1, the failure printed, the good ones stored."""
+    """A corrupt file and a renamed text file among good videos: exit 1, failures listed."""
     inputs = tmp_path / "in"
     shutil.copytree(tiny_videos, inputs)
     (inputs / "renamed.mp4").write_text("not a video")
+    # An interrupted download: the tail of an MP4, where its index (moov) lives, is garbage.
+    write_video(tmp_path / "clip.mp4", moving_texture(64, 48, 1.0, 0.0, 5), fps=25.0)
+    damaged = bytearray((tmp_path / "clip.mp4").read_bytes())
+    cut = int(len(damaged) * 0.6)
+    damaged[cut:] = np.random.default_rng(0).integers(0, 256, len(damaged) - cut,
+                                                     np.uint8).tobytes()
+    (inputs / "corrupt.mp4").write_bytes(bytes(damaged))
     result = run("extract", inputs, "--out", tmp_path / "out", "--short-side", "0", "--quiet",
                  "--workers", "2")
     assert result.exit_code == EXIT_SOME_FAILED
-    assert "5 videos, 4 ok, 1 failed" in result.output
-    assert "failed: renamed.mp4:" in result.output
+    assert "6 videos, 4 ok, 2 failed" in result.output
+    assert "failed: renamed.mp4: " in result.output and "failed: corrupt.mp4: " in result.output
+    info = json.loads(run("info", tmp_path / "out", "--json").output)
+    failed = {v["id"]: v["error"] for v in info["videos"] if v["status"] == "failed"}
+    assert sorted(failed) == ["corrupt.mp4", "renamed.mp4"]
+    assert all(str(inputs) in error for error in failed.values())
     assert run("verify", tmp_path / "out", "-q").exit_code == 0
 
 

@@ -58,3 +58,60 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(tiny_videos, tmp_path, ki
     assert rerun.returncode == 0, rerun.stderr
     assert not list(out.glob("*.tmp"))
     assert_same_output(reference, out)
+
+
+def _worker_pids() -> list[int]:
+    """Process ids of this process's joblib (loky) workers, found through /proc."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+            cmdline = open(f"/proc/{entry}/cmdline", "rb").read()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == os.getpid() and b"popen_loky_posix" in cmdline:  # not the resource tracker
+            pids.append(int(entry))
+    return pids
+
+
+def test_a_killed_worker_stops_the_run_cleanly_and_a_rerun_completes(tiny_videos, tmp_path):
+    """kill -9 of a worker: ExtractionError naming the cause, finished shards kept, rerun equal."""
+    import threading
+
+    from flowkit.config import ExtractConfig
+    from flowkit.errors import ExtractionError
+    from flowkit.extract import extract
+    from flowkit.inputs import collect_videos
+    from flowkit.video import DecodeConfig
+
+    sources = collect_videos([tiny_videos])
+    config = ExtractConfig(decode=DecodeConfig(short_side=None))
+    extract(sources, tmp_path / "reference", config, workers=1, videos_per_shard=1,
+            progress=False)
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            extract(sources, tmp_path / "out", config, workers=2, videos_per_shard=1,
+                    progress=False)
+        except ExtractionError as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "out").glob("*.h5.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.002)  # a worker is writing a shard now
+    pids = _worker_pids()
+    assert pids, "no worker process found"
+    for pid in pids:  # the busy one among them (an idle one alone would just be replaced)
+        os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=120)
+    assert "worker process died" in str(outcome.get("error", ""))
+    report = extract(sources, tmp_path / "out", config, workers=2, videos_per_shard=1,
+                     progress=False)
+    assert report.ok == 4
+    assert_same_output(tmp_path / "reference", tmp_path / "out")

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from flowkit.codec import quantize_flow
+from flowkit.codec import decode_jpeg, quantize_flow
 from flowkit.errors import ShardError
 from flowkit.manifest import OK, Manifest, ManifestEntry
 from flowkit.reader import open_shards
@@ -65,6 +65,15 @@ def test_views_slice_like_arrays(tmp_path):
         video.frames[5]
 
 
+def test_quantized_indexes_like_the_dequantised_view(tmp_path):
+    """flows.quantized(i) is one (H, W, 2) field, as flows[i] is; slices keep the axis."""
+    _, flows = _write_folder(tmp_path)
+    video = open_shards(tmp_path)["cls/a.mp4"]
+    assert video.flows.quantized(1).shape == video.flows[1].shape == (12, 16, 2)
+    np.testing.assert_array_equal(video.flows.quantized(1), quantize_flow(flows[1], 20.0))
+    assert video.flows.quantized(slice(0, 2)).shape == (2, 12, 16, 2)
+
+
 def test_jpeg_frames_keep_their_bytes(tmp_path):
     """JPEG storage decodes close to the original and hands back the stored bytes untouched."""
     frames, _ = _write_folder(tmp_path, StorageConfig(rgb="jpeg", jpeg_quality=100),
@@ -82,6 +91,31 @@ def test_float16_flow_is_not_clipped_by_the_bound(tmp_path):
     _write_folder(tmp_path, StorageConfig(rgb="none", flow_dtype="float16"),
                   frames=_frames(2), flows=flows)
     np.testing.assert_array_equal(open_shards(tmp_path).flows("cls/a.mp4"), flows)
+
+
+def test_jpeg_flow_holds_the_quantised_planes_as_grayscale_jpegs(tmp_path):
+    """jpeg flow: x and y are JPEGs of the uint8 planes; they decode close to the quantised flow."""
+    yy, xx = np.mgrid[0:12, 0:16].astype(np.float32)
+    smooth = np.stack([np.stack([xx / 4 - 2, yy / 3 - 1], axis=-1) + k for k in range(3)])
+    _write_folder(tmp_path, StorageConfig(rgb="none", flow_dtype="jpeg"), frames=_frames(4),
+                  flows=smooth)
+    video = open_shards(tmp_path)["cls/a.mp4"]
+    x_bytes, y_bytes = video.flows.jpeg_bytes(2)
+    assert x_bytes[:2] == y_bytes[:2] == b"\xff\xd8"
+    decoded = np.stack([decode_jpeg(x_bytes, gray=True), decode_jpeg(y_bytes, gray=True)], -1)
+    np.testing.assert_array_equal(video.flows.quantized(2), decoded)
+    assert np.abs(decoded.astype(int) - quantize_flow(smooth[2], 20.0)).max() <= 2
+    assert np.abs(video.flows[:] - smooth).max() < 2 * 40 / 255 + 0.01
+
+
+def test_jpeg_flow_with_planes_of_equal_length_is_stored(tmp_path):
+    """Zero flow gives identical x and y JPEGs (same length); they are stored like any other."""
+    _write_folder(tmp_path, StorageConfig(rgb="none", flow_dtype="jpeg"), frames=_frames(3),
+                  flows=np.zeros((2, 12, 16, 2), np.float32))
+    video = open_shards(tmp_path)["cls/a.mp4"]
+    x_bytes, y_bytes = video.flows.jpeg_bytes(1)
+    assert x_bytes == y_bytes
+    assert np.abs(video.flows[:]).max() < 0.1
 
 
 def test_stored_values_are_the_documented_quantisation(tmp_path):

@@ -1,4 +1,4 @@
-"""Synthetic videos: files and labels written, frames decode back, motion is what truth.json says."""
+"""Synthetic videos: files and labels written, frames decode back, motion is as truth.json says."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def small_h264(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def gray(frame: np.ndarray) -> np.ndarray:
+    """(H, W) float64 luma of an RGB uint8 frame, as phaseCorrelate wants."""
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float64)
 
 
@@ -74,7 +75,7 @@ def test_ffv1_is_lossless(tmp_path: Path) -> None:
     for index, video in enumerate(make_synthetic_videos(tmp_path, config)):
         decoded = list(iter_frames(video.path, DecodeConfig(short_side=None)))
         made = list(moving_texture(33, 21, video.dx, video.dy, 3, seed=(0, index)))
-        assert all(np.array_equal(a, b) for a, b in zip(decoded, made))
+        assert all(np.array_equal(a, b) for a, b in zip(decoded, made, strict=True))
         assert len(decoded) == 3
 
 
@@ -96,7 +97,7 @@ def test_h264_frames_are_close_to_the_truth(small_h264: Path) -> None:
     """CRF 10 H.264 keeps the luma within 2 grey levels on average of the uncompressed frames."""
     decoded = list(iter_frames(small_h264 / "right/right_0.mp4", DecodeConfig(short_side=None)))
     made = list(moving_texture(160, 128, 1.5, 0.0, 5, seed=(0, 0)))
-    error = np.mean([np.abs(gray(a) - gray(b)).mean() for a, b in zip(decoded, made)])
+    error = np.mean([np.abs(gray(a) - gray(b)).mean() for a, b in zip(decoded, made, strict=True)])
     assert error < 2.0
 
 
@@ -182,6 +183,6 @@ def test_write_video_refuses_bad_input_and_leaves_no_file(
     [{"codec": "vp9"}, {"width": 341}, {"num_frames": 0}, {"fps": -1.0}, {"num_videos": 1.5}],
 )
 def test_invalid_synth_config_is_refused(kwargs: dict) -> None:
-    """Unknown codec, odd width for H.264, no frames, negative fps, non-integer counts: ConfigError."""
+    """Unknown codec, odd H.264 width, no frames, negative fps, fractional counts: ConfigError."""
     with pytest.raises(ConfigError):
         SynthConfig(**kwargs)

@@ -32,8 +32,9 @@ def videos() -> Path:
     return data / "videos"
 
 
-def count(path: Path, config: DecodeConfig = DecodeConfig(short_side=None)) -> int:
-    return sum(1 for _ in iter_frames(path, config))
+def count(path: Path, config: DecodeConfig | None = None) -> int:
+    """Number of frames iter_frames yields (native size unless ``config`` says otherwise)."""
+    return sum(1 for _ in iter_frames(path, config or DecodeConfig(short_side=None)))
 
 
 def numbered_frames(n: int, width: int = 32, height: int = 24) -> list[np.ndarray]:
@@ -105,7 +106,7 @@ def test_resampling_ucf_at_native_rate_keeps_every_frame(videos: Path) -> None:
     native = list(iter_frames(videos / UCF, config))
     resampled = list(iter_frames(videos / UCF, DecodeConfig(size=(40, 30), fps=25.0)))
     assert len(resampled) == 164
-    assert all(np.array_equal(a, b) for a, b in zip(native, resampled))
+    assert all(np.array_equal(a, b) for a, b in zip(native, resampled, strict=True))
 
 
 def test_resampling_ucf_to_10_fps_takes_every_2_5th_frame(videos: Path) -> None:
@@ -195,7 +196,7 @@ def test_no_fps_keeps_every_decoded_frame(numbered_video: Path) -> None:
     """Without fps all 8 frames come back in order, pixel-exact (FFV1 is lossless)."""
     frames = list(iter_frames(numbered_video, DecodeConfig(short_side=None)))
     assert [int(f[0, 0, 0]) for f in frames] == [10 * i for i in range(8)]
-    assert all(np.array_equal(a, b) for a, b in zip(frames, numbered_frames(8)))
+    assert all(np.array_equal(a, b) for a, b in zip(frames, numbered_frames(8), strict=True))
 
 
 # --- rotation -------------------------------------------------------------------------------

@@ -9,11 +9,10 @@ from __future__ import annotations
 import dataclasses
 
 import cv2
-import numpy as np
 
 from flowkit.checks import require_int, require_number
-from flowkit.errors import BackendError, ConfigError
-from flowkit.flow.base import FlowBackend, check_pair_batch
+from flowkit.errors import ConfigError
+from flowkit.flow.opencv import OpenCVFlow
 
 # cv2.OPTFLOW_FARNEBACK_GAUSSIAN; OPTFLOW_USE_INITIAL_FLOW is refused because no initial flow
 # is ever passed in.
@@ -55,29 +54,16 @@ class FarnebackConfig:
             )
 
 
-class FarnebackFlow(FlowBackend):
-    """Dense Farneback flow for batches of RGB frame pairs, one pair at a time on the CPU.
-
-    The OpenCV solver is built once here and reused for every pair; one instance must not be
-    shared between threads.
-    """
+class FarnebackFlow(OpenCVFlow):
+    """Dense Farneback flow (OpenCV) for batches of RGB frame pairs, on the CPU."""
 
     name = "farneback"
+    config_class = FarnebackConfig
 
-    def __init__(self, config: FarnebackConfig, device: str = "cpu") -> None:
-        if not isinstance(config, FarnebackConfig):
-            raise ConfigError(
-                f"farneback backend needs a FarnebackConfig, got {type(config).__name__}"
-            )
-        if device != "cpu":
-            raise BackendError(
-                f"farneback backend runs on device 'cpu' only, got {device!r}; "
-                "use a PyTorch backend for GPUs"
-            )
-        super().__init__(config, device)
+    def _make_solver(self, config: FarnebackConfig) -> cv2.DenseOpticalFlow:
         # Same algorithm and output as cv2.calcOpticalFlowFarneback (which builds this object
         # on every call); fastPyramids=False keeps that equivalence.
-        self._solver = cv2.FarnebackOpticalFlow_create(
+        return cv2.FarnebackOpticalFlow_create(
             config.levels,
             config.pyr_scale,
             False,  # fastPyramids
@@ -87,31 +73,3 @@ class FarnebackFlow(FlowBackend):
             config.poly_sigma,
             config.flags,
         )
-
-    def __call__(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        """Flow from ``first`` to ``second`` on grayscale versions of the frames.
-
-        Args:
-            first, second: (B, H, W, 3) uint8 RGB frames; pair i is ``first[i] -> second[i]``.
-
-        Returns:
-            (B, H, W, 2) float32 flow (u right, v down), pixel (x, y) of ``first[i]`` is at
-            (x + u, y + v) in ``second[i]``.
-
-        Raises:
-            BackendError: the batches are not matching (B, H, W, 3) uint8 arrays, or OpenCV fails.
-        """
-        check_pair_batch(first, second)
-        batch, height, width = first.shape[:3]
-        flow = np.empty((batch, height, width, 2), dtype=np.float32)
-        for i in range(batch):
-            gray0 = cv2.cvtColor(np.ascontiguousarray(first[i]), cv2.COLOR_RGB2GRAY)
-            gray1 = cv2.cvtColor(np.ascontiguousarray(second[i]), cv2.COLOR_RGB2GRAY)
-            try:
-                flow[i] = self._solver.calc(gray0, gray1, None)
-            except cv2.error as error:
-                raise BackendError(
-                    f"farneback failed on pair {i} of a {height}x{width} batch: "
-                    f"{str(error).strip().splitlines()[-1]}"
-                ) from error
-        return flow

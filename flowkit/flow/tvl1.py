@@ -9,11 +9,10 @@ from __future__ import annotations
 import dataclasses
 
 import cv2
-import numpy as np
 
 from flowkit.checks import require_int, require_number
-from flowkit.errors import BackendError, ConfigError
-from flowkit.flow.base import FlowBackend, check_pair_batch
+from flowkit.errors import ConfigError
+from flowkit.flow.opencv import OpenCVFlow
 
 # OpenCV applies cv2.medianBlur to float32 flow, which supports only 3x3 and 5x5 windows;
 # 0 and 1 switch the median filter off.
@@ -67,30 +66,16 @@ class TVL1Config:
             )
 
 
-class TVL1Flow(FlowBackend):
-    """Dense TV-L1 flow for batches of RGB frame pairs, one pair at a time on the CPU.
-
-    The OpenCV solver is built once here and reused for every pair; it keeps scratch buffers,
-    so one instance must not be shared between threads. OpenCV parallelises each pair over
-    its own thread pool (size set by the caller with ``cv2.setNumThreads`` if wanted).
-    """
+class TVL1Flow(OpenCVFlow):
+    """Dense TV-L1 flow (OpenCV contrib DualTVL1) for batches of RGB frame pairs, on the CPU."""
 
     name = "tvl1"
+    config_class = TVL1Config
 
-    def __init__(self, config: TVL1Config, device: str = "cpu") -> None:
-        if not isinstance(config, TVL1Config):
-            raise ConfigError(
-                f"tvl1 backend needs a TVL1Config, got {type(config).__name__}"
-            )
-        if device != "cpu":
-            raise BackendError(
-                f"tvl1 backend runs on device 'cpu' only, got {device!r}; "
-                "use a PyTorch backend for GPUs"
-            )
-        super().__init__(config, device)
+    def _make_solver(self, config: TVL1Config) -> cv2.DenseOpticalFlow:
         # Positional arguments: OpenCV's keyword for inner iterations is misspelt
         # ("innnerIterations"), so keywords would be fragile across versions.
-        self._solver = cv2.optflow.DualTVL1OpticalFlow_create(
+        return cv2.optflow.DualTVL1OpticalFlow_create(
             config.tau,
             config.lambda_,
             config.theta,
@@ -104,31 +89,3 @@ class TVL1Flow(FlowBackend):
             config.median_filtering,
             False,  # useInitialFlow: every pair starts from zero flow, so calls are independent
         )
-
-    def __call__(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        """Flow from ``first`` to ``second`` on grayscale versions of the frames.
-
-        Args:
-            first, second: (B, H, W, 3) uint8 RGB frames; pair i is ``first[i] -> second[i]``.
-
-        Returns:
-            (B, H, W, 2) float32 flow (u right, v down), pixel (x, y) of ``first[i]`` is at
-            (x + u, y + v) in ``second[i]``.
-
-        Raises:
-            BackendError: the batches are not matching (B, H, W, 3) uint8 arrays, or OpenCV fails.
-        """
-        check_pair_batch(first, second)
-        batch, height, width = first.shape[:3]
-        flow = np.empty((batch, height, width, 2), dtype=np.float32)
-        for i in range(batch):
-            gray0 = cv2.cvtColor(np.ascontiguousarray(first[i]), cv2.COLOR_RGB2GRAY)
-            gray1 = cv2.cvtColor(np.ascontiguousarray(second[i]), cv2.COLOR_RGB2GRAY)
-            try:
-                flow[i] = self._solver.calc(gray0, gray1, None)
-            except cv2.error as error:
-                raise BackendError(
-                    f"tvl1 failed on pair {i} of a {height}x{width} batch: "
-                    f"{str(error).strip().splitlines()[-1]}"
-                ) from error
-        return flow
