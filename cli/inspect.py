@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from flowkit.preview import video_preview
+from flowkit.preview import videos_preview
 from flowkit.reader import open_shards
 from flowkit.summary import summarize
 from flowkit.verify import verify
@@ -43,23 +43,28 @@ def verify_command(folder: Path, quiet: bool) -> None:
     click.echo(f"{folder}: all consistent")
 
 
-@click.command("preview", epilog="\b\nExample:\n  flowkit preview out/ --video walk/clip01.avi --frames 6 --out walk.png")
+@click.command("preview", epilog="\b\nExamples:\n  flowkit preview out/ --out first.png\n  flowkit preview out/ --video walk/a.avi --video run/b.avi --frames 6 --out two.png")
 @click.argument("folder", type=_FOLDER)
-@click.option("--video", "video_id", help="Video id to show [default: the first one stored].")
+@click.option("--video", "video_ids", multiple=True,
+              help="Video id to show; repeat for several, one below the other "
+                   "[default: the first one stored].")
 @click.option("--frames", "count", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Number of frames, spread evenly over the video.")
+              help="Number of frames per video, spread evenly over it.")
 @click.option("--max-magnitude", type=click.FloatRange(min=0, min_open=True),
               help="Flow length (px) shown fully saturated [default: the largest shown].")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="PNG file to write.")
-def preview_command(folder: Path, video_id: str | None, count: int, max_magnitude: float | None,
-                    out_path: Path) -> None:
-    """Write a PNG of RGB frames (top row) above their optical flow in Middlebury colours."""
+def preview_command(folder: Path, video_ids: tuple[str, ...], count: int,
+                    max_magnitude: float | None, out_path: Path) -> None:
+    """Write a PNG of RGB frames above their optical flow in Middlebury colours."""
     with open_shards(folder) as reader:
         if not reader.videos:
             raise click.UsageError(f"{folder} holds no successfully extracted video")
-        video_id = video_id or reader.videos[0]
-        if video_id not in reader:
-            raise click.BadParameter(f"no stored video {video_id!r} in {folder}", param_hint="--video")
-        save_png(out_path, video_preview(reader[video_id], count, max_magnitude))
-    click.echo(f"wrote {out_path} ({video_id})")
+        video_ids = video_ids or (reader.videos[0],)
+        for video_id in video_ids:
+            if video_id not in reader:
+                raise click.BadParameter(f"no stored video {video_id!r} in {folder}",
+                                         param_hint="--video")
+        image = videos_preview([reader[v] for v in video_ids], count, max_magnitude)
+    save_png(out_path, image)
+    click.echo(f"wrote {out_path} ({', '.join(video_ids)})")

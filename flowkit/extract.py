@@ -35,6 +35,7 @@ SHARD_PATTERN = "shard-{:05d}.h5"
 SHARD_NAME = re.compile(r"shard-(\d+)\.h5")
 MAX_AUTO_VIDEOS_PER_SHARD = 100
 AUTO_MIN_SHARDS = 16
+PROGRESS_INTERVAL_S = 0.5  # how often a worker reports decoded frames
 
 ProgressFn = Callable[[int, int], None]  # (videos finished, frames decoded) since last call
 
@@ -337,6 +338,7 @@ def extract_video(path: Path, label: int | None, config: ExtractConfig,
             seconds.clear()
 
     frame = None
+    reported, reported_at = 0, time.monotonic()
     for index, frame in enumerate(iter_frames(path, config.decode)):
         video.append_frame(frame)
         if backend is not None and index % step == 0:
@@ -346,11 +348,12 @@ def extract_video(path: Path, label: int | None, config: ExtractConfig,
                 if len(firsts) == batch:
                     flush()
             anchor = frame
-        if index % 16 == 15:
-            on_frames(16)
+        if time.monotonic() - reported_at >= PROGRESS_INTERVAL_S:
+            on_frames(index + 1 - reported)
+            reported, reported_at = index + 1, time.monotonic()
     if backend is not None:
         flush()
-    on_frames(video.num_frames % 16)
+    on_frames(video.num_frames - reported)
     if frame is None:
         raise DecodeError(f"{path}: no frames decoded")
     height, width = frame.shape[:2]

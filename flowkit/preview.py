@@ -1,19 +1,38 @@
-"""A picture of a stored video: evenly spaced RGB frames above their flow in colour."""
+"""Pictures of stored videos: evenly spaced RGB frames above their flow in colour."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from flowkit.reader import Video
-from flowkit.viz import preview_grid
+from flowkit.viz import GAP_VALUE, max_flow_magnitude, preview_grid
+
+_GAP = 4
 
 
-def video_preview(video: Video, count: int = 4, max_magnitude: float | None = None) -> np.ndarray:
-    """(2H + gap, count W + ..., 3) uint8 grid of ``count`` frames and the flows starting there.
+def videos_preview(videos: list[Video], count: int = 4,
+                   max_magnitude: float | None = None) -> np.ndarray:
+    """The previews of several videos one below the other, on one flow colour scale.
 
-    Frames are spread evenly over the video; with step s, frame k*s shows flow k. A frame with
-    no flow (the last one, or RGB-only output) gets a black tile.
+    ``max_magnitude`` None uses the largest flow shown in any of them.
     """
+    picks = [_pick(video, count) for video in videos]
+    if max_magnitude is None:
+        shown = [max_flow_magnitude(f) for _, flows in picks for f in flows if f is not None]
+        max_magnitude = max(shown, default=0.0) or 1.0
+    grids = [preview_grid(list(frames), flows, max_magnitude=max_magnitude, gap=_GAP)
+             for frames, flows in picks]
+    width = max(grid.shape[1] for grid in grids)
+    rows = []
+    for grid in grids:
+        padded = np.full((grid.shape[0], width, 3), GAP_VALUE, np.uint8)
+        padded[:, :grid.shape[1]] = grid
+        rows += [padded, np.full((_GAP, width, 3), GAP_VALUE, np.uint8)]
+    return np.concatenate(rows[:-1])
+
+
+def _pick(video: Video, count: int) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    """``count`` frames spread over ``video`` and the flow starting at each (or None)."""
     num_frames = len(video.frames)
     num_flows = len(video.flows)
     step = video.flow_step
@@ -26,4 +45,4 @@ def video_preview(video: Video, count: int = 4, max_magnitude: float | None = No
     frames = video.frames[chosen]
     flows = [video.flows[i // step] if i % step == 0 and i // step < num_flows else None
              for i in chosen]
-    return preview_grid(list(frames), flows, max_magnitude=max_magnitude)
+    return frames, flows

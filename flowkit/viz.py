@@ -20,7 +20,7 @@ from flowkit.metrics import valid_flow_mask
 # Number of hues in each transition of the wheel: red-yellow, yellow-green, green-cyan,
 # cyan-blue, blue-magenta, magenta-red (chosen by Baker et al. to be perceptually even).
 _SEGMENTS = (15, 6, 4, 11, 13, 6)
-_GAP_VALUE = 128  # grey between preview tiles: distinct from zero flow (white) and no flow (black)
+GAP_VALUE = 128  # grey between preview tiles: distinct from zero flow (white) and no flow (black)
 
 
 def color_wheel() -> np.ndarray:
@@ -139,7 +139,7 @@ def preview_grid(
 
     count = len(frames)
     grid = np.full(
-        (2 * height + gap, count * width + (count - 1) * gap, 3), _GAP_VALUE, dtype=np.uint8
+        (2 * height + gap, count * width + (count - 1) * gap, 3), GAP_VALUE, dtype=np.uint8
     )
     for i, (frame, flow) in enumerate(zip(frames, flows)):
         left = i * (width + gap)

@@ -9,11 +9,13 @@ venv="${FLOWKIT_VENV:-.venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet "torch==2.13.0"
-"$venv/bin/python" -m pip install --quiet -e .
+"$venv/bin/python" -m pip install --quiet .
 flowkit="$venv/bin/flowkit"
 "$flowkit" synth "$out/videos" --num-videos 4 --num-frames 12
 "$flowkit" extract "$out/videos/labels.txt" --out "$out/shards" --overwrite
 "$flowkit" info "$out/shards"
 "$flowkit" verify --quiet "$out/shards"
-"$flowkit" preview "$out/shards" --frames 4 --out "$out/preview.png"
+# One row pair per motion class: right is red, left cyan, down yellow-green, up blue-violet.
+"$flowkit" preview "$out/shards" --frames 4 --max-magnitude 2 --out "$out/preview.png" \
+    --video right/right_0.mp4 --video left/left_1.mp4 --video down/down_2.mp4 --video up/up_3.mp4
 echo "demo done: shards in $out/shards, flow preview in $out/preview.png"

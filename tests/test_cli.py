@@ -70,6 +70,15 @@ def test_extract_info_verify_preview(tiny_videos, tmp_path):
     assert result.exit_code == 0
     image = cv2.imread(str(tmp_path / "p.png"))
     assert image.shape == (2 * 48 + 4, 3 * 64 + 2 * 4, 3)
+    result = run("preview", out, "--out", tmp_path / "two.png", "--frames", "2",
+                 "--video", "right/right_0.mkv", "--video", "left/left_1.mkv",
+                 "--max-magnitude", "2")
+    assert result.exit_code == 0, result.output
+    image = cv2.imread(str(tmp_path / "two.png"))[..., ::-1]
+    assert image.shape == (2 * (2 * 48 + 4) + 4, 2 * 64 + 4, 3)
+    right_flow, left_flow = image[48 + 4 + 24, 32], image[2 * (48 + 4) + 48 + 4 + 24, 32]
+    assert right_flow[0] > 200 and right_flow[2] < 120  # rightward: red
+    assert left_flow[0] < 120 and left_flow[2] > 200  # leftward: cyan
 
 
 def test_failed_videos_give_exit_code_1_and_are_listed(tiny_videos, tmp_path):
