@@ -1,4 +1,4 @@
-"""``flowkit info``, ``flowkit verify`` and ``flowkit preview``: looking at an output folder."""
+"""``flowkit info``, ``flowkit verify`` and ``flowkit view``: looking at an output folder."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from flowkit.preview import videos_preview
+from flowkit.preview import sample_preview, stack_vertically, videos_preview
 from flowkit.reader import open_shards
 from flowkit.summary import summarize
 from flowkit.verify import verify
@@ -43,20 +43,32 @@ def verify_command(folder: Path, quiet: bool) -> None:
     click.echo(f"{folder}: all consistent")
 
 
-@click.command("preview", epilog="\b\nExamples:\n  flowkit preview out/ --out first.png\n  flowkit preview out/ --video walk/a.avi --video run/b.avi --frames 6 --out two.png")
+@click.command("view", epilog="\b\nExamples:\n  flowkit view out/ --out first.png\n  flowkit view out/ --video walk/a.avi --video run/b.avi --frames 6 --out two.png\n  flowkit view out/ --video walk/a.avi --transform train --seed 3 --out train.png")
 @click.argument("folder", type=_FOLDER)
 @click.option("--video", "video_ids", multiple=True,
               help="Video id to show; repeat for several, one below the other "
                    "[default: the first one stored].")
 @click.option("--frames", "count", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Number of frames per video, spread evenly over it.")
+              help="Number of frames per video, spread evenly over it (and segments per sample).")
+@click.option("--transform", "transform_name", type=click.Choice(["none", "train", "test"]),
+              default="train", show_default=True,
+              help="Also show each video as a Dataset sample after this transform: train "
+                   "(multi-scale crop and random flip, as TSN), test (centre crop), or none.")
+@click.option("--crop-size", type=click.IntRange(min=8), default=224, show_default=True,
+              help="Crop size of the sample transform.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the sample's random crop and flip.")
 @click.option("--max-magnitude", type=click.FloatRange(min=0, min_open=True),
               help="Flow length (px) shown fully saturated [default: the largest shown].")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="PNG file to write.")
-def preview_command(folder: Path, video_ids: tuple[str, ...], count: int,
-                    max_magnitude: float | None, out_path: Path) -> None:
-    """Write a PNG of RGB frames above their optical flow in Middlebury colours."""
+def view_command(folder: Path, video_ids: tuple[str, ...], count: int, transform_name: str,
+                 crop_size: int, seed: int, max_magnitude: float | None, out_path: Path) -> None:
+    """Write a PNG of RGB frames above their optical flow in Middlebury colours.
+
+    Below each video's stored frames comes the same video as a training sample sees it (crop,
+    scale, flip: a flipped flow is mirrored and its u negated), unless --transform none.
+    """
     with open_shards(folder) as reader:
         if not reader.videos:
             raise click.UsageError(f"{folder} holds no successfully extracted video")
@@ -65,6 +77,13 @@ def preview_command(folder: Path, video_ids: tuple[str, ...], count: int,
             if video_id not in reader:
                 raise click.BadParameter(f"no stored video {video_id!r} in {folder}",
                                          param_hint="--video")
-        image = videos_preview([reader[v] for v in video_ids], count, max_magnitude)
-    save_png(out_path, image)
+        images = [videos_preview([reader[v] for v in video_ids], count, max_magnitude)]
+    if transform_name != "none":
+        from flowkit.data.transforms import CenterCrop, Compose, HorizontalFlip, MultiScaleCrop
+
+        transform = (Compose([MultiScaleCrop(crop_size), HorizontalFlip()])
+                     if transform_name == "train" else CenterCrop(crop_size))
+        images += [sample_preview(folder, v, transform, count, seed, max_magnitude)
+                   for v in video_ids]
+    save_png(out_path, stack_vertically(images))
     click.echo(f"wrote {out_path} ({', '.join(video_ids)})")

@@ -47,18 +47,20 @@ def main() -> None:
       flowkit synth demo/videos                       # a few videos with known motion
       flowkit extract demo/videos --out demo/shards   # RGB + TV-L1 flow into shards
       flowkit info demo/shards                        # what is there
-      flowkit preview demo/shards --out preview.png   # look at it
+      flowkit view demo/shards --out view.png         # look at it
     """
 
 
 def _register() -> None:
     from flowkit.cli.extract import extract_command
     from flowkit.cli.flow import flow_command
-    from flowkit.cli.inspect import info_command, preview_command, verify_command
+    from flowkit.cli.inspect import info_command, verify_command, view_command
+    from flowkit.cli.interop import export_command, import_command
     from flowkit.cli.synth import synth_command  # noqa: F401
 
     for command in (synth_command, extract_command, info_command, verify_command,
-                    preview_command, flow_command):
+                    view_command, flow_command,
+                    export_command, import_command):
         main.add_command(command)
 
 

@@ -63,10 +63,9 @@ class ExtractConfig:
         )
 
     def output_settings(self) -> dict[str, Any]:
-        """The settings that change the stored arrays (not where or how fast they are computed)."""
-        settings = self.to_dict()
-        del settings["device"], settings["batch_size"]
-        return settings
+        """The settings that change the stored arrays (not where or how fast they are computed),
+        as JSON data, comparable with :func:`saved_output_settings`."""
+        return _output_part(json.loads(json.dumps(self.to_dict())))
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
@@ -74,6 +73,26 @@ class ExtractConfig:
     @classmethod
     def load(cls, path: Path) -> "ExtractConfig":
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return cls.from_dict(read_saved_config(path))
+        except (KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: unreadable extraction config ({exc})") from None
+
+
+def read_saved_config(path: Path) -> dict[str, Any]:
+    """A saved extract_config.json as plain data, whichever tool wrote it (extract or import)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: unreadable extraction config ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: unreadable extraction config (not a JSON object)")
+    return data
+
+
+def saved_output_settings(path: Path) -> dict[str, Any]:
+    """The output settings recorded in a saved extract_config.json."""
+    return _output_part(read_saved_config(path))
+
+
+def _output_part(settings: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in settings.items() if key not in ("device", "batch_size")}

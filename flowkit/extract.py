@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from flowkit.config import CONFIG_NAME, NO_FLOW, ExtractConfig
+from flowkit.config import CONFIG_NAME, NO_FLOW, ExtractConfig, saved_output_settings
 from flowkit.errors import ConfigError, DecodeError, ExtractionError, FlowkitError
 from flowkit.flow import FlowBackend, get_backend
 from flowkit.inputs import VideoSource
@@ -133,9 +133,9 @@ def _remove_temporaries(out_dir: Path) -> None:
 def _check_or_save_config(out_dir: Path, config: ExtractConfig) -> None:
     path = out_dir / CONFIG_NAME
     if path.exists():
-        previous = ExtractConfig.load(path)
-        if previous.output_settings() != config.output_settings():
-            changed = _differences(previous.output_settings(), config.output_settings())
+        previous = saved_output_settings(path)
+        if previous != config.output_settings():
+            changed = _differences(previous, config.output_settings())
             raise ConfigError(f"{out_dir} holds output made with other settings ({changed}); "
                               "rerun with the same options to resume, or use --overwrite")
     config.save(path)

@@ -109,13 +109,19 @@ def _relative_id(path: Path, root: Path) -> str:
         return path.as_posix().lstrip("/")
 
 
-def _check_unique(videos: list[VideoSource]) -> None:
+def require_unique_ids(items: Iterable[tuple[str, Path]]) -> int:
+    """Raise InputError if two different paths give one video id; return the distinct ids."""
     seen: dict[str, Path] = {}
-    for video in videos:
-        other = seen.setdefault(video.video_id, video.path)
-        if other != video.path:
-            raise InputError(f"two inputs give the video id {video.video_id!r} ({other} and "
-                             f"{video.path}); pass their common parent folder instead")
-    if len(seen) != len(videos):
-        duplicates = len(videos) - len(seen)
-        raise InputError(f"{duplicates} video(s) listed more than once; each video once please")
+    for video_id, path in items:
+        other = seen.setdefault(video_id, path)
+        if other != path:
+            raise InputError(f"two inputs give the video id {video_id!r} ({other} and "
+                             f"{path}); pass their common parent folder instead")
+    return len(seen)
+
+
+def _check_unique(videos: list[VideoSource]) -> None:
+    distinct = require_unique_ids((video.video_id, video.path) for video in videos)
+    if distinct != len(videos):
+        raise InputError(f"{len(videos) - distinct} video(s) listed more than once; each video "
+                         "once please")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Callable
+
 import numpy as np
 
 from flowkit.reader import Video
@@ -20,13 +23,36 @@ def videos_preview(videos: list[Video], count: int = 4,
     if max_magnitude is None:
         shown = [max_flow_magnitude(f) for _, flows in picks for f in flows if f is not None]
         max_magnitude = max(shown, default=0.0) or 1.0
-    grids = [preview_grid(list(frames), flows, max_magnitude=max_magnitude, gap=_GAP)
-             for frames, flows in picks]
-    width = max(grid.shape[1] for grid in grids)
+    return stack_vertically([preview_grid(list(frames), flows, max_magnitude=max_magnitude,
+                                          gap=_GAP) for frames, flows in picks])
+
+
+def sample_preview(root: Path | str, video_id: str, transform: Callable, count: int = 4,
+                   seed: int = 0, max_magnitude: float | None = None) -> np.ndarray:
+    """What a network is given: ``count`` TSN segments of a video after ``transform``.
+
+    The sample comes from :class:`ShardDataset` itself (rgb+flow, stacks of one flow), so crops,
+    scales and flips (mirrored, u negated) are exactly those of training. ``transform`` must not
+    normalise, so that the frames can be shown.
+    """
+    from flowkit.data.dataset import ShardDataset  # torch loads only when a sample is shown
+    from flowkit.data.sampling import SegmentSampler
+
+    dataset = ShardDataset(root, "rgb+flow", SegmentSampler(num_segments=count),
+                           split={video_id: 0}, transform=transform, flow_length=1, seed=seed)
+    item = dataset[0]
+    frames = item["rgb"].permute(0, 2, 3, 1).numpy()
+    flows = list(item["flow"].permute(0, 2, 3, 1).numpy())
+    return preview_grid(list(frames), flows, max_magnitude=max_magnitude, gap=_GAP)
+
+
+def stack_vertically(images: list[np.ndarray]) -> np.ndarray:
+    """RGB images one below the other, grey gaps between, narrower ones padded with grey."""
+    width = max(image.shape[1] for image in images)
     rows = []
-    for grid in grids:
-        padded = np.full((grid.shape[0], width, 3), GAP_VALUE, np.uint8)
-        padded[:, :grid.shape[1]] = grid
+    for image in images:
+        padded = np.full((image.shape[0], width, 3), GAP_VALUE, np.uint8)
+        padded[:, :image.shape[1]] = image
         rows += [padded, np.full((_GAP, width, 3), GAP_VALUE, np.uint8)]
     return np.concatenate(rows[:-1])
 

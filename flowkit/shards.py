@@ -143,6 +143,21 @@ class VideoWriter:
             self._flow.append([encode_jpeg(quantized[..., axis], self._storage.jpeg_quality)
                                for axis in (0, 1)])
 
+    def append_jpeg_frame(self, data: bytes) -> None:
+        """Store the JPEG bytes of one RGB frame as they are (``rgb="jpeg"`` storage only)."""
+        if self._storage.rgb != "jpeg":
+            raise ShardError(f"cannot store JPEG bytes with rgb={self._storage.rgb!r} storage")
+        self._rgb.append(np.frombuffer(data, dtype=np.uint8))
+        self.num_frames += 1
+
+    def append_jpeg_flow(self, x: bytes, y: bytes) -> None:
+        """Store the grayscale JPEG bytes of one flow's u (x) and v (y) planes as they are
+        (``flow_dtype="jpeg"`` storage only)."""
+        if self._storage.flow_dtype != "jpeg":
+            raise ShardError("cannot store JPEG flow bytes with "
+                             f"flow_dtype={self._storage.flow_dtype!r} storage")
+        self._flow.append([np.frombuffer(x, dtype=np.uint8), np.frombuffer(y, dtype=np.uint8)])
+
     def finish(self, attrs: Mapping[str, Any]) -> None:
         """Trim the datasets and record the counts and ``attrs`` on the group."""
         self._rgb.finish()

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flowkit.config import CONFIG_NAME, ExtractConfig
+from flowkit.config import CONFIG_NAME, read_saved_config
 from flowkit.manifest import FAILED, MANIFEST_NAME, OK, PENDING, Manifest, ManifestEntry
 
 
@@ -75,7 +75,7 @@ def summarize(root: Path | str) -> FolderSummary:
     root = Path(root)
     manifest = Manifest.read(root / MANIFEST_NAME)
     config_path = root / CONFIG_NAME
-    config = ExtractConfig.load(config_path).to_dict() if config_path.exists() else None
+    config = read_saved_config(config_path) if config_path.exists() else None
     files = [path for path in root.iterdir() if path.is_file()]
     return FolderSummary(
         root=root, entries=list(manifest), config=config,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install flowkit into .venv and run the main job end to end on built-in synthetic videos:
-# make videos with known motion, extract RGB + TV-L1 flow into shards, summarise, preview.
+# make videos with known motion, extract RGB + TV-L1 flow into shards, summarise, write a preview.
 # Usage: bash scripts/demo.sh [output folder, default demo/]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,8 @@ flowkit="$venv/bin/flowkit"
 "$flowkit" extract "$out/videos/labels.txt" --out "$out/shards" --overwrite
 "$flowkit" info "$out/shards"
 "$flowkit" verify --quiet "$out/shards"
-# One row pair per motion class: right is red, left cyan, down yellow-green, up blue-violet.
-"$flowkit" preview "$out/shards" --frames 4 --max-magnitude 2 --out "$out/preview.png" \
+# One row pair per motion class (right red, left cyan, down yellow, up violet), then each video
+# as a training sample sees it (random crop and flip: a flipped rightward flow turns cyan).
+"$flowkit" view "$out/shards" --frames 4 --max-magnitude 2 --out "$out/preview.png" \
     --video right/right_0.mp4 --video left/left_1.mp4 --video down/down_2.mp4 --video up/up_3.mp4
 echo "demo done: shards in $out/shards, flow preview in $out/preview.png"

@@ -33,7 +33,7 @@ def test_every_option_of_every_command_has_help():
                 assert param.help and len(param.help) > 10, f"{name} {param.opts}"
     result = run("--help")
     assert result.exit_code == 0
-    for name in ("extract", "info", "verify", "flow", "synth", "preview"):
+    for name in ("extract", "info", "verify", "flow", "synth", "view"):
         assert name in result.output
 
 
@@ -50,8 +50,8 @@ def test_tvl1_parameters_are_exposed_with_opencv_defaults():
         assert f"[default: {default}]" in text.split(option, 1)[1].split("--", 1)[0], option
 
 
-def test_extract_info_verify_preview(tiny_videos, tmp_path):
-    """A clean run exits 0; info --json lists videos; verify passes; preview writes a PNG."""
+def test_extract_info_verify_view(tiny_videos, tmp_path):
+    """A clean run exits 0; info --json lists videos; verify passes; view writes a PNG."""
     out = tmp_path / "out"
     result = run("extract", tiny_videos / "labels.txt", "--out", out, "--short-side", "0",
                  "--workers", "1", "--quiet")
@@ -66,19 +66,24 @@ def test_extract_info_verify_preview(tiny_videos, tmp_path):
     text = run("info", out).output
     assert "4 videos, 4 ok, 0 failed" in text and "tvl1" in text
     assert run("verify", out, "-q").exit_code == 0
-    result = run("preview", out, "--out", tmp_path / "p.png", "--frames", "3")
+    result = run("view", out, "--out", tmp_path / "p.png", "--frames", "3", "--transform", "none")
     assert result.exit_code == 0
     image = cv2.imread(str(tmp_path / "p.png"))
     assert image.shape == (2 * 48 + 4, 3 * 64 + 2 * 4, 3)
-    result = run("preview", out, "--out", tmp_path / "two.png", "--frames", "2",
+    result = run("view", out, "--out", tmp_path / "two.png", "--frames", "2",
                  "--video", "right/right_0.mkv", "--video", "left/left_1.mkv",
-                 "--max-magnitude", "2")
+                 "--max-magnitude", "2", "--transform", "none")
     assert result.exit_code == 0, result.output
     image = cv2.imread(str(tmp_path / "two.png"))[..., ::-1]
     assert image.shape == (2 * (2 * 48 + 4) + 4, 2 * 64 + 4, 3)
     right_flow, left_flow = image[48 + 4 + 24, 32], image[2 * (48 + 4) + 48 + 4 + 24, 32]
     assert right_flow[0] > 200 and right_flow[2] < 120  # rightward: red
     assert left_flow[0] < 120 and left_flow[2] > 200  # leftward: cyan
+    result = run("view", out, "--out", tmp_path / "sample.png", "--frames", "2",
+                 "--crop-size", "32", "--transform", "train")
+    assert result.exit_code == 0, result.output
+    image = cv2.imread(str(tmp_path / "sample.png"))
+    assert image.shape == ((2 * 48 + 4) + 4 + (2 * 32 + 4), 2 * 64 + 4, 3)
 
 
 def test_failed_videos_give_exit_code_1_and_are_listed(tiny_videos, tmp_path):

@@ -76,3 +76,11 @@ def test_single_file_id_is_its_name(tmp_path):
     """A video file given directly has its file name as id."""
     path = _touch(tmp_path / "deep" / "clip.mkv")
     assert [v.video_id for v in collect_videos([path])] == ["clip.mkv"]
+
+
+def test_a_video_listed_twice_is_refused(tmp_path):
+    """The same path twice in a list file is an InputError counting the repeats."""
+    listing = tmp_path / "list.txt"
+    listing.write_text("a.mp4 1\nb.mp4 2\na.mp4 1\n")
+    with pytest.raises(InputError, match="1 video"):
+        collect_videos([listing])

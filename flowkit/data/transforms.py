@@ -1,0 +1,383 @@
+"""Spatial transforms of two-stream items: one set of random parameters per item, RGB and flow.
+
+A sample is a dict ``{"rgb": (N, H, W, 3) uint8, "flow": (N, L, H, W, 2) float32 pixels}``; either
+key may be absent; other keys pass through untouched. RGB and flow share H and W. Each transform is
+a frozen dataclass called as ``t(sample, rng) -> new dict``; inputs are never mutated, outputs are
+C-contiguous (ready for ``torch.from_numpy``). RGB stays uint8 until :class:`Normalize`.
+
+Flow is in pixels (u right, v down), so geometry changes its values too: a resize by (sx, sy)
+multiplies u by sx and v by sy, and a horizontal flip mirrors the field and negates u.
+Multi-crop test transforms stack crops crop-major on the leading axis: item ``c * N + n`` is
+crop ``c`` of frame (or flow stack) ``n``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from flowkit.errors import ConfigError
+
+Sample = dict
+Transform = Callable[[Sample, np.random.Generator], Sample]
+_KEYS = ("rgb", "flow")
+
+
+def _spatial_size(sample: Sample) -> tuple[int, int]:
+    """(H, W) shared by ``rgb`` (N, H, W, 3) and ``flow`` (N, L, H, W, 2)."""
+    sizes = {}
+    if "rgb" in sample:
+        rgb = sample["rgb"]
+        if rgb.ndim != 4 or rgb.shape[-1] != 3:
+            raise ConfigError(f"sample['rgb'] must be (N, H, W, 3), got {rgb.shape}")
+        sizes["rgb"] = rgb.shape[1:3]
+    if "flow" in sample:
+        flow = sample["flow"]
+        if flow.ndim != 5 or flow.shape[-1] != 2:
+            raise ConfigError(f"sample['flow'] must be (N, L, H, W, 2), got {flow.shape}")
+        sizes["flow"] = flow.shape[2:4]
+    if not sizes:
+        raise ConfigError("sample has neither 'rgb' nor 'flow'; give at least one")
+    if len(set(sizes.values())) > 1:
+        raise ConfigError(f"rgb and flow sizes differ: {sizes}; extract them at the same size")
+    return tuple(int(s) for s in next(iter(sizes.values())))
+
+
+def _map(sample: Sample, fn: Callable[[str, np.ndarray], np.ndarray]) -> Sample:
+    """New dict with ``fn(key, array)`` applied to rgb and flow; other keys copied by reference."""
+    return {k: (fn(k, v) if k in _KEYS else v) for k, v in sample.items()}
+
+
+def _crop(sample: Sample, top: int, left: int, height: int, width: int) -> Sample:
+    """The same box on every frame and flow of the item."""
+    return _map(sample, lambda k, a: np.ascontiguousarray(
+        a[..., top:top + height, left:left + width, :]))
+
+
+def _flip(sample: Sample) -> Sample:
+    """Mirror left-right; flow u is negated (motion to the right becomes motion to the left)."""
+    def flip(key: str, a: np.ndarray) -> np.ndarray:
+        out = np.ascontiguousarray(a[..., ::-1, :])
+        if key == "flow":
+            out[..., 0] *= -1  # out is a fresh copy, so this does not touch the input
+        return out
+    return _map(sample, flip)
+
+
+def _resize_images(images: np.ndarray, height: int, width: int) -> np.ndarray:
+    """cv2 INTER_LINEAR resize of (..., H, W, C) to (..., height, width, C), same dtype."""
+    lead, (h, w, c) = images.shape[:-3], images.shape[-3:]
+    flat = images.reshape((-1, h, w, c))
+    out = np.empty((flat.shape[0], height, width, c), dtype=images.dtype)
+    for i, image in enumerate(flat):
+        out[i] = cv2.resize(np.ascontiguousarray(image), (width, height),
+                            interpolation=cv2.INTER_LINEAR).reshape(height, width, c)
+    return out.reshape(lead + (height, width, c))
+
+
+def _resize(sample: Sample, height: int, width: int) -> Sample:
+    """Resize every image to (height, width); flow u *= width / W and v *= height / H."""
+    h, w = _spatial_size(sample)
+    if (h, w) == (height, width):
+        return _map(sample, lambda k, a: a.copy())
+
+    def resize(key: str, a: np.ndarray) -> np.ndarray:
+        out = _resize_images(a, height, width)
+        if key == "flow":
+            out *= np.array([width / w, height / h], dtype=np.float32)
+        return out
+    return _map(sample, resize)
+
+
+def _check_fits(size: int, h: int, w: int, name: str) -> None:
+    if size > h or size > w:
+        raise ConfigError(f"{name}({size}) needs frames at least {size}x{size}, got {w}x{h}; "
+                          f"put Resize(short_side>={size}) before it")
+
+
+def _stack_crops(crops: Sequence[Sample]) -> Sample:
+    """Concatenate crops crop-major on the leading axis (N' = len(crops) * N)."""
+    first = crops[0]
+    return {k: (np.concatenate([c[k] for c in crops], axis=0) if k in _KEYS else v)
+            for k, v in first.items()}
+
+
+@dataclass(frozen=True)
+class MultiScaleCrop:
+    """TSN scale jitter: crop of a jittered size and aspect, then resize to ``size`` x ``size``.
+
+    Crop sides are ``int(min(H, W) * scale)`` (sides within 3 px of ``size`` snap to ``size``, as in
+    TSN); width and height use scale indices i, j with ``|i - j| <= max_distort``. With
+    ``fix_crop`` the offset is one of 5 corner/centre positions (13 with ``more_fix_crop``, TSN's
+    default), otherwise uniform. Output: rgb (N, size, size, 3) uint8, flow (N, L, size, size, 2)
+    with values scaled by the resize factors.
+    """
+
+    size: int = 224
+    scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
+    max_distort: int = 1
+    fix_crop: bool = True
+    more_fix_crop: bool = True
+
+    def __post_init__(self) -> None:
+        if self.size < 1 or not self.scales or not all(0 < s <= 1 for s in self.scales):
+            raise ConfigError(f"MultiScaleCrop needs size >= 1 and scales in (0, 1], "
+                              f"got size={self.size}, scales={self.scales}")
+        if self.max_distort < 0:
+            raise ConfigError(f"max_distort must be >= 0, got {self.max_distort}")
+
+    def _offsets(self, h: int, w: int, crop_h: int, crop_w: int) -> list[tuple[int, int]]:
+        """Candidate (top, left) offsets on a 4x4 grid of steps, TSN order."""
+        ws, hs = (w - crop_w) // 4, (h - crop_h) // 4
+        grid = [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2)]
+        if self.more_fix_crop:
+            grid += [(2, 0), (2, 4), (4, 2), (0, 2), (1, 1), (1, 3), (3, 1), (3, 3)]
+        return [(r * hs, c * ws) for r, c in grid]
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        h, w = _spatial_size(sample)
+        base = min(h, w)
+        sides = [int(base * s) for s in self.scales]
+        sides = [self.size if abs(s - self.size) < 3 else s for s in sides]
+        pairs = [(sides[i], sides[j]) for i in range(len(sides)) for j in range(len(sides))
+                 if abs(i - j) <= self.max_distort]  # (crop_h, crop_w)
+        crop_h, crop_w = pairs[int(rng.integers(len(pairs)))]
+        crop_h, crop_w = max(1, min(crop_h, h)), max(1, min(crop_w, w))
+        if self.fix_crop:
+            offsets = self._offsets(h, w, crop_h, crop_w)
+            top, left = offsets[int(rng.integers(len(offsets)))]
+        else:
+            top = int(rng.integers(h - crop_h + 1))
+            left = int(rng.integers(w - crop_w + 1))
+        return _resize(_crop(sample, top, left, crop_h, crop_w), self.size, self.size)
+
+
+@dataclass(frozen=True)
+class RandomResizedCrop:
+    """Inception-style crop (torchvision's algorithm), then resize to ``size`` x ``size``.
+
+    Area fraction uniform in ``area``, aspect ratio log-uniform in ``ratio``; after 10 failed
+    draws, a centre crop with the ratio clamped. Flow values are scaled by the resize factors.
+    """
+
+    size: int = 224
+    area: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ConfigError(f"size must be >= 1, got {self.size}")
+        if not (0 < self.area[0] <= self.area[1] <= 1) or not (0 < self.ratio[0] <= self.ratio[1]):
+            raise ConfigError(f"need 0 < area[0] <= area[1] <= 1 and 0 < ratio[0] <= ratio[1], "
+                              f"got area={self.area}, ratio={self.ratio}")
+
+    def _box(self, h: int, w: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        for _ in range(10):
+            target = h * w * rng.uniform(*self.area)
+            aspect = math.exp(rng.uniform(*log_ratio))
+            cw = round(math.sqrt(target * aspect))
+            ch = round(math.sqrt(target / aspect))
+            if 0 < cw <= w and 0 < ch <= h:
+                return int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1)), ch, cw
+        aspect = w / h
+        if aspect < self.ratio[0]:
+            cw, ch = w, round(w / self.ratio[0])
+        elif aspect > self.ratio[1]:
+            ch, cw = h, round(h * self.ratio[1])
+        else:
+            cw, ch = w, h
+        ch, cw = max(1, min(ch, h)), max(1, min(cw, w))
+        return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        h, w = _spatial_size(sample)
+        top, left, ch, cw = self._box(h, w, rng)
+        return _resize(_crop(sample, top, left, ch, cw), self.size, self.size)
+
+
+@dataclass(frozen=True)
+class Resize:
+    """Resize so the short side is ``short_side`` (long side rounded), keeping the aspect ratio."""
+
+    short_side: int = 256
+
+    def __post_init__(self) -> None:
+        if self.short_side < 1:
+            raise ConfigError(f"short_side must be >= 1, got {self.short_side}")
+
+    def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
+        h, w = _spatial_size(sample)
+        if h <= w:
+            height, width = self.short_side, max(1, round(w * self.short_side / h))
+        else:
+            height, width = max(1, round(h * self.short_side / w)), self.short_side
+        return _resize(sample, height, width)
+
+
+@dataclass(frozen=True)
+class CenterCrop:
+    """Centre ``size`` x ``size`` crop (top = round((H - size) / 2)); deterministic."""
+
+    size: int = 224
+
+    def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
+        h, w = _spatial_size(sample)
+        _check_fits(self.size, h, w, "CenterCrop")
+        return _crop(sample, round((h - self.size) / 2), round((w - self.size) / 2),
+                     self.size, self.size)
+
+
+@dataclass(frozen=True)
+class ThreeCrop:
+    """Three ``size`` x ``size`` crops along the long side (start, centre, end), centred across.
+
+    Output N' = 3 * N, crop-major (left/top, centre, right/bottom).
+    """
+
+    size: int = 224
+
+    def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
+        h, w = _spatial_size(sample)
+        _check_fits(self.size, h, w, "ThreeCrop")
+        dh, dw = h - self.size, w - self.size
+        if w >= h:
+            boxes = [(dh // 2, 0), (dh // 2, dw // 2), (dh // 2, dw)]
+        else:
+            boxes = [(0, dw // 2), (dh // 2, dw // 2), (dh, dw // 2)]
+        return _stack_crops([_crop(sample, t, l, self.size, self.size) for t, l in boxes])
+
+
+@dataclass(frozen=True)
+class TenCrop:
+    """Five ``size`` crops (top-left, top-right, bottom-left, bottom-right, centre) + their flips.
+
+    Output N' = 10 * N, crop-major; crops 5..9 are crops 0..4 mirrored, with flow u negated.
+    """
+
+    size: int = 224
+
+    def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
+        h, w = _spatial_size(sample)
+        _check_fits(self.size, h, w, "TenCrop")
+        dh, dw = h - self.size, w - self.size
+        boxes = [(0, 0), (0, dw), (dh, 0), (dh, dw), (round(dh / 2), round(dw / 2))]
+        crops = [_crop(sample, t, l, self.size, self.size) for t, l in boxes]
+        return _stack_crops(crops + [_flip(c) for c in crops])
+
+
+@dataclass(frozen=True)
+class HorizontalFlip:
+    """Mirror the whole item left-right with probability ``p``; flow u is negated."""
+
+    p: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.p <= 1:
+            raise ConfigError(f"HorizontalFlip p must be in [0, 1], got {self.p}")
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        if rng.random() < self.p:
+            return _flip(sample)
+        return _map(sample, lambda k, a: a.copy())
+
+
+@dataclass(frozen=True)
+class Normalize:
+    """RGB uint8 -> float32 ``(x / 255 - mean) / std``; flow stays float32 pixels or / ``bound``.
+
+    ``flow="pixels"`` keeps flow in pixels (already centred on 0); ``flow="bound"`` divides by
+    ``bound`` (I3D: values within +-bound land in [-1, 1]; nothing is clipped). Shapes unchanged.
+    """
+
+    rgb_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    rgb_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    flow: str = "pixels"
+    bound: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.flow not in ("pixels", "bound"):
+            raise ConfigError(f"Normalize flow must be 'pixels' or 'bound', got {self.flow!r}")
+        if self.bound <= 0 or any(s <= 0 for s in self.rgb_std):
+            raise ConfigError(f"bound and rgb_std must be positive, got bound={self.bound}, "
+                              f"rgb_std={self.rgb_std}")
+
+    def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
+        mean = np.asarray(self.rgb_mean, dtype=np.float32)
+        scale = 1.0 / (255.0 * np.asarray(self.rgb_std, dtype=np.float32))
+        shift = mean / np.asarray(self.rgb_std, dtype=np.float32)
+
+        def normalize(key: str, a: np.ndarray) -> np.ndarray:
+            if key == "rgb":
+                return a.astype(np.float32) * scale - shift
+            out = a.astype(np.float32, copy=True)
+            if self.flow == "bound":
+                out /= np.float32(self.bound)
+            return out
+        return _map(sample, normalize)
+
+
+@dataclass(frozen=True)
+class Compose:
+    """Apply transforms in order, all drawing from the same ``rng``."""
+
+    transforms: tuple[Transform, ...]
+
+    def __init__(self, transforms: Sequence[Transform]) -> None:
+        object.__setattr__(self, "transforms", tuple(transforms))
+
+    def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
+        for transform in self.transforms:
+            sample = transform(sample, rng)
+        return sample
+
+
+def _test_crops(size: int, crops: int, allowed: tuple[int, ...]) -> Transform:
+    if crops not in allowed:
+        raise ConfigError(f"crops must be one of {allowed}, got {crops}")
+    return {1: CenterCrop, 3: ThreeCrop, 10: TenCrop}[crops](size)
+
+
+def _default_short_side(size: int) -> int:
+    """256 for 224 crops (TSN), 128 for 112, and so on."""
+    return round(size * 256 / 224)
+
+
+def tsn_train_transform(size: int = 224, normalize: Normalize = Normalize()) -> Compose:
+    """TSN training: MultiScaleCrop(size) -> HorizontalFlip(0.5) -> Normalize.
+
+    Output: rgb (N, size, size, 3) float32, flow (N, L, size, size, 2) float32.
+    """
+    return Compose([MultiScaleCrop(size), HorizontalFlip(0.5), normalize])
+
+
+def tsn_test_transform(size: int = 224, crops: int = 1, short_side: int | None = None,
+                       normalize: Normalize = Normalize()) -> Compose:
+    """TSN testing: Resize(short_side, default 256 for 224) -> 1 / 3 / 10 crops -> Normalize.
+
+    Output leading axis N' = crops * N, crop-major.
+    """
+    short = _default_short_side(size) if short_side is None else short_side
+    return Compose([Resize(short), _test_crops(size, crops, (1, 3, 10)), normalize])
+
+
+def clip_train_transform(size: int = 112, normalize: Normalize = Normalize()) -> Compose:
+    """3D-CNN training: RandomResizedCrop(size) -> HorizontalFlip(0.5) -> Normalize.
+
+    The same crop and flip apply to every frame of every clip in the item.
+    """
+    return Compose([RandomResizedCrop(size), HorizontalFlip(0.5), normalize])
+
+
+def clip_test_transform(size: int = 112, crops: int = 1, short_side: int | None = None,
+                        normalize: Normalize = Normalize()) -> Compose:
+    """3D-CNN testing: Resize(short_side, default size * 256 / 224) -> 1/3/10 crops -> Normalize.
+
+    Output leading axis N' = crops * N, crop-major.
+    """
+    short = _default_short_side(size) if short_side is None else short_side
+    return Compose([Resize(short), _test_crops(size, crops, (1, 3, 10)), normalize])

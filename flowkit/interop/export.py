@@ -1,0 +1,160 @@
+"""Shards -> rawframe folders, keeping stored JPEG bytes as they are."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePosixPath
+from typing import Any, Sequence
+
+import numpy as np
+
+from flowkit.codec import encode_jpeg, quantize_flow
+from flowkit.errors import ConfigError, InputError
+from flowkit.interop.layouts import (
+    EXPORT_INFO_NAME,
+    LIST_NAME,
+    RawframeLayout,
+    get_layout,
+    video_folder,
+)
+from flowkit.manifest import write_text_atomic
+from flowkit.reader import Video, open_shards
+
+FLOW_JPEG_QUALITY = 95          # grayscale flow JPEGs written from uint8/float16 flow
+_CHUNK = 64                     # flows read at once when encoding
+
+
+def export_rawframes(root: Path | str, out_dir: Path | str, layout: str = "mmaction2",
+                     videos: Sequence[str] | None = None, *, jpeg_quality: int = 95,
+                     overwrite: bool = False) -> Path:
+    """Write the videos stored ok in the shard folder ``root`` as rawframe folders in ``out_dir``.
+
+    RGB stored as JPEG and flow stored as JPEG are written byte for byte; raw RGB is encoded at
+    ``jpeg_quality``; uint8 flow planes (and float16 flow, quantised with the stored bound) are
+    encoded as grayscale JPEG at quality 95. Also writes ``rawframes_list.txt`` (MMAction2's
+    annotation list: ``video_dir num_frames label``, label -1 when unknown) and
+    ``flowkit_export.json``.
+
+    Args:
+        videos: ids to export (default: every video stored ok).
+        overwrite: replace image files already in a video's folder (else refuse).
+
+    Returns:
+        ``out_dir``.
+
+    Raises:
+        ConfigError: unknown layout, two ids giving the same folder, or a folder already holds
+            rawframes (without ``overwrite``).
+        InputError: a requested id is not stored ok in ``root``.
+        ShardError: ``root`` is not a readable output folder.
+    """
+    spec = get_layout(layout)
+    out_dir = Path(out_dir)
+    with open_shards(root) as reader:
+        ids = list(reader.videos if videos is None else videos)
+        for video_id in ids:
+            if video_id not in reader:
+                raise InputError(f"{root}: no video {video_id!r} stored ok")
+        folders = _unique_folders(ids, out_dir)
+        shard_info: dict[str, Any] = {}
+        if ids:
+            shard_info = reader.shard_attrs(reader[ids[0]].entry.shard)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for video_id, folder in folders.items():
+            video = reader[video_id]
+            target = out_dir / folder
+            _prepare_folder(target, spec, overwrite)
+            _export_video(video, reader.shard_attrs(video.entry.shard), target, spec,
+                          jpeg_quality)
+            label = video.entry.label
+            lines.append(f"{folder} {video.entry.num_frames} {-1 if label is None else label}\n")
+    write_text_atomic(out_dir / LIST_NAME, "".join(lines))
+    info = _export_info(root, spec, shard_info, jpeg_quality, folders)
+    write_text_atomic(out_dir / EXPORT_INFO_NAME, json.dumps(info, indent=1) + "\n")
+    return out_dir
+
+
+def _unique_folders(ids: Sequence[str], out_dir: Path) -> dict[str, str]:
+    folders: dict[str, str] = {}
+    by_folder: dict[str, str] = {}
+    for video_id in ids:
+        folder = video_folder(video_id)
+        parts = PurePosixPath(folder).parts
+        if not parts or ".." in parts or PurePosixPath(folder).is_absolute():
+            raise ConfigError(f"video id {video_id!r} does not name a folder inside {out_dir}")
+        other = by_folder.setdefault(folder, video_id)
+        if other != video_id:
+            raise ConfigError(f"videos {other!r} and {video_id!r} would both be exported to "
+                              f"folder {folder!r}; export them separately (videos=...)")
+        folders[video_id] = folder
+    return folders
+
+
+def _prepare_folder(target: Path, spec: RawframeLayout, overwrite: bool) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    patterns = spec.patterns().values()
+    existing = [p for p in target.iterdir() if any(r.fullmatch(p.name) for r in patterns)]
+    if existing and not overwrite:
+        raise ConfigError(f"{target} already holds rawframes ({existing[0].name}, ...); "
+                          "use --overwrite to replace them")
+    for path in existing:
+        path.unlink()
+
+
+def _export_video(video: Video, shard: dict[str, Any], target: Path, spec: RawframeLayout,
+                  jpeg_quality: int) -> None:
+    if video.has_frames:
+        stored_jpeg = shard.get("rgb_format") == "jpeg"
+        for index in range(len(video.frames)):
+            data = (video.frames.jpeg_bytes(index) if stored_jpeg
+                    else encode_jpeg(video.frames[index], jpeg_quality).tobytes())
+            (target / spec.file_name(spec.rgb, index)).write_bytes(data)
+    if not video.has_flows:
+        return
+    dtype, bound = shard.get("flow_dtype"), float(shard["bound"])
+    for start in range(0, len(video.flows), _CHUNK):
+        indices = range(start, min(start + _CHUNK, len(video.flows)))
+        if dtype == "jpeg":
+            planes = [video.flows.jpeg_bytes(k) for k in indices]
+        else:
+            stored = video.flows.quantized(slice(indices.start, indices.stop))
+            if stored.dtype != np.uint8:  # float16: quantise as uint8 storage would
+                stored = quantize_flow(stored.astype(np.float32), bound)
+            planes = [tuple(encode_jpeg(np.ascontiguousarray(q[..., axis]),
+                                        FLOW_JPEG_QUALITY).tobytes() for axis in (0, 1))
+                      for q in stored]
+        for k, (x, y) in zip(indices, planes):
+            (target / spec.file_name(spec.flow_x, k)).write_bytes(x)
+            (target / spec.file_name(spec.flow_y, k)).write_bytes(y)
+
+
+def _export_info(root: Path | str, spec: RawframeLayout, shard: dict[str, Any],
+                 jpeg_quality: int, folders: dict[str, str]) -> dict[str, Any]:
+    rgb_format, flow_dtype = shard.get("rgb_format", "none"), shard.get("flow_dtype")
+    flow_params = shard.get("flow_params", {})
+    return {
+        "format": "flowkit-rawframes", "version": 1,
+        "layout": spec.name, "first_index": spec.first,
+        "names": {kind: f"{prefix}{{:05d}}.jpg"
+                  for kind, prefix in (("rgb", spec.rgb), ("flow_x", spec.flow_x),
+                                       ("flow_y", spec.flow_y))},
+        "bound": shard.get("bound"), "flow_step": shard.get("flow_step", 1),
+        "flow_backend": shard.get("flow_backend"),
+        "flow_params": json.loads(flow_params) if isinstance(flow_params, str) else flow_params,
+        "source_flow_dtype": flow_dtype,
+        "flow_jpeg": ("stored bytes" if flow_dtype == "jpeg"
+                      else f"encoded from {flow_dtype} at quality {FLOW_JPEG_QUALITY}"),
+        "flow_jpeg_quality": (shard.get("jpeg_quality") if flow_dtype == "jpeg"
+                              else FLOW_JPEG_QUALITY),
+        "rgb_jpeg": ("stored bytes" if rgb_format == "jpeg"
+                     else f"encoded from {rgb_format} at quality {jpeg_quality}"),
+        "rgb_jpeg_quality": shard.get("jpeg_quality") if rgb_format == "jpeg" else jpeg_quality,
+        "labels": f"{LIST_NAME}: video_dir num_frames label, label -1 when unknown",
+        "source": str(Path(root).resolve()),
+        "source_config": shard.get("config"),
+        "videos": {folder: video_id for video_id, folder in folders.items()},
+    }
+
+
+# -- import -----------------------------------------------------------------------------------

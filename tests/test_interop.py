@@ -1,0 +1,234 @@
+"""Export to and import from MMAction2 / denseflow rawframe folders, and the round trip."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from flowkit.cli.main import EXIT_SOME_FAILED, EXIT_USAGE, main
+from flowkit.codec import decode_jpeg, encode_jpeg, quantize_flow
+from flowkit.config import ExtractConfig
+from flowkit.errors import ConfigError, InputError
+from flowkit.extract import extract
+from flowkit.inputs import collect_videos
+from flowkit.interop import export_rawframes, import_rawframes
+from flowkit.manifest import Manifest
+from flowkit.reader import open_shards
+from flowkit.shards import StorageConfig
+from flowkit.verify import verify
+from flowkit.video import DecodeConfig
+
+# tiny_videos in manifest order; labels 0..3 in this order.
+IDS = ["right/right_0.mkv", "left/left_1.mkv", "down/down_2.mkv", "up/up_3.mkv"]
+
+
+def _extract(videos, out, flow_dtype: str, rgb: str = "jpeg"):
+    config = ExtractConfig(decode=DecodeConfig(short_side=None), flow="farneback",
+                           storage=StorageConfig(flow_dtype=flow_dtype, rgb=rgb))
+    report = extract(collect_videos([videos / "labels.txt"]), out, config, workers=1,
+                     progress=False)
+    assert report.all_ok
+    return out
+
+
+@pytest.fixture(scope="module")
+def jpeg_shards(tiny_videos, tmp_path_factory):
+    """Shards of the four tiny videos, RGB and flow stored as JPEG, labels 0-3."""
+    return _extract(tiny_videos, tmp_path_factory.mktemp("jpeg_shards"), "jpeg")
+
+
+def _same_jpeg_data(left, right) -> None:
+    with open_shards(left) as a, open_shards(right) as b:
+        assert sorted(a.videos) == sorted(b.videos)
+        for vid in a.videos:
+            va, vb = a[vid], b[vid]
+            assert len(va.frames) == len(vb.frames) and len(va.flows) == len(vb.flows)
+            for k in range(len(va.frames)):
+                assert va.frames.jpeg_bytes(k) == vb.frames.jpeg_bytes(k)
+            for k in range(len(va.flows)):
+                assert va.flows.jpeg_bytes(k) == vb.flows.jpeg_bytes(k)
+            np.testing.assert_array_equal(va.flows.quantized(slice(None)),
+                                          vb.flows.quantized(slice(None)))
+            assert a.info(vid)["label"] == b.info(vid)["label"]
+
+
+def test_mmaction2_export_names_are_1_based_with_a_list(jpeg_shards, tmp_path):
+    """mmaction2: img_00001..img_00005, x/y_00001..00004 per video folder; list lines."""
+    out = export_rawframes(jpeg_shards, tmp_path / "mm", "mmaction2")
+    folder = out / "right" / "right_0"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ([f"img_{i:05d}.jpg" for i in range(1, 6)]
+                     + [f"x_{i:05d}.jpg" for i in range(1, 5)]
+                     + [f"y_{i:05d}.jpg" for i in range(1, 5)])
+    lines = (out / "rawframes_list.txt").read_text().splitlines()
+    assert lines == [f"{vid.rsplit('.', 1)[0]} 5 {label}" for label, vid in enumerate(IDS)]
+    info = json.loads((out / "flowkit_export.json").read_text())
+    assert (info["layout"], info["bound"], info["flow_step"]) == ("mmaction2", 20.0, 1)
+    assert info["videos"]["right/right_0"] == "right/right_0.mkv"
+
+
+def test_denseflow_export_names_are_0_based_and_bytes_are_stored_ones(jpeg_shards, tmp_path):
+    """denseflow: img_00000.., flow_x_00000..; files are the stored JPEG bytes exactly."""
+    out = export_rawframes(jpeg_shards, tmp_path / "df", "denseflow", videos=["up/up_3.mkv"])
+    folder = out / "up" / "up_3"
+    assert sorted(p.name for p in folder.glob("img_*")) == [f"img_{i:05d}.jpg" for i in range(5)]
+    assert len(list(folder.glob("flow_x_*"))) == len(list(folder.glob("flow_y_*"))) == 4
+    with open_shards(jpeg_shards) as reader:
+        video = reader["up/up_3.mkv"]
+        assert (folder / "img_00004.jpg").read_bytes() == video.frames.jpeg_bytes(4)
+        x, y = video.flows.jpeg_bytes(3)
+        assert (folder / "flow_x_00003.jpg").read_bytes() == x
+        assert (folder / "flow_y_00003.jpg").read_bytes() == y
+    assert (out / "rawframes_list.txt").read_text().splitlines() == ["up/up_3 5 3"]
+
+
+@pytest.mark.parametrize("layout", ["mmaction2", "denseflow"])
+def test_export_then_import_gives_back_identical_bytes_ids_and_labels(jpeg_shards, tmp_path,
+                                                                      layout):
+    """Round trip: same ids, labels, JPEG bytes, quantised flow; import records its settings."""
+    frames = export_rawframes(jpeg_shards, tmp_path / "frames", layout)
+    report = import_rawframes([frames], tmp_path / "back", layout)
+    assert (report.ok, report.failed, report.notes) == (4, [], [])
+    _same_jpeg_data(jpeg_shards, tmp_path / "back")
+    assert verify(tmp_path / "back") == []
+    config = json.loads((tmp_path / "back" / "extract_config.json").read_text())
+    assert config["flow"] == "imported"
+    assert config["flow_params"]["layout"] == layout
+    assert config["flow_params"]["source_backend"] == "farneback"
+    assert config["storage"]["flow_dtype"] == "jpeg" and config["storage"]["bound"] == 20.0
+    with open_shards(tmp_path / "back") as reader:
+        attrs = reader.shard_attrs(reader["up/up_3.mkv"].entry.shard)
+        assert (attrs["flow_backend"], attrs["bound"], attrs["flow_dtype"]) == (
+            "imported", 20.0, "jpeg")
+
+
+def test_uint8_flow_exports_to_jpegs_within_a_few_levels(tiny_videos, tmp_path):
+    """uint8-stored flow becomes grayscale JPEGs whose decoded values are close to the stored."""
+    shards = _extract(tiny_videos, tmp_path / "u8", "uint8")
+    out = export_rawframes(shards, tmp_path / "frames", "mmaction2", videos=["left/left_1.mkv"])
+    with open_shards(shards) as reader:
+        stored = reader["left/left_1.mkv"].flows.quantized(slice(None))
+    for k in range(len(stored)):
+        for axis, prefix in enumerate("xy"):
+            image = cv2.imread(str(out / "left" / "left_1" / f"{prefix}_{k + 1:05d}.jpg"),
+                               cv2.IMREAD_UNCHANGED)
+            assert image.ndim == 2
+            diff = np.abs(image.astype(int) - stored[k, ..., axis].astype(int))
+            assert diff.max() <= 4, (k, prefix, diff.max())
+
+
+def test_raw_rgb_and_float16_flow_are_encoded(tiny_videos, tmp_path):
+    """Raw RGB becomes colour JPEGs; float16 flow is quantised with the stored bound."""
+    shards = _extract(tiny_videos, tmp_path / "f16", "float16", rgb="raw")
+    out = export_rawframes(shards, tmp_path / "frames", "denseflow", videos=[IDS[0]])
+    folder = out / "right" / "right_0"
+    with open_shards(shards) as reader:
+        video = reader[IDS[0]]
+        jpeg = (folder / "img_00002.jpg").read_bytes()
+        assert jpeg == encode_jpeg(video.frames[2], 95).tobytes()
+        assert decode_jpeg(jpeg).shape == (48, 64, 3)
+        expected = quantize_flow(video.flows[1], 20.0)
+    image = cv2.imread(str(folder / "flow_y_00001.jpg"), cv2.IMREAD_UNCHANGED)
+    assert np.abs(image.astype(int) - expected[..., 1].astype(int)).max() <= 4
+    with pytest.raises(InputError, match="no video"):
+        export_rawframes(shards, tmp_path / "x", "denseflow", videos=["missing.mkv"])
+
+
+def test_foreign_folders_need_a_bound_and_take_labels_from_a_list(jpeg_shards, tmp_path):
+    """Without flowkit_export.json the bound must be given; --labels sets labels by folder."""
+    frames = export_rawframes(jpeg_shards, tmp_path / "frames", "denseflow")
+    (frames / "flowkit_export.json").unlink()
+    (frames / "rawframes_list.txt").unlink()
+    with pytest.raises(ConfigError, match="bound"):
+        import_rawframes([frames], tmp_path / "back", "denseflow")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("up/up_3 5 7\nleft/left_1 5 -1\n")
+    report = import_rawframes([frames], tmp_path / "back", "denseflow", 15.0, labels=labels)
+    assert report.ok == 4
+    entries = {e.video_id: e for e in Manifest.read(tmp_path / "back" / "manifest.json")}
+    assert set(entries) == {"down/down_2", "left/left_1", "right/right_0", "up/up_3"}
+    assert (entries["up/up_3"].label, entries["left/left_1"].label,
+            entries["down/down_2"].label) == (7, None, None)
+    with h5py.File(tmp_path / "back" / entries["up/up_3"].shard) as f:
+        assert f.attrs["bound"] == 15.0
+    # One video's folder given directly: its id is the folder name.
+    single = import_rawframes([frames / "up" / "up_3"], tmp_path / "one", "denseflow", 20.0)
+    assert [e.video_id for e in Manifest.read(tmp_path / "one" / "manifest.json")] == ["up_3"]
+    assert single.ok == 1
+
+
+def test_corrupt_jpeg_and_unpaired_flow_fail_only_their_video(jpeg_shards, tmp_path):
+    """A truncated image and an x/y count mismatch fail those videos, naming the folder."""
+    frames = export_rawframes(jpeg_shards, tmp_path / "frames", "mmaction2")
+    bad = frames / "left" / "left_1" / "img_00003.jpg"
+    bad.write_bytes(bad.read_bytes()[:100])
+    (frames / "up" / "up_3" / "y_00004.jpg").unlink()
+    report = import_rawframes([frames], tmp_path / "back", "mmaction2")
+    assert report.ok == 2
+    errors = {e.video_id: e.error for e in report.failed}
+    assert set(errors) == {"left/left_1.mkv", "up/up_3.mkv"}
+    assert "img_00003.jpg" in errors["left/left_1.mkv"] and "corrupt" in errors["left/left_1.mkv"]
+    assert str(frames / "up" / "up_3") in errors["up/up_3.mkv"]
+    assert "4 x_* files but 3 y_* files" in errors["up/up_3.mkv"]
+    with open_shards(tmp_path / "back") as reader:
+        assert sorted(reader.videos) == ["down/down_2.mkv", "right/right_0.mkv"]
+    assert verify(tmp_path / "back") == []
+
+
+def test_a_repeated_last_flow_is_dropped_and_noted(jpeg_shards, tmp_path):
+    """N flows for N frames (tools that repeat the last): N-1 kept, the count recorded."""
+    frames = export_rawframes(jpeg_shards, tmp_path / "frames", "mmaction2",
+                              videos=["right/right_0.mkv"])
+    folder = frames / "right" / "right_0"
+    for prefix in "xy":
+        shutil.copy(folder / f"{prefix}_00004.jpg", folder / f"{prefix}_00005.jpg")
+    report = import_rawframes([frames], tmp_path / "back", "mmaction2")
+    assert report.ok == 1 and len(report.notes) == 1 and "dropped" in report.notes[0]
+    with open_shards(tmp_path / "back") as reader:
+        video = reader["right/right_0.mkv"]
+        assert len(video.flows) == 4 and video.attrs["source_num_flows"] == 5
+
+
+def test_cli_export_and_import_round_trip(jpeg_shards, tmp_path):
+    """flowkit export / import: exit 0 and a round trip; a corrupt video gives exit 1."""
+    runner = CliRunner()
+    frames, back = tmp_path / "frames", tmp_path / "back"
+    result = runner.invoke(main, ["export", str(jpeg_shards), str(frames),
+                                  "--layout", "denseflow"])
+    assert result.exit_code == 0, result.output
+    assert "4 videos in denseflow layout" in result.output
+    result = runner.invoke(main, ["import", str(frames), "--layout", "denseflow",
+                                  "--bound", "20", "--out", str(back)])
+    assert result.exit_code == 0, result.output
+    assert "4 videos, 4 ok, 0 failed" in result.output
+    _same_jpeg_data(jpeg_shards, back)
+    result = runner.invoke(main, ["import", str(frames), "--layout", "denseflow",
+                                  "--out", str(back)])
+    assert result.exit_code == EXIT_USAGE and "already holds flowkit output" in result.output
+    (frames / "down" / "down_2" / "flow_x_00001.jpg").write_bytes(b"not a jpeg")
+    result = runner.invoke(main, ["import", str(frames), "--layout", "denseflow",
+                                  "--out", str(back), "--overwrite"])
+    assert result.exit_code == EXIT_SOME_FAILED
+    assert "failed: down/down_2.mkv" in result.output and "flow_x_00001.jpg" in result.output
+
+
+def test_an_imported_folder_can_be_inspected_but_not_extracted_into(jpeg_shards, tmp_path,
+                                                                     tiny_videos):
+    """info and verify work on imported shards; extract into them is a usage error (exit 2)."""
+    runner = CliRunner()
+    export_rawframes(jpeg_shards, tmp_path / "frames", layout="mmaction2")
+    import_rawframes([tmp_path / "frames"], tmp_path / "back", "mmaction2")
+    result = runner.invoke(main, ["info", str(tmp_path / "back")])
+    assert result.exit_code == 0, result.output
+    assert "4 videos, 4 ok" in result.output and 'flow="imported"' in result.output
+    assert json.loads(runner.invoke(main, ["info", str(tmp_path / "back"), "--json"]).output)[
+        "config"]["flow"] == "imported"
+    result = runner.invoke(main, ["extract", str(tiny_videos), "--out", str(tmp_path / "back"),
+                                  "--short-side", "0", "-q"])
+    assert result.exit_code == EXIT_USAGE and "other settings" in result.output

@@ -1,0 +1,50 @@
+"""Parsing UCF101, HMDB51 and CSV split files into video id -> 0-based label."""
+
+import pytest
+
+from flowkit.data.splits import (read_class_index, read_csv_split, read_hmdb51_split,
+                                 read_ucf101_split)
+from flowkit.errors import InputError
+
+
+def test_ucf101_trainlist_and_testlist(tmp_path):
+    """trainlist labels become 0-based; testlist labels come from the folder via classInd."""
+    (tmp_path / "classInd.txt").write_text("1 ApplyEyeMakeup\r\n2 ApplyLipstick\r\n")
+    (tmp_path / "trainlist01.txt").write_text(
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\nApplyLipstick/v_ApplyLipstick_g08_c01.avi 2\n")
+    (tmp_path / "testlist01.txt").write_text("ApplyLipstick/v_ApplyLipstick_g01_c01.avi\n")
+    assert read_class_index(tmp_path / "classInd.txt") == {"ApplyEyeMakeup": 0, "ApplyLipstick": 1}
+    assert read_ucf101_split(tmp_path / "trainlist01.txt") == {
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi": 0,
+        "ApplyLipstick/v_ApplyLipstick_g08_c01.avi": 1}
+    assert read_ucf101_split(tmp_path / "testlist01.txt") == {
+        "ApplyLipstick/v_ApplyLipstick_g01_c01.avi": 1}
+
+
+def test_ucf101_unknown_class_folder_is_an_error(tmp_path):
+    """A testlist path whose folder is not in classInd.txt names the file and line."""
+    (tmp_path / "classInd.txt").write_text("1 ApplyEyeMakeup\n")
+    (tmp_path / "testlist01.txt").write_text("YoYo/v_YoYo_g01_c01.avi\n")
+    with pytest.raises(InputError, match=r"testlist01\.txt:1"):
+        read_ucf101_split(tmp_path / "testlist01.txt")
+
+
+def test_hmdb51_markers_select_train_and_test(tmp_path):
+    """1 marks training, 2 testing, 0 unused; labels follow the sorted class names."""
+    (tmp_path / "wave_test_split1.txt").write_text("w1.avi 1 \nw2.avi 2 \nw3.avi 0 \n")
+    (tmp_path / "brush_hair_test_split1.txt").write_text("b1.avi 2\nb2.avi 1\n")
+    (tmp_path / "wave_test_split2.txt").write_text("w1.avi 2\n")
+    assert read_hmdb51_split(tmp_path, 1, "train") == {"brush_hair/b2.avi": 0, "wave/w1.avi": 1}
+    assert read_hmdb51_split(tmp_path, 1, "test") == {"brush_hair/b1.avi": 0, "wave/w2.avi": 1}
+    assert read_hmdb51_split(tmp_path, 2, "test") == {"wave/w1.avi": 0}
+
+
+def test_csv_split_with_and_without_header(tmp_path):
+    """A CSV of video_id,label with an optional header row."""
+    (tmp_path / "a.csv").write_text("video_id,label\nx/a.mp4,3\nx/b.mp4,0\n")
+    (tmp_path / "b.csv").write_text("x/a.mp4,3\n")
+    assert read_csv_split(tmp_path / "a.csv") == {"x/a.mp4": 3, "x/b.mp4": 0}
+    assert read_csv_split(tmp_path / "b.csv") == {"x/a.mp4": 3}
+    (tmp_path / "c.csv").write_text("x/a.mp4,3\nx/b.mp4,walk\n")
+    with pytest.raises(InputError, match=r"c\.csv:2"):
+        read_csv_split(tmp_path / "c.csv")
