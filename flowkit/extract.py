@@ -369,19 +369,24 @@ def extract_video(path: Path, label: int | None, config: ExtractConfig,
 
 def shard_attributes(config: ExtractConfig) -> dict[str, Any]:
     """Root attributes of every shard: all parameters, flattened, plus versions and the config."""
-    decode, storage = config.decode, config.storage
+    return settings_attributes(config.to_dict())
+
+
+def settings_attributes(settings: dict[str, Any]) -> dict[str, Any]:
+    """Shard root attributes from saved settings (ExtractConfig.to_dict(), or an import's)."""
+    decode, storage = settings["decode"], settings["storage"]
     return {
-        "flow_backend": config.flow,
-        "flow_params": dataclasses.asdict(config.flow_params) if config.flow_params else {},
-        "flow_step": config.flow_step,
-        "flow_dtype": storage.flow_dtype,
-        "bound": storage.bound,
-        "rgb_format": storage.rgb,
-        "jpeg_quality": storage.jpeg_quality,
-        "compression": storage.compression,
-        "short_side": decode.short_side or 0,
-        "size": list(decode.size) if decode.size else [],
-        "fps": decode.fps or 0.0,
+        "flow_backend": settings["flow"],
+        "flow_params": settings.get("flow_params") or {},
+        "flow_step": settings["flow_step"],
+        "flow_dtype": storage["flow_dtype"],
+        "bound": storage["bound"],
+        "rgb_format": storage["rgb"],
+        "jpeg_quality": storage["jpeg_quality"],
+        "compression": storage["compression"],
+        "short_side": decode.get("short_side") or 0,
+        "size": list(decode["size"]) if decode.get("size") else [],
+        "fps": decode.get("fps") or 0.0,
         "versions": library_versions(),
-        "config": config.to_dict(),
+        "config": settings,
     }

@@ -13,7 +13,8 @@ import numpy as np
 
 from flowkit.config import CONFIG_NAME
 from flowkit.errors import ConfigError, FlowkitError, InputError, ShardError
-from flowkit.extract import SHARD_PATTERN, auto_videos_per_shard
+from flowkit.extract import SHARD_PATTERN, auto_videos_per_shard, settings_attributes
+from flowkit.inputs import require_unique_ids
 from flowkit.interop.layouts import (
     EXPORT_INFO_NAME,
     IMPORTED_BACKEND,
@@ -21,11 +22,9 @@ from flowkit.interop.layouts import (
     RawframeLayout,
     get_layout,
 )
-from flowkit.inputs import require_unique_ids
 from flowkit.lock import FolderLock
 from flowkit.manifest import FAILED, MANIFEST_NAME, OK, Manifest, ManifestEntry
 from flowkit.shards import TMP_SUFFIX, ShardWriter, StorageConfig, VideoWriter
-from flowkit.versions import library_versions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +150,7 @@ def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout:
             manifest.put(ManifestEntry(folder.video_id, str(folder.path.resolve()), folder.label,
                                        SHARD_PATTERN.format(position // per_shard)))
         manifest.write(out_dir / MANIFEST_NAME)
-        attrs = _shard_attributes(config, storage)
+        attrs = settings_attributes(config)
         for shard_name in manifest.shards():
             entries = [e for e in manifest if e.shard == shard_name]
             for entry in _write_shard(out_dir / shard_name, entries, scans, storage, attrs,
@@ -327,26 +326,6 @@ def _import_config(spec: RawframeLayout, source_info: dict[str, Any],
         "flow_step": step,
         "storage": dataclasses.asdict(storage),
         "device": "cpu", "batch_size": 1,
-    }
-
-
-def _shard_attributes(config: dict[str, Any], storage: StorageConfig) -> dict[str, Any]:
-    """The root attributes ``flowkit.extract.shard_attributes`` writes, for an import."""
-    decode = config["decode"]
-    return {
-        "flow_backend": config["flow"],
-        "flow_params": config["flow_params"] or {},
-        "flow_step": config["flow_step"],
-        "flow_dtype": storage.flow_dtype,
-        "bound": storage.bound,
-        "rgb_format": storage.rgb,
-        "jpeg_quality": storage.jpeg_quality,
-        "compression": storage.compression,
-        "short_side": decode.get("short_side") or 0,
-        "size": list(decode["size"]) if decode.get("size") else [],
-        "fps": decode.get("fps") or 0.0,
-        "versions": library_versions(),
-        "config": config,
     }
 
 
