@@ -6,7 +6,9 @@ latter (byte for byte the same JPEGs). All read with the same sampling (3 segmen
 + 5 flow pairs each) and transforms (multi-scale crop to 224, flip, normalisation) through a
 DataLoader with 2 workers; the folder baseline is a plain Dataset decoding img/x/y JPEGs with
 OpenCV. Cold runs first evict every file of all layouts from the page cache (fsync, then
-posix_fadvise DONTNEED) before each epoch; warm runs follow a full pass.
+posix_fadvise DONTNEED) before each epoch; warm runs follow a full pass. Both start fresh
+workers every epoch (so shards reopen their HDF5 files each epoch); a last warm measurement
+keeps the workers alive (persistent_workers=True), layouts interleaved, twice.
 
     python bench/loader.py [--videos 48] [--frames 48] [--epochs 3]
 """
@@ -77,10 +79,19 @@ def evict(folder: Path) -> None:
                 os.close(fd)
 
 
-def samples_per_second(dataset: Dataset, epochs: int, evict_first: list[Path]) -> float:
-    """Samples/s over ``epochs`` passes, evicting ``evict_first`` before each (not timed)."""
+def samples_per_second(dataset: Dataset, epochs: int, evict_first: list[Path],
+                       persistent: bool = False) -> float:
+    """Samples/s over ``epochs`` passes, evicting ``evict_first`` before each (not timed).
+
+    Fresh workers start every epoch unless ``persistent``, in which case one untimed warm-up
+    epoch starts them first.
+    """
     loader = DataLoader(dataset, batch_size=8, shuffle=True, num_workers=2,
-                        generator=torch.Generator().manual_seed(0))
+                        generator=torch.Generator().manual_seed(0),
+                        persistent_workers=persistent)
+    if persistent:
+        for _ in loader:
+            pass
     count, seconds = 0, 0.0
     for _ in range(epochs):
         for folder in evict_first:
@@ -130,19 +141,25 @@ def main() -> None:
         for name, dataset in layouts.items():
             samples_per_second(dataset, 1, [])  # a full pass brings every file into the cache
             results[(name, "warm")] = samples_per_second(dataset, args.epochs, [])
+        for round_ in range(2):  # persistent workers, layouts interleaved, warm cache
+            for name, dataset in layouts.items():
+                results[(name, f"persistent{round_}")] = samples_per_second(
+                    dataset, args.epochs, [], persistent=True)
     print(f"machine: {machine()}")
     print(f"{args.videos} synthetic videos x {args.frames} frames, 340x256, Farneback flow; "
           "TSN 3 segments x (1 RGB + 5 flow pairs), 224 crop + flip; DataLoader 2 workers, batch 8")
-    print("| layout | files | bytes | cold samples/s | warm samples/s |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| layout | files | bytes | cold samples/s | warm samples/s | "
+          "warm, persistent workers (2 rounds) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     names = {"shards": "shards (default: lossless gzip-1 uint8 flow)",
              "jpeg_shards": "shards (--flow-dtype jpeg)",
              "folders": "MMAction2 folders (same JPEG bytes as jpeg shards)"}
     for name, label in names.items():
         print(f"| {label} | {files[name]} | {sizes[name]} | {results[(name, 'cold')]:.1f} | "
-              f"{results[(name, 'warm')]:.1f} |")
+              f"{results[(name, 'warm')]:.1f} | {results[(name, 'persistent0')]:.1f}, "
+              f"{results[(name, 'persistent1')]:.1f} |")
     for name in ("shards", "jpeg_shards"):
-        for cache in ("cold", "warm"):
+        for cache in ("cold", "warm", "persistent0", "persistent1"):
             ratio = results[(name, cache)] / results[("folders", cache)]
             print(f"{cache}: {name} / folders = {ratio:.2f}x")
 

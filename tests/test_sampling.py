@@ -139,3 +139,11 @@ def test_flow_stack_of_one_flow_video_repeats_it():
     assert flow_stack_indices(starts, 5, 1).tolist() == [[0] * 5] * 3
     with pytest.raises(ConfigError):
         flow_stack_indices(starts, 5, 0)
+
+
+def test_segment_defaults_follow_tsn_3_to_train_25_to_test():
+    """Without num_segments, training takes 3 segments and testing 25, as TSN does."""
+    assert SegmentSampler().num_segments == 3
+    assert SegmentSampler(train=False).num_segments == 25
+    assert SegmentSampler(num_segments=7, train=False).num_segments == 7
+    assert len(SegmentSampler(train=False)(100, 1)) == 25

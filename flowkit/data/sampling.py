@@ -44,14 +44,16 @@ class SegmentSampler:
     """TSN sparse sampling: one start per equal segment of the video.
 
     Args:
-        num_segments: segments per item (TSN: 3 to train, 25 to test).
+        num_segments: segments per item; default as TSN: 3 to train, 25 to test.
         train: random start in each segment if True; the segment's centre (deterministic) if False.
     """
 
-    num_segments: int = 3
+    num_segments: int | None = None
     train: bool = True
 
     def __post_init__(self) -> None:
+        if self.num_segments is None:
+            object.__setattr__(self, "num_segments", 3 if self.train else 25)
         if self.num_segments < 1:
             raise ConfigError(f"num_segments must be >= 1, got {self.num_segments}")
 

