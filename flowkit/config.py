@@ -45,23 +45,6 @@ class ExtractConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ExtractConfig":
-        decode = dict(data["decode"])
-        if decode.get("size") is not None:
-            decode["size"] = tuple(decode["size"])
-        flow = data["flow"]
-        params = data.get("flow_params")
-        return cls(
-            decode=DecodeConfig(**decode),
-            flow=flow,
-            flow_params=None if flow == NO_FLOW else make_backend_config(flow, **(params or {})),
-            flow_step=data["flow_step"],
-            storage=StorageConfig(**data["storage"]),
-            device=data.get("device", "cpu"),
-            batch_size=data.get("batch_size", 8),
-        )
-
     def output_settings(self) -> dict[str, Any]:
         """The settings that change the stored arrays (not where or how fast they are computed),
         as JSON data, comparable with :func:`saved_output_settings`."""
@@ -69,13 +52,6 @@ class ExtractConfig:
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-
-    @classmethod
-    def load(cls, path: Path) -> "ExtractConfig":
-        try:
-            return cls.from_dict(read_saved_config(path))
-        except (KeyError, TypeError) as exc:
-            raise ConfigError(f"{path}: unreadable extraction config ({exc})") from None
 
 
 def read_saved_config(path: Path) -> dict[str, Any]:

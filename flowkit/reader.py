@@ -225,6 +225,7 @@ class ShardReader(Mapping[str, Video]):
         self._ok = {entry.video_id: entry for entry in self.manifest if entry.status == OK}
         self._files: dict[str, h5py.File] = {}
         self._videos: dict[str, Video] = {}
+        self._shard_attrs: dict[str, dict[str, Any]] = {}
         self._pid = os.getpid()
 
     # -- mapping protocol -------------------------------------------------------------------
@@ -262,16 +263,19 @@ class ShardReader(Mapping[str, Video]):
         return {**video.entry.__dict__, **video.attrs}
 
     def shard_attrs(self, shard: str) -> dict[str, Any]:
-        """Root attributes of a shard file: parameters, versions, schema."""
-        attrs = read_attrs(self._file(shard).attrs)
-        for key in ("config", "versions"):
-            if isinstance(attrs.get(key), str):
-                attrs[key] = json.loads(attrs[key])
-        return attrs
+        """Root attributes of a shard file: parameters, versions, schema (read once; do not
+        modify the returned dict)."""
+        if shard not in self._shard_attrs:
+            attrs = read_attrs(self._file(shard).attrs)
+            for key in ("config", "versions"):
+                if isinstance(attrs.get(key), str):
+                    attrs[key] = json.loads(attrs[key])
+            self._shard_attrs[shard] = attrs
+        return self._shard_attrs[shard]
 
     def stored_ids(self, shard: str) -> list[str]:
         """Ids of the videos that have a group in ``shard``, whatever the manifest says."""
-        return [read_attrs(group.attrs).get("video_id", name)
+        return [group.attrs.get("video_id", name)
                 for name, group in self._file(shard)["videos"].items()]
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ def verify(root: Path | str, on_video: Callable[[str], None] | None = None) -> l
     """
     reader = ShardReader(root)
     problems: list[str] = []
+    stored: dict[str, set[str]] = {}  # shard -> ids of the groups it holds, read once
     with reader:
         for entry in reader.manifest:
             if on_video is not None:
@@ -27,7 +28,9 @@ def verify(root: Path | str, on_video: Callable[[str], None] | None = None) -> l
             if entry.status == PENDING:
                 problems.append(f"{entry.video_id}: not extracted yet (rerun the extraction)")
             elif entry.status == FAILED:
-                if entry.video_id in _stored_ids(reader, entry.shard):
+                if entry.shard not in stored:
+                    stored[entry.shard] = _stored_ids(reader, entry.shard)
+                if entry.video_id in stored[entry.shard]:
                     problems.append(f"{entry.video_id}: failed in the manifest but present in "
                                     f"{entry.shard}")
             elif entry.status == OK:
@@ -35,11 +38,11 @@ def verify(root: Path | str, on_video: Callable[[str], None] | None = None) -> l
     return problems
 
 
-def _stored_ids(reader: ShardReader, shard: str) -> list[str]:
+def _stored_ids(reader: ShardReader, shard: str) -> set[str]:
     try:
-        return reader.stored_ids(shard)
+        return set(reader.stored_ids(shard))
     except FlowkitError:  # a shard holding only failed videos may be absent: nothing stored
-        return []
+        return set()
 
 
 def _check_video(reader: ShardReader, entry: ManifestEntry) -> list[str]:
