@@ -90,7 +90,7 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
     with FolderLock(out_dir):
         if overwrite:
             _remove_outputs(out_dir)
-        _remove_temporaries(out_dir)
+        remove_temporaries(out_dir)
         _check_or_save_config(out_dir, config)
         manifest = _load_manifest(out_dir)
         if retry_failed:
@@ -119,12 +119,17 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
 
 # -- planning ---------------------------------------------------------------------------------
 
+def output_files(out_dir: Path) -> list[Path]:
+    """What a flowkit run writes in ``out_dir`` (shards, manifest, config), present or not."""
+    return [*out_dir.glob("shard-*.h5"), out_dir / MANIFEST_NAME, out_dir / CONFIG_NAME]
+
+
 def _remove_outputs(out_dir: Path) -> None:
-    for path in [*out_dir.glob("shard-*.h5"), out_dir / MANIFEST_NAME, out_dir / CONFIG_NAME]:
+    for path in output_files(out_dir):
         path.unlink(missing_ok=True)
 
 
-def _remove_temporaries(out_dir: Path) -> None:
+def remove_temporaries(out_dir: Path) -> None:
     """Leftovers of a killed run: never whole, never read, safe to drop while we hold the lock."""
     for path in out_dir.glob("*" + TMP_SUFFIX):
         path.unlink()
@@ -168,16 +173,17 @@ def _plan(manifest: Manifest, sources: Sequence[VideoSource], videos_per_shard: 
     """Put videos not yet in the manifest into new shards, in input order."""
     new = [ManifestEntry(source.video_id, str(source.path), source.label, shard="")
            for source in sources if source.video_id not in manifest]
-    _assign_new_shards(manifest, new, videos_per_shard)
+    assign_new_shards(manifest, new, videos_per_shard)
 
 
 def _replan_failed(manifest: Manifest, videos_per_shard: int | None) -> None:
     """Put failed videos into new shards, as pending, so that they are tried again."""
-    _assign_new_shards(manifest, manifest.with_status(FAILED), videos_per_shard)
+    assign_new_shards(manifest, manifest.with_status(FAILED), videos_per_shard)
 
 
-def _assign_new_shards(manifest: Manifest, entries: list[ManifestEntry],
-                       videos_per_shard: int | None) -> None:
+def assign_new_shards(manifest: Manifest, entries: list[ManifestEntry],
+                      videos_per_shard: int | None) -> None:
+    """Add ``entries`` as pending, ``videos_per_shard`` to a shard, after the existing shards."""
     per_shard = videos_per_shard or auto_videos_per_shard(len(entries))
     first = _next_shard_number(manifest)
     for position, entry in enumerate(entries):

@@ -90,20 +90,21 @@ class ShardDataset(Dataset):
         video_id, label = self.items[index]
         video = self.reader[video_id]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        if isinstance(self.sampler, ClipSampler):
+        clips = isinstance(self.sampler, ClipSampler)
+        if clips:
             sample, frames, flows = self._clip_sample(video, rng)
         else:
             sample, frames, flows = self._segment_sample(video, rng)
+        clip_len = frames.shape[-1] if clips else None
         if self.transform is not None:
             sample = self.transform(sample, rng)
         item = {"label": torch.tensor(label, dtype=torch.int64), "video_id": video_id,
                 "frame_indices": torch.from_numpy(frames),
                 "flow_indices": torch.from_numpy(flows)}
-        clips = isinstance(self.sampler, ClipSampler)
         if "rgb" in sample:
-            item["rgb"] = _rgb_tensor(sample["rgb"], frames.shape[-1] if clips else None)
+            item["rgb"] = _rgb_tensor(sample["rgb"], clip_len)
         if "flow" in sample:
-            item["flow"] = _flow_tensor(sample["flow"], frames.shape[-1] if clips else None)
+            item["flow"] = _flow_tensor(sample["flow"], clip_len)
         return item
 
     def _segment_sample(self, video: Video, rng: np.random.Generator

@@ -341,10 +341,11 @@ class Compose:
         return sample
 
 
-def _test_crops(size: int, crops: int, allowed: tuple[int, ...]) -> Transform:
-    if crops not in allowed:
-        raise ConfigError(f"crops must be one of {allowed}, got {crops}")
-    return {1: CenterCrop, 3: ThreeCrop, 10: TenCrop}[crops](size)
+def _test_crops(size: int, crops: int) -> Transform:
+    kinds = {1: CenterCrop, 3: ThreeCrop, 10: TenCrop}
+    if crops not in kinds:
+        raise ConfigError(f"crops must be one of {tuple(kinds)}, got {crops}")
+    return kinds[crops](size)
 
 
 def _default_short_side(size: int) -> int:
@@ -367,7 +368,7 @@ def tsn_test_transform(size: int = 224, crops: int = 1, short_side: int | None =
     Output leading axis N' = crops * N, crop-major.
     """
     short = _default_short_side(size) if short_side is None else short_side
-    return Compose([Resize(short), _test_crops(size, crops, (1, 3, 10)), normalize])
+    return Compose([Resize(short), _test_crops(size, crops), normalize])
 
 
 def clip_train_transform(size: int = 112, normalize: Normalize = Normalize()) -> Compose:
@@ -382,7 +383,7 @@ def clip_test_transform(size: int = 112, crops: int = 1, short_side: int | None 
                         normalize: Normalize = Normalize()) -> Compose:
     """3D-CNN testing: Resize(short_side, default size * 256 / 224) -> 1/3/10 crops -> Normalize.
 
-    Output leading axis N' = crops * N, crop-major.
+    The same pipeline as :func:`tsn_test_transform`, with the 3D-CNN default size; output
+    leading axis N' = crops * N, crop-major.
     """
-    short = _default_short_side(size) if short_side is None else short_side
-    return Compose([Resize(short), _test_crops(size, crops, (1, 3, 10)), normalize])
+    return tsn_test_transform(size, crops, short_side, normalize)

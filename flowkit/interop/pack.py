@@ -13,7 +13,8 @@ import numpy as np
 
 from flowkit.config import CONFIG_NAME
 from flowkit.errors import ConfigError, FlowkitError, InputError, ShardError
-from flowkit.extract import SHARD_PATTERN, auto_videos_per_shard, settings_attributes
+from flowkit.extract import (assign_new_shards, output_files, remove_temporaries,
+                             settings_attributes)
 from flowkit.inputs import require_unique_ids
 from flowkit.interop.layouts import (
     EXPORT_INFO_NAME,
@@ -24,7 +25,7 @@ from flowkit.interop.layouts import (
 )
 from flowkit.lock import FolderLock
 from flowkit.manifest import FAILED, MANIFEST_NAME, OK, Manifest, ManifestEntry
-from flowkit.shards import TMP_SUFFIX, ShardWriter, StorageConfig, VideoWriter
+from flowkit.shards import ShardWriter, StorageConfig, VideoWriter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,10 +146,9 @@ def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout:
         _clear_output(out_dir, overwrite)
         (out_dir / CONFIG_NAME).write_text(json.dumps(config, indent=1) + "\n")
         manifest = Manifest()
-        per_shard = videos_per_shard or auto_videos_per_shard(len(found))
-        for position, folder in enumerate(found):
-            manifest.put(ManifestEntry(folder.video_id, str(folder.path.resolve()), folder.label,
-                                       SHARD_PATTERN.format(position // per_shard)))
+        assign_new_shards(manifest, [ManifestEntry(folder.video_id, str(folder.path.resolve()),
+                                                   folder.label, shard="") for folder in found],
+                          videos_per_shard)
         manifest.write(out_dir / MANIFEST_NAME)
         attrs = settings_attributes(config)
         for shard_name in manifest.shards():
@@ -330,12 +330,13 @@ def _import_config(spec: RawframeLayout, source_info: dict[str, Any],
 
 
 def _clear_output(out_dir: Path, overwrite: bool) -> None:
-    outputs = [*out_dir.glob("shard-*.h5"), out_dir / MANIFEST_NAME, out_dir / CONFIG_NAME]
+    outputs = output_files(out_dir)
     if not overwrite and any(path.exists() for path in outputs):
         raise ConfigError(f"{out_dir} already holds flowkit output; choose another folder or "
                           "use --overwrite")
-    for path in [*outputs, *out_dir.glob("*" + TMP_SUFFIX)]:
+    for path in outputs:
         path.unlink(missing_ok=True)
+    remove_temporaries(out_dir)
 
 
 def _write_shard(path: Path, entries: list[ManifestEntry], scans: dict[str, _Scan | Exception],
