@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from flowkit.cli.options import (flow_config_from_options, flow_methods_help,
-                                 flow_parameter_options, parse_size)
+                                 flow_parameter_options, parse_devices, parse_size,
+                                 precision_option)
 from flowkit.config import ExtractConfig
 from flowkit.extract import extract
 from flowkit.flow import list_backends
@@ -21,6 +22,8 @@ Examples:
   flowkit extract trainlist01.txt --list-root UCF101/ --out ucf101_tvl1
   flowkit extract clips/ --out out --flow farneback --rgb none --workers 8
   flowkit extract clips/ --out out --tvl1-nscales 3 --bound 15 --short-side 0
+  flowkit extract UCF101/ --out ucf101_raft --flow raft --raft-weights raft-things.pth \\
+      --devices 0,1 --batch-size 32 --precision bf16
 
 \b
 Rerunning the same command resumes: videos the manifest holds as done are skipped.
@@ -70,9 +73,13 @@ folder locked; 3 the run could not go on.
 @click.option("--threads", type=click.IntRange(min=1),
               help="OpenCV threads in each worker [default: CPU cores / workers].")
 @click.option("--device", default="cpu", show_default=True,
-              help="Device for flow backends that run on one (cpu, cuda, cuda:N).")
+              help="Device for the PyTorch flow methods (cpu, cuda, cuda:N); OpenCV's run on cpu.")
+@click.option("--devices", callback=parse_devices,
+              help="Several GPUs, e.g. 0,1,2,3: one worker process per GPU, shards split between "
+                   "them as they finish (overrides --device; --workers N puts N/len workers on each).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Frame pairs per flow backend call.")
+              help="Frame pairs per flow backend call (one forward pass for the PyTorch methods).")
+@precision_option
 @click.option("--overwrite", is_flag=True, help="Delete earlier flowkit output in --out first.")
 @click.option("--retry-failed", is_flag=True, help="Try the videos that failed before again.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary.")
@@ -81,7 +88,8 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
                     short_side: int, size: tuple[int, int] | None, fps: float | None, step: int,
                     flow_method: str, flow_dtype: str, bound: float, rgb_format: str,
                     jpeg_quality: int, compression: str, gzip_level: int,
-                    videos_per_shard: int | None, workers: int | None, threads: int | None, device: str, batch_size: int,
+                    videos_per_shard: int | None, workers: int | None, threads: int | None,
+                    device: str, devices: tuple[str, ...], batch_size: int, precision: str,
                     overwrite: bool, retry_failed: bool, quiet: bool, **flow_params: object) -> None:
     """Decode videos and write RGB frames and optical flow into HDF5 shards.
 
@@ -91,11 +99,11 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
     config = ExtractConfig(
         decode=DecodeConfig(short_side=short_side or None, size=size, fps=fps),
         flow=flow_method,
-        flow_params=flow_config_from_options(flow_method, flow_params),
+        flow_params=flow_config_from_options(flow_method, flow_params, precision),
         flow_step=step,
         storage=StorageConfig(rgb=rgb_format, jpeg_quality=jpeg_quality, flow_dtype=flow_dtype,
                               bound=bound, compression=compression, gzip_level=gzip_level),
-        device=device, batch_size=batch_size)
+        device=device, devices=devices, batch_size=batch_size)
     sources = collect_videos(inputs, extensions=ext.split(","), list_root=list_root)
     if not sources:
         raise click.UsageError(f"no videos with extensions {ext} found in the inputs")

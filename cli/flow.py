@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from flowkit.cli.options import flow_config_from_options, flow_methods_help, flow_parameter_options
+from flowkit.cli.options import (flow_config_from_options, flow_methods_help,
+                                 flow_parameter_options, precision_option)
 from flowkit.flow import get_backend, list_backends
 from flowkit.flowio import read_rgb_image, write_flo
 from flowkit.errors import InputError
@@ -16,7 +17,15 @@ from flowkit.viz import flow_to_color, save_png
 _IMAGE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-@click.command("flow", epilog="\b\nExample:\n  flowkit flow frame10.png frame11.png --out flow10.flo --viz flow10.png")
+EXAMPLES = """\b
+Examples:
+  flowkit flow frame10.png frame11.png --out flow10.flo --viz flow10.png
+  flowkit flow frame10.png frame11.png --out flow10.flo --method raft \\
+      --raft-weights raft-things.pth --raft-iters 20 --device cuda
+"""
+
+
+@click.command("flow", epilog=EXAMPLES)
 @click.argument("first", type=_IMAGE)
 @click.argument("second", type=_IMAGE)
 @click.option("--method", type=click.Choice(list_backends()), default="tvl1", show_default=True,
@@ -25,12 +34,15 @@ _IMAGE = click.Path(exists=True, dir_okay=False, path_type=Path)
               help="Middlebury .flo file to write (float32 u, v; flow maps FIRST to SECOND).")
 @click.option("--viz", "viz_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the flow as a PNG in the Middlebury colour wheel.")
-@click.option("--device", default="cpu", show_default=True, help="Device for backends that run on one.")
+@click.option("--device", default="cpu", show_default=True,
+              help="Device for the PyTorch backends (cpu, cuda, cuda:N); OpenCV's run on cpu.")
+@precision_option
 @flow_parameter_options
 def flow_command(first: Path, second: Path, method: str, out_path: Path, viz_path: Path | None,
-                 device: str, **flow_params: object) -> None:
+                 device: str, precision: str, **flow_params: object) -> None:
     """Compute optical flow from image FIRST to image SECOND."""
-    backend = get_backend(method, flow_config_from_options(method, flow_params), device=device)
+    config = flow_config_from_options(method, flow_params, precision)
+    backend = get_backend(method, config, device=device)
     image1, image2 = read_rgb_image(first), read_rgb_image(second)
     if image1.shape != image2.shape:
         raise InputError(f"{second}: size {image2.shape[1]}x{image2.shape[0]} differs from "

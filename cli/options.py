@@ -14,11 +14,22 @@ import click
 
 from flowkit.errors import ConfigError
 from flowkit.flow import backend_config_class, backend_summary, list_backends, make_backend_config
+from flowkit.flow.device import PRECISIONS
+
+
+# Fields that every backend shares take one option for all of them, not --<backend>-<field>.
+SHARED_FIELDS = ("precision",)
+_FIELD_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
 def parameter_help(config_class: type) -> dict[str, str]:
-    """Field descriptions from the ``Attributes:`` section of a config class docstring."""
-    doc = config_class.__doc__ or ""
+    """Field descriptions from the ``Attributes:`` section of a config class docstring.
+
+    A subclass that changes no field's meaning (TVL1TorchConfig) may leave the section to the
+    first base class that has one.
+    """
+    doc = next((klass.__doc__ for klass in config_class.__mro__
+                if "Attributes:" in (klass.__doc__ or "")), "")
     section = doc.split("Attributes:", 1)[1] if "Attributes:" in doc else ""
     helps: dict[str, str] = {}
     current = None
@@ -39,29 +50,53 @@ def _option_name(backend: str, field: str) -> str:
 
 
 def _param_key(backend: str, field: str) -> str:
-    return f"{backend}_{field.rstrip('_')}"
+    return f"{backend}_{field.rstrip('_')}".replace("-", "_")
+
+
+def _own_fields(config_class: type) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(config_class) if f.name not in SHARED_FIELDS]
 
 
 def flow_parameter_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--<backend>-<param>`` options for every registered backend's parameters."""
+    """Add ``--<backend>-<param>`` options for every registered backend's parameters.
+
+    Boolean fields become flags; a field whose default is empty is required by its backend.
+    """
     for backend in reversed(list_backends()):
         config_class = backend_config_class(backend)
         helps = parameter_help(config_class)
-        for field in reversed(dataclasses.fields(config_class)):
-            kind = bool if isinstance(field.default, bool) else type(field.default)
+        for field in reversed(_own_fields(config_class)):
+            kind = _FIELD_TYPES[str(field.type).split("|")[0].strip()]
+            default = ("required with this method" if field.default in ("", None)
+                       else f"default: {field.default}")
             command = click.option(
                 _option_name(backend, field.name), _param_key(backend, field.name),
-                type=kind, default=None,
-                help=f"{backend}: {helps.get(field.name, field.name)}  "
-                     f"[default: {field.default}]")(command)
+                type=None if kind is bool else kind, is_flag=kind is bool, default=None,
+                help=f"{backend}: {helps.get(field.name, field.name)}  [{default}]")(command)
     return command
 
 
-def flow_config_from_options(method: str, options: dict[str, Any]) -> Any:
+def precision_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--precision`` for the backends that have a ``precision`` parameter."""
+    users = [name for name in list_backends() if "precision" in
+             {f.name for f in dataclasses.fields(backend_config_class(name))}]
+    return click.option(
+        "--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+        help="Arithmetic of the PyTorch backends (" + ", ".join(users) + "): fp32, or bf16 / "
+             "fp16 autocast, faster on GPUs with a small change in the flow.")(command)
+
+
+def flow_config_from_options(method: str, options: dict[str, Any],
+                             precision: str = "fp32") -> Any:
     """Build backend ``method``'s config from the generated options; reject other backends'."""
     params: dict[str, Any] = {}
+    if method != "none" and "precision" in {
+            f.name for f in dataclasses.fields(backend_config_class(method))}:
+        params["precision"] = precision
+    elif precision != "fp32":
+        raise ConfigError(f"--precision {precision} applies to PyTorch backends, not {method}")
     for backend in list_backends():
-        for field in dataclasses.fields(backend_config_class(backend)):
+        for field in _own_fields(backend_config_class(backend)):
             value = options.pop(_param_key(backend, field.name), None)
             if value is None:
                 continue
@@ -85,3 +120,14 @@ def parse_size(ctx: click.Context, param: click.Parameter, value: str | None
     if not match or 0 in (int(match.group(1)), int(match.group(2))):
         raise click.BadParameter(f"expected WIDTHxHEIGHT such as 340x256, got {value!r}")
     return int(match.group(1)), int(match.group(2))
+
+
+def parse_devices(ctx: click.Context, param: click.Parameter, value: str | None
+                  ) -> tuple[str, ...]:
+    """Click callback: '0,1' -> ('cuda:0', 'cuda:1'); names such as cpu or cuda:2 pass as they are."""
+    if not value:
+        return ()
+    names = [part.strip() for part in value.split(",")]
+    if not all(names):
+        raise click.BadParameter(f"expected a comma-separated list such as 0,1, got {value!r}")
+    return tuple(f"cuda:{name}" if name.isdigit() else name for name in names)

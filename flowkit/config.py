@@ -21,7 +21,8 @@ class ExtractConfig:
     """Everything that decides what ``flowkit extract`` writes.
 
     ``flow_params`` is the backend's own config dataclass (e.g. TVL1Config); None means the
-    backend's defaults. ``device`` and ``batch_size`` decide where and how fast flow is computed.
+    backend's defaults. ``device``, ``devices`` (several GPUs, one worker process each; overrides
+    ``device``) and ``batch_size`` decide where and how fast flow is computed, not what.
     """
 
     decode: DecodeConfig = DecodeConfig()
@@ -30,6 +31,7 @@ class ExtractConfig:
     flow_step: int = 1
     storage: StorageConfig = StorageConfig()
     device: str = "cpu"
+    devices: tuple[str, ...] = ()
     batch_size: int = 8
 
     def __post_init__(self) -> None:
@@ -39,8 +41,13 @@ class ExtractConfig:
             raise ConfigError("flow parameters given but flow is 'none'")
         if self.flow_step < 1:
             raise ConfigError(f"flow step must be >= 1, got {self.flow_step}")
+        object.__setattr__(self, "devices", tuple(self.devices))
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
+
+    def run_devices(self) -> list[str]:
+        """The devices flow runs on: ``devices`` when given, else ``device``."""
+        return list(self.devices) or [self.device]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -71,4 +78,4 @@ def saved_output_settings(path: Path) -> dict[str, Any]:
 
 
 def _output_part(settings: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in settings.items() if key not in ("device", "batch_size")}
+    return {key: value for key, value in settings.items() if key not in ("device", "devices", "batch_size")}

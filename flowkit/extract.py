@@ -14,6 +14,7 @@ import math
 import os
 import queue
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -22,10 +23,11 @@ import numpy as np
 
 from flowkit.config import CONFIG_NAME, NO_FLOW, ExtractConfig, saved_output_settings
 from flowkit.errors import ConfigError, DecodeError, ExtractionError, FlowkitError
-from flowkit.flow import FlowBackend, get_backend
+from flowkit.flow import FlowBackend, check_backend, get_backend
 from flowkit.inputs import VideoSource
 from flowkit.lock import FolderLock
 from flowkit.manifest import FAILED, MANIFEST_NAME, OK, PENDING, Manifest, ManifestEntry
+from flowkit.prefetch import prefetch
 from flowkit.progress import ProgressBar
 from flowkit.shards import TMP_SUFFIX, ShardWriter, VideoWriter
 from flowkit.versions import library_versions
@@ -70,8 +72,9 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
     """Extract ``sources`` into shards in ``out_dir``, resuming any earlier run there.
 
     Args:
-        workers: worker processes (default: CPU cores); the arrays written do not depend on it.
-        threads: OpenCV threads in each worker (default: CPU cores / workers).
+        workers: worker processes (default: CPU cores, or one per GPU when flow runs on GPUs);
+            the arrays written do not depend on it.
+        threads: OpenCV and PyTorch CPU threads in each worker (default: CPU cores / workers).
         videos_per_shard: videos per shard file for newly planned videos (default: automatic).
         overwrite: delete this folder's earlier flowkit output first.
         retry_failed: plan videos that failed before again (into new shards).
@@ -79,12 +82,17 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
 
     Raises:
         LockError: another run holds ``out_dir``.
-        ConfigError: ``out_dir`` holds output made with other settings (and not ``overwrite``).
+        ConfigError: ``out_dir`` holds output made with other settings (and not ``overwrite``),
+            or the flow backend cannot run as configured (device, weights).
     """
     out_dir = Path(out_dir)
+    devices = config.run_devices()
+    if config.flow != NO_FLOW:
+        check_backend(config.flow, config.flow_params, devices)
     out_dir.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
-    workers = workers or cores
+    on_gpus = any(device != "cpu" for device in devices)
+    workers = workers or (len(devices) if on_gpus else cores)
     threads = threads or max(1, cores // workers)
     started = time.perf_counter()
     with FolderLock(out_dir):
@@ -104,7 +112,8 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
         bar = ProgressBar(total=processed, enabled=progress)
         frames = 0
         try:
-            for entries in _run_shards(work, out_dir, config, workers, threads, bar.update):
+            for entries in _run_shards(work, out_dir, config, workers, threads, devices,
+                                       bar.update):
                 for entry in entries:
                     manifest.put(entry)
                     frames += entry.num_frames or 0
@@ -200,27 +209,35 @@ def _needs_work(manifest: Manifest, out_dir: Path, shard: str) -> bool:
 # -- running ----------------------------------------------------------------------------------
 
 def _run_shards(work: dict[str, list[ManifestEntry]], out_dir: Path, config: ExtractConfig,
-                workers: int, threads: int, on_progress: ProgressFn
+                workers: int, threads: int, devices: list[str], on_progress: ProgressFn
                 ) -> Iterator[list[ManifestEntry]]:
-    """Yield the finished manifest entries of each shard as shards complete."""
+    """Yield the finished manifest entries of each shard as shards complete.
+
+    Workers take turns on ``devices``: a shard runs on a device no other running shard holds
+    (with more workers than devices, each device is shared by as many workers as evenly).
+    """
     if workers == 1 or len(work) <= 1:
         for shard, entries in work.items():
-            yield extract_shard(out_dir / shard, entries, config, on_progress, threads)
+            yield extract_shard(out_dir / shard, entries, config, on_progress, threads,
+                                devices[0])
         return
     import multiprocessing
 
     from joblib import Parallel, delayed
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
+    n_jobs = min(workers, len(work))
     with multiprocessing.Manager() as sync:
-        updates = sync.Queue()
+        updates, free_devices = sync.Queue(), sync.Queue()
+        for slot in range(n_jobs):
+            free_devices.put(devices[slot % len(devices)])
         listener = _QueueListener(updates, on_progress)
         try:
-            jobs = Parallel(n_jobs=min(workers, len(work)), return_as="generator_unordered",
-                            max_nbytes=None)
+            jobs = Parallel(n_jobs=n_jobs, return_as="generator_unordered", max_nbytes=None)
             yield from jobs(
-                delayed(extract_shard)(out_dir / shard, entries, config, _QueueProgress(updates),
-                                       threads)
+                delayed(_extract_shard_on_free_device)(
+                    free_devices, out_dir / shard, entries, config, _QueueProgress(updates),
+                    threads)
                 for shard, entries in work.items())
         except TerminatedWorkerError as exc:
             raise ExtractionError(
@@ -229,6 +246,17 @@ def _run_shards(work: dict[str, list[ManifestEntry]], out_dir: Path, config: Ext
             ) from None
         finally:
             listener.stop()
+
+
+def _extract_shard_on_free_device(free_devices: Any, path: Path,
+                                  entries: Sequence[ManifestEntry], config: ExtractConfig,
+                                  on_progress: ProgressFn, threads: int) -> list[ManifestEntry]:
+    """:func:`extract_shard` on a device taken from the ``free_devices`` queue, then returned."""
+    device = free_devices.get()
+    try:
+        return extract_shard(path, entries, config, on_progress, threads, device)
+    finally:
+        free_devices.put(device)
 
 
 class _QueueProgress:
@@ -269,18 +297,19 @@ class _QueueListener:
 # -- one shard, one video -------------------------------------------------------------------------
 
 def extract_shard(path: Path, entries: Sequence[ManifestEntry], config: ExtractConfig,
-                  on_progress: ProgressFn | None = None, threads: int | None = None
-                  ) -> list[ManifestEntry]:
+                  on_progress: ProgressFn | None = None, threads: int | None = None,
+                  device: str | None = None) -> list[ManifestEntry]:
     """Write one shard with the videos of ``entries``; return their updated entries.
 
-    A video that fails (bad file, decode error, backend error) is left out of the shard and
-    returned as failed with its error; the others are unaffected.
+    Flow runs on ``device`` (default: ``config.device``). A video that fails (bad file, decode
+    error, backend error) is left out of the shard and returned as failed with its error; the
+    others are unaffected.
     """
     on_progress = on_progress or (lambda videos, frames: None)
-    backend = None if config.flow == NO_FLOW else get_backend(config.flow, config.flow_params,
-                                                             device=config.device)
+    backend = None if config.flow == NO_FLOW else get_backend(
+        config.flow, config.flow_params, device=device or config.device)
     done = []
-    with _opencv_threads(threads), \
+    with _library_threads(threads), \
             ShardWriter(path, config.storage, shard_attributes(config)) as shard:
         for entry in entries:
             flow_attrs = {"bound": config.storage.bound, "step": config.flow_step,
@@ -308,19 +337,25 @@ def _error_text(exc: Exception, source: str) -> str:
 
 
 @contextlib.contextmanager
-def _opencv_threads(threads: int | None) -> Iterator[None]:
-    """Use ``threads`` OpenCV threads inside the block, restoring the caller's setting after."""
+def _library_threads(threads: int | None) -> Iterator[None]:
+    """Use ``threads`` OpenCV (and, when loaded, PyTorch) CPU threads inside the block,
+    restoring the caller's settings after."""
     if threads is None:
         yield
         return
     import cv2
 
-    previous = cv2.getNumThreads()
+    torch = sys.modules.get("torch")
+    previous = cv2.getNumThreads(), torch.get_num_threads() if torch else None
     cv2.setNumThreads(threads)
+    if torch:
+        torch.set_num_threads(threads)
     try:
         yield
     finally:
-        cv2.setNumThreads(previous)
+        cv2.setNumThreads(previous[0])
+        if torch:
+            torch.set_num_threads(previous[1])
 
 
 def extract_video(path: Path, label: int | None, config: ExtractConfig,
@@ -328,7 +363,8 @@ def extract_video(path: Path, label: int | None, config: ExtractConfig,
                   on_frames: Callable[[int], None] = lambda n: None) -> None:
     """Stream one video into ``video``: every frame, and flow between frames ``step`` apart.
 
-    Only ``batch_size`` frame pairs are held in memory at once.
+    Only ``batch_size`` frame pairs (and as many decoded frames ahead, decoded in a thread
+    while flow runs) are held in memory at once.
     """
     info = probe(path)
     step, batch = config.flow_step, config.batch_size
@@ -345,7 +381,7 @@ def extract_video(path: Path, label: int | None, config: ExtractConfig,
 
     frame = None
     reported, reported_at = 0, time.monotonic()
-    for index, frame in enumerate(iter_frames(path, config.decode)):
+    for index, frame in enumerate(prefetch(iter_frames(path, config.decode), depth=batch)):
         video.append_frame(frame)
         if backend is not None and index % step == 0:
             if anchor is not None:

@@ -1,8 +1,9 @@
 """Optical flow backends and the registry that names them.
 
-A backend is one module holding a frozen config dataclass and a :class:`FlowBackend` subclass.
-Backend modules are imported only when asked for, so heavy dependencies (torch for RAFT) load
-only when used. Adding a backend means adding one line to ``_ENTRIES``.
+A backend is a frozen config dataclass and a :class:`FlowBackend` subclass, named here as
+``module:Class``. Modules are imported only when asked for, and the config classes of the
+PyTorch backends live in modules without torch, so the CLI starts without loading torch.
+Adding a backend means adding one line to ``_ENTRIES``.
 """
 
 from __future__ import annotations
@@ -16,18 +17,25 @@ from flowkit.flow.base import FlowBackend
 
 
 class _Entry(NamedTuple):
-    module: str
-    backend_class: str
-    config_class: str
+    backend: str  # "module:Class" of the FlowBackend subclass
+    config: str   # "module:Class" of its config dataclass
     summary: str
 
 
 _ENTRIES: dict[str, _Entry] = {
-    "tvl1": _Entry("flowkit.flow.tvl1", "TVL1Flow", "TVL1Config",
+    "tvl1": _Entry("flowkit.flow.tvl1:TVL1Flow", "flowkit.flow.tvl1:TVL1Config",
                    "TV-L1 (OpenCV contrib DualTVL1), CPU; the standard for two-stream networks"),
-    "farneback": _Entry("flowkit.flow.farneback", "FarnebackFlow", "FarnebackConfig",
+    "farneback": _Entry("flowkit.flow.farneback:FarnebackFlow",
+                        "flowkit.flow.farneback:FarnebackConfig",
                         "Farneback polynomial expansion (OpenCV), CPU; fast and coarse"),
+    "raft": _Entry("flowkit.flow.raft.backend:RAFTFlow", "flowkit.flow.raft.config:RAFTConfig",
+                   "RAFT (PyTorch, original or torchvision weights), CPU or GPU"),
 }
+
+
+def _load(qualified: str) -> Any:
+    module, name = qualified.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def list_backends() -> list[str]:
@@ -51,8 +59,7 @@ def _entry(name: str) -> _Entry:
 
 def backend_config_class(name: str) -> type:
     """The frozen dataclass holding the parameters of backend ``name``."""
-    entry = _entry(name)
-    return getattr(importlib.import_module(entry.module), entry.config_class)
+    return _load(_entry(name).config)
 
 
 def make_backend_config(name: str, **options: Any) -> Any:
@@ -75,14 +82,28 @@ def make_backend_config(name: str, **options: Any) -> Any:
 def get_backend(name: str, config: Any = None, device: str = "cpu") -> FlowBackend:
     """Create backend ``name`` with ``config`` (defaults when None) on ``device``."""
     entry = _entry(name)
-    module = importlib.import_module(entry.module)
     if config is None:
-        config = getattr(module, entry.config_class)()
-    return getattr(module, entry.backend_class)(config, device=device)
+        config = _load(entry.config)()
+    return _load(entry.backend)(config, device=device)
+
+
+def check_backend(name: str, config: Any, devices: list[str]) -> None:
+    """Raise now, not in every video of a run, if backend ``name`` cannot run as configured.
+
+    Checks each device and builds the backend once on the CPU (which reads model weights).
+
+    Raises:
+        ConfigError: a device is unusable, or the config (e.g. a weights file) is refused.
+    """
+    backend_class = _load(_entry(name).backend)
+    for device in devices:
+        backend_class.check_device(device)
+    backend_class(config, device="cpu")
 
 
 __all__ = [
     "FlowBackend",
+    "check_backend",
     "backend_config_class",
     "backend_summary",
     "get_backend",

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from flowkit.errors import BackendError
+from flowkit.errors import BackendError, ConfigError
 
 
 class FlowBackend(abc.ABC):
@@ -21,8 +21,19 @@ class FlowBackend(abc.ABC):
     name: ClassVar[str]
 
     def __init__(self, config: Any, device: str = "cpu") -> None:
+        self.check_device(device)
         self.config = config
         self.device = device
+
+    @classmethod
+    def check_device(cls, device: str) -> None:
+        """Raise ConfigError unless this backend can run on ``device`` on this machine.
+
+        CPU backends accept only 'cpu'; PyTorch backends override this.
+        """
+        if device != "cpu":
+            raise ConfigError(f"the {cls.name} flow method runs on the CPU only, got device "
+                              f"{device!r}; use a PyTorch method (e.g. raft) for GPUs")
 
     @abc.abstractmethod
     def __call__(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:

@@ -26,9 +26,6 @@ class OpenCVFlow(FlowBackend):
         if not isinstance(config, self.config_class):
             raise ConfigError(f"{self.name} backend needs a {self.config_class.__name__}, "
                               f"got {type(config).__name__}")
-        if device != "cpu":
-            raise BackendError(f"{self.name} backend runs on device 'cpu' only, got {device!r}; "
-                               "use a PyTorch backend for GPUs")
         super().__init__(config, device)
         self._solver = self._make_solver(config)
 
