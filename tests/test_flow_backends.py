@@ -19,6 +19,8 @@ from helpers import shared_data_dir, translated_texture_pair
 BACKENDS = list_backends()
 # Backends with learned weights: the test weights are random, so they cannot find motion.
 LEARNED = {"raft"}
+# Backends written in PyTorch: they run on GPUs where the machine has them.
+TORCH = {"raft", "tvl1-torch"}
 # Batched convolutions may sum in another order than single ones: flow agrees to float rounding.
 BATCH_TOLERANCE = {"raft": 1e-4}
 MARGIN = 16  # pixels cropped from each border: the periodic texture wraps around there
@@ -116,7 +118,7 @@ def test_unavailable_device_raises_config_error(name: str) -> None:
     without it, checked by test_raft for machines with one) is refused, naming the device."""
     import torch
 
-    if name in LEARNED and torch.cuda.is_available():
+    if name in TORCH and torch.cuda.is_available():
         pytest.skip("this machine has CUDA; the device is usable")
     with pytest.raises(ConfigError, match="cuda"):
         make_backend(name, device="cuda")
@@ -196,3 +198,15 @@ def test_tvl1_rubberwhale_endpoint_error() -> None:
     truth = read_flo(folder / "RubberWhale-flow10.flo")
     flow = get_backend("tvl1")(first[None], second[None])[0]
     assert endpoint_error(flow, truth) <= 0.17
+
+
+def test_tvl1_small_frames_do_not_change_later_pairs() -> None:
+    """Regression: OpenCV's DualTVL1 lowers its own nscales when a small frame stops the pyramid
+    early, and kept it for every later pair of the reused solver (a 6.5 px move then came out as
+    5.07 px). A pair after a 20x20 one gives the flow a fresh backend gives."""
+    backend = get_backend("tvl1")
+    tiny = np.zeros((1, 20, 20, 3), dtype=np.uint8)
+    first, second = translated_texture_pair(320, 240, 6.5, 0.0)
+    fresh = get_backend("tvl1")(first[None], second[None])
+    backend(tiny, tiny)
+    np.testing.assert_array_equal(backend(first[None], second[None]), fresh)

@@ -28,6 +28,10 @@ _ENTRIES: dict[str, _Entry] = {
     "farneback": _Entry("flowkit.flow.farneback:FarnebackFlow",
                         "flowkit.flow.farneback:FarnebackConfig",
                         "Farneback polynomial expansion (OpenCV), CPU; fast and coarse"),
+    "tvl1-torch": _Entry("flowkit.flow.tvl1_torch:TVL1TorchFlow",
+                         "flowkit.flow.tvl1:TVL1TorchConfig",
+                         "TV-L1 in PyTorch (OpenCV DualTVL1's algorithm and defaults), batched, "
+                         "CPU or GPU; no OpenCV CUDA build needed"),
     "raft": _Entry("flowkit.flow.raft.backend:RAFTFlow", "flowkit.flow.raft.config:RAFTConfig",
                    "RAFT (PyTorch, original or torchvision weights), CPU or GPU"),
 }

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from flowkit.errors import ConfigError
+from flowkit.flow.base import FlowBackend
 
 if TYPE_CHECKING:
     import torch
@@ -49,3 +52,25 @@ def autocast_dtype(precision: str) -> "torch.dtype | None":
     import torch
 
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+class TorchFlowBackend(FlowBackend):
+    """A backend computed with PyTorch on a device of this machine (cpu, cuda, cuda:N)."""
+
+    @classmethod
+    def check_device(cls, device: str) -> None:
+        torch_device(device)
+
+    def __init__(self, config: Any, device: str = "cpu") -> None:
+        super().__init__(config, device)
+        self.torch_device = torch_device(device)
+
+    def frames_to_device(self, frames: np.ndarray) -> "torch.Tensor":
+        """(B, H, W, 3) uint8 frames as the same uint8 tensor on the device: the copy moves
+        3 bytes a pixel, not 12, and is asynchronous from pinned memory on a GPU."""
+        import torch
+
+        tensor = torch.from_numpy(np.ascontiguousarray(frames))
+        if self.torch_device.type == "cuda":
+            tensor = tensor.pin_memory().to(self.torch_device, non_blocking=True)
+        return tensor

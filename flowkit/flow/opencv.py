@@ -33,6 +33,9 @@ class OpenCVFlow(FlowBackend):
     def _make_solver(self, config: Any) -> cv2.DenseOpticalFlow:
         """The OpenCV solver for ``config``."""
 
+    def _reset_solver(self) -> None:
+        """Undo what the solver's previous call changed in its own parameters (none by default)."""
+
     def __call__(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """Flow from ``first`` to ``second`` on grayscale versions of the frames.
 
@@ -52,6 +55,7 @@ class OpenCVFlow(FlowBackend):
         for i in range(batch):
             gray0 = cv2.cvtColor(np.ascontiguousarray(first[i]), cv2.COLOR_RGB2GRAY)
             gray1 = cv2.cvtColor(np.ascontiguousarray(second[i]), cv2.COLOR_RGB2GRAY)
+            self._reset_solver()
             try:
                 flow[i] = self._solver.calc(gray0, gray1, None)
             except cv2.error as error:

@@ -66,11 +66,22 @@ class TVL1Config:
             )
 
 
+@dataclasses.dataclass(frozen=True)
+class TVL1TorchConfig(TVL1Config):
+    """Parameters of the PyTorch TV-L1 (flowkit.flow.tvl1_torch): OpenCV DualTVL1's, with its
+    defaults. Kept here, free of torch, so the CLI reads it without loading torch."""
+
+
 class TVL1Flow(OpenCVFlow):
     """Dense TV-L1 flow (OpenCV contrib DualTVL1) for batches of RGB frame pairs, on the CPU."""
 
     name = "tvl1"
     config_class = TVL1Config
+
+    def _reset_solver(self) -> None:
+        # A frame too small for nscales makes DualTVL1 lower its own nscales, and it stays
+        # lowered for every later pair unless set again.
+        self._solver.setScalesNumber(self.config.nscales)
 
     def _make_solver(self, config: TVL1Config) -> cv2.DenseOpticalFlow:
         # Positional arguments: OpenCV's keyword for inner iterations is misspelt

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from flowkit.errors import BackendError, ConfigError
-from flowkit.flow.base import FlowBackend, check_pair_batch
-from flowkit.flow.device import autocast_dtype, torch_device
+from flowkit.flow.base import check_pair_batch
+from flowkit.flow.device import TorchFlowBackend, autocast_dtype
 from flowkit.flow.raft.checkpoint import load_raft
 from flowkit.flow.raft.config import RAFTConfig
 from flowkit.flow.raft.network import CORR_LEVELS, DOWNSAMPLE
@@ -38,7 +38,7 @@ def correlation_bytes(height: int, width: int) -> int:
     return cells * cells * 4 * 4 // 3
 
 
-class RAFTFlow(FlowBackend):
+class RAFTFlow(TorchFlowBackend):
     """RAFT flow for batches of RGB frame pairs, on the CPU or a GPU.
 
     Frames are edge-padded to multiples of 8 and the flow cropped back. A batch larger than
@@ -48,23 +48,18 @@ class RAFTFlow(FlowBackend):
 
     name = "raft"
 
-    @classmethod
-    def check_device(cls, device: str) -> None:
-        torch_device(device)
-
     def __init__(self, config: RAFTConfig, device: str = "cpu") -> None:
         if not isinstance(config, RAFTConfig):
             raise ConfigError(f"raft backend needs a RAFTConfig, got {type(config).__name__}")
         super().__init__(config, device)
-        self._device = torch_device(device)
-        if config.precision == "fp16" and self._device.type == "cpu":
+        if config.precision == "fp16" and self.torch_device.type == "cpu":
             raise ConfigError("fp16 on the CPU is emulated (about 50x slower than fp32 here); "
                               "use --precision bf16 or fp32 on the CPU, fp16 on GPUs")
-        self.model = load_raft(config.weights, config.small, self._device)
+        self.model = load_raft(config.weights, config.small, self.torch_device)
         dtype = autocast_dtype(config.precision)
         self._autocast: Callable[[], ContextManager[object]] = (
             contextlib.nullcontext if dtype is None
-            else lambda: torch.autocast(device_type=self._device.type, dtype=dtype))
+            else lambda: torch.autocast(device_type=self.torch_device.type, dtype=dtype))
 
     def __call__(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """Flow from ``first`` to ``second``: (B, H, W, 3) uint8 RGB -> (B, H, W, 2) float32.
@@ -90,19 +85,16 @@ class RAFTFlow(FlowBackend):
 
     def _pairs_per_pass(self, padded_h: int, padded_w: int) -> int:
         """How many pairs one forward pass takes, bounded by correlation memory."""
-        if self._device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self._device)
+        if self.torch_device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.torch_device)
             budget = int(free * GPU_CORR_FRACTION)
         else:
             budget = CPU_CORR_BUDGET_BYTES
         return max(1, budget // correlation_bytes(padded_h, padded_w))
 
     def _to_device(self, frames: np.ndarray) -> torch.Tensor:
-        """uint8 (B, H, W, 3) -> float (B, 3, H, W) on the device; copies the 4x smaller uint8."""
-        tensor = torch.from_numpy(np.ascontiguousarray(frames))
-        if self._device.type == "cuda":
-            tensor = tensor.pin_memory().to(self._device, non_blocking=True)
-        return tensor.permute(0, 3, 1, 2).float()
+        """uint8 (B, H, W, 3) -> float (B, 3, H, W) on the device."""
+        return self.frames_to_device(frames).permute(0, 3, 1, 2).float()
 
     @torch.inference_mode()
     def _forward(self, first: np.ndarray, second: np.ndarray,
