@@ -327,3 +327,17 @@ def test_extract_refuses_bad_weights_before_writing_anything(raft_videos: Path,
     assert result.exit_code == 2, result.output
     assert "add --raft-small" in result.output
     assert not out.exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision, bound", [("fp32", 1e-2), ("bf16", 0.5)])
+def test_cuda_matches_cpu(precision: str, bound: float) -> None:
+    """On a GPU, RAFT-large's RubberWhale flow matches the CPU fp32 flow (mean EPE; fp32 differs
+    only by convolution algorithms, bf16 by its rounding)."""
+    first, second = rubberwhale()
+    config = RAFTConfig(weights=str(weights("large")), iters=12)
+    on_cpu = RAFTFlow(config)(first[None], second[None])[0]
+    gpu_config = RAFTConfig(weights=str(weights("large")), iters=12, precision=precision)
+    on_gpu = RAFTFlow(gpu_config, device="cuda")(np.stack([first] * 2), np.stack([second] * 2))
+    for flow in on_gpu:
+        assert epe(flow, on_cpu) < bound
