@@ -33,7 +33,7 @@ class FlowBackend(abc.ABC):
         """
         if device != "cpu":
             raise ConfigError(f"the {cls.name} flow method runs on the CPU only, got device "
-                              f"{device!r}; use a PyTorch method (e.g. raft) for GPUs")
+                              f"{device!r}; use tvl1-torch or raft for GPUs")
 
     @abc.abstractmethod
     def __call__(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
