@@ -9,6 +9,7 @@ because the published weights were trained with them.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import torch
@@ -339,8 +340,6 @@ class RAFT(nn.Module):
             (flow at 1/8 resolution, upsampled flow), both (B, 2, h, w) in pixels of their
             resolution, channel 0 x (right) and channel 1 y (down).
         """
-        import contextlib
-
         mixed = autocast or contextlib.nullcontext
         image1 = 2 * (image1 / 255.0) - 1.0
         image2 = 2 * (image2 / 255.0) - 1.0
