@@ -1,14 +1,17 @@
 """Loader: two-stream TSN training samples/s from shards vs MMAction2 JPEG folders.
 
-Three layouts of the same videos: shards as `flowkit extract` writes them by default (lossless
-gzip uint8 flow), shards with `--flow-dtype jpeg`, and MMAction2 folders exported from the
-latter (byte for byte the same JPEGs). All read with the same sampling (3 segments, 1 RGB frame
-+ 5 flow pairs each) and transforms (multi-scale crop to 224, flip, normalisation) through a
-DataLoader with 2 workers; the folder baseline is a plain Dataset decoding img/x/y JPEGs with
-OpenCV. Cold runs first evict every file of all layouts from the page cache (fsync, then
-posix_fadvise DONTNEED) before each epoch; warm runs follow a full pass. Both start fresh
-workers every epoch (so shards reopen their HDF5 files each epoch); a last warm measurement
-keeps the workers alive (persistent_workers=True), layouts interleaved, twice.
+Five layouts of the same videos: shards as `flowkit extract` writes them by default (lossless
+gzip uint8 flow), shards with uncompressed uint8 flow (`--compression none`), shards with
+uncompressed raw RGB too (`--rgb raw`: nothing left to decode), shards with `--flow-dtype jpeg`, and MMAction2 folders exported from the latter (byte for byte the same
+JPEGs). All read with the same sampling (3 segments, 1 RGB frame + 5 flow pairs each) and
+transforms (multi-scale crop to 224, flip) through a DataLoader with 2 workers; the folder
+baseline is a plain Dataset decoding img/x/y JPEGs with OpenCV. Two output modes for every
+layout: float32 (Normalize in the workers, the classic pipeline) and uint8 (RGB and quantised
+flow leave the workers as uint8; `flowkit.data.device.normalize_batch` finishes on the training
+device, not timed here). Cold runs first evict every file of all layouts from the page cache
+(fsync, then posix_fadvise DONTNEED) before each epoch; warm runs follow a full pass. Both
+start fresh workers every epoch (so shards reopen their HDF5 files each epoch); a last warm
+measurement keeps the workers alive (persistent_workers=True), layouts interleaved, twice.
 
     python bench/loader.py [--videos 48] [--frames 48] [--epochs 3]
 """
@@ -31,7 +34,7 @@ from flowkit.codec import dequantize_flow
 from flowkit.config import ExtractConfig
 from flowkit.data.dataset import ShardDataset, _flow_tensor, _rgb_tensor
 from flowkit.data.sampling import SegmentSampler, flow_stack_indices
-from flowkit.data.transforms import tsn_train_transform
+from flowkit.data.transforms import Normalize, flow_scale, tsn_train_transform
 from flowkit.extract import extract
 from flowkit.inputs import collect_videos
 from flowkit.interop import export_rawframes
@@ -40,14 +43,18 @@ from flowkit.shards import StorageConfig
 from flowkit.synth import SynthConfig, make_synthetic_videos
 
 FLOW_LENGTH = 5
+SHARD_LAYOUTS = ("shards", "raw_shards", "raw_rgb_shards", "jpeg_shards")
 
 
 class FolderDataset(Dataset):
     """The baseline: TSN samples read from MMAction2 rawframe folders (1-based names)."""
 
-    def __init__(self, folders: list[Path], counts: list[int], bound: float, seed: int = 0):
+    def __init__(self, folders: list[Path], counts: list[int], bound: float, seed: int = 0,
+                 quantized_flow: bool = False):
         self.folders, self.counts, self.bound, self.seed = folders, counts, bound, seed
-        self.sampler, self.transform = SegmentSampler(num_segments=3), tsn_train_transform(224)
+        self.quantized_flow = quantized_flow
+        self.sampler = SegmentSampler(num_segments=3)
+        self.transform = tsn_train_transform(224, normalize=None if quantized_flow else Normalize())
 
     def __len__(self) -> int:
         return len(self.folders)
@@ -59,11 +66,19 @@ class FolderDataset(Dataset):
         flows = flow_stack_indices(starts, FLOW_LENGTH, num_frames - 1)
         rgb = np.stack([cv2.cvtColor(cv2.imread(str(folder / f"img_{s + 1:05d}.jpg")),
                                      cv2.COLOR_BGR2RGB) for s in starts])
-        planes = np.stack([np.stack([cv2.imread(str(folder / f"{axis}_{k + 1:05d}.jpg"),
-                                                cv2.IMREAD_GRAYSCALE) for axis in "xy"], -1)
+        planes = np.stack([cv2.merge([cv2.imread(str(folder / f"{axis}_{k + 1:05d}.jpg"),
+                                                 cv2.IMREAD_GRAYSCALE) for axis in "xy"])
                            for k in flows.reshape(-1)])
-        flow = dequantize_flow(planes, self.bound).reshape(*flows.shape, *planes.shape[1:])
-        sample = self.transform({"rgb": rgb, "flow": flow}, rng)
+        shape = (*flows.shape, *planes.shape[1:])
+        if self.quantized_flow:
+            sample = self.transform({"rgb": rgb, "flow": planes.reshape(shape),
+                                     "flow_bound": self.bound}, rng)
+            return {"rgb": _rgb_tensor(sample["rgb"], None),
+                    "flow": _flow_tensor(sample["flow"], None),
+                    "flow_bound": torch.tensor(self.bound, dtype=torch.float64),
+                    "flow_scale": torch.from_numpy(flow_scale(sample))}
+        sample = self.transform({"rgb": rgb, "flow": dequantize_flow(planes, self.bound).reshape(
+            shape)}, rng)
         return {"rgb": _rgb_tensor(sample["rgb"], None), "flow": _flow_tensor(sample["flow"], None)}
 
 
@@ -116,53 +131,69 @@ def main() -> None:
         sources = collect_videos([tmp / "videos"])
         require_all_ok(extract(sources, tmp / "shards", ExtractConfig(flow="farneback"),
                                progress=False))
+        require_all_ok(extract(sources, tmp / "raw_shards", ExtractConfig(
+            flow="farneback", storage=StorageConfig(compression="none")), progress=False))
+        require_all_ok(extract(sources, tmp / "raw_rgb_shards", ExtractConfig(
+            flow="farneback", storage=StorageConfig(rgb="raw", compression="none")),
+            progress=False))
         require_all_ok(extract(sources, tmp / "jpeg_shards", ExtractConfig(
             flow="farneback", storage=StorageConfig(flow_dtype="jpeg")), progress=False))
         export_rawframes(tmp / "jpeg_shards", tmp / "folders", layout="mmaction2")
         reader = open_shards(tmp / "jpeg_shards")
         folders = [tmp / "folders" / Path(v).with_suffix("") for v in reader.videos]
         counts = [reader.info(v)["num_frames"] for v in reader.videos]
-        layouts = {
-            "shards": ShardDataset(tmp / "shards", "rgb+flow", SegmentSampler(num_segments=3),
-                                   transform=tsn_train_transform(224), flow_length=FLOW_LENGTH),
-            "jpeg_shards": ShardDataset(tmp / "jpeg_shards", "rgb+flow",
-                                        SegmentSampler(num_segments=3),
-                                        transform=tsn_train_transform(224),
-                                        flow_length=FLOW_LENGTH),
-            "folders": FolderDataset(folders, counts, bound=20.0),
-        }
-        files = {name: sum(len(f) for _, _, f in os.walk(tmp / name)) for name in layouts}
+        layouts = {}
+        for quantized in (False, True):
+            mode = "uint8" if quantized else "float32"
+            transform = tsn_train_transform(224, normalize=None if quantized else Normalize())
+            for name in SHARD_LAYOUTS:
+                layouts[name, mode] = ShardDataset(
+                    tmp / name, "rgb+flow", SegmentSampler(num_segments=3), transform=transform,
+                    flow_length=FLOW_LENGTH, quantized_flow=quantized)
+            layouts["folders", mode] = FolderDataset(folders, counts, bound=20.0,
+                                                     quantized_flow=quantized)
+        names = sorted({name for name, _ in layouts})
+        files = {name: sum(len(f) for _, _, f in os.walk(tmp / name)) for name in names}
         sizes = {name: sum(os.path.getsize(os.path.join(r, n)) for r, _, f in os.walk(tmp / name)
-                           for n in f) for name in layouts}
+                           for n in f) for name in names}
         results = {}
-        every = [tmp / name for name in layouts]
-        for name, dataset in layouts.items():
-            results[(name, "cold")] = samples_per_second(dataset, args.epochs, every)
-        for name, dataset in layouts.items():
+        every = [tmp / name for name in names]
+        for key, dataset in layouts.items():
+            results[(*key, "cold")] = samples_per_second(dataset, args.epochs, every)
+        for key, dataset in layouts.items():
             samples_per_second(dataset, 1, [])  # a full pass brings every file into the cache
-            results[(name, "warm")] = samples_per_second(dataset, args.epochs, [])
+            results[(*key, "warm")] = samples_per_second(dataset, args.epochs, [])
         for round_ in range(2):  # persistent workers, layouts interleaved, warm cache
-            for name, dataset in layouts.items():
-                results[(name, f"persistent{round_}")] = samples_per_second(
+            for key, dataset in layouts.items():
+                results[(*key, f"persistent{round_}")] = samples_per_second(
                     dataset, args.epochs, [], persistent=True)
     print(f"machine: {machine()}")
     print(f"{args.videos} synthetic videos x {args.frames} frames, 340x256, Farneback flow; "
           "TSN 3 segments x (1 RGB + 5 flow pairs), 224 crop + flip; DataLoader 2 workers, batch 8")
-    print("| layout | files | bytes | cold samples/s | warm samples/s | "
+    print("| layout | output | files | bytes | cold samples/s | warm samples/s | "
           "warm, persistent workers (2 rounds) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    names = {"shards": "shards (default: lossless gzip-1 uint8 flow)",
-             "jpeg_shards": "shards (--flow-dtype jpeg)",
-             "folders": "MMAction2 folders (same JPEG bytes as jpeg shards)"}
-    for name, label in names.items():
-        print(f"| {label} | {files[name]} | {sizes[name]} | {results[(name, 'cold')]:.1f} | "
-              f"{results[(name, 'warm')]:.1f} | {results[(name, 'persistent0')]:.1f}, "
-              f"{results[(name, 'persistent1')]:.1f} |")
-    for name in ("shards", "jpeg_shards"):
-        for cache in ("cold", "warm", "persistent0", "persistent1"):
-            ratio = results[(name, cache)] / results[("folders", cache)]
-            print(f"{cache}: {name} / folders = {ratio:.2f}x")
-
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    labels = {"shards": "shards (default: lossless gzip-1 uint8 flow)",
+              "raw_shards": "shards (uint8 flow, --compression none)",
+              "raw_rgb_shards": "shards (--rgb raw --compression none: nothing to decode)",
+              "jpeg_shards": "shards (--flow-dtype jpeg)",
+              "folders": "MMAction2 folders (same JPEG bytes as jpeg shards)"}
+    for mode in ("float32", "uint8"):
+        for name, label in labels.items():
+            r = {cache: results[(name, mode, cache)]
+                 for cache in ("cold", "warm", "persistent0", "persistent1")}
+            print(f"| {label} | {mode} | {files[name]} | {sizes[name]} | {r['cold']:.1f} | "
+                  f"{r['warm']:.1f} | {r['persistent0']:.1f}, {r['persistent1']:.1f} |")
+    for mode in ("float32", "uint8"):
+        for name in SHARD_LAYOUTS:
+            ratios = [results[(name, mode, cache)] / results[("folders", mode, cache)]
+                      for cache in ("cold", "warm", "persistent0", "persistent1")]
+            print(f"{mode} {name} / folders: cold {ratios[0]:.2f}x, warm {ratios[1]:.2f}x, "
+                  f"persistent {ratios[2]:.2f}x, {ratios[3]:.2f}x")
+    for name in labels:
+        gain = (results[(name, "uint8", "persistent1")]
+                / results[(name, "float32", "persistent1")])
+        print(f"{name}: uint8 / float32 output, persistent workers: {gain:.2f}x")
 
 if __name__ == "__main__":
     main()

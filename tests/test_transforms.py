@@ -208,3 +208,72 @@ def test_clip_train_rgb_only_and_determinism():
     b = Compose(list(clip_train_transform(16).transforms))(sample, np.random.default_rng(9))
     assert a.keys() == {"rgb"} and a["rgb"].shape == (2, 16, 16, 3)
     assert np.array_equal(a["rgb"], b["rgb"])
+
+
+# -- quantised (uint8) flow ------------------------------------------------------------------
+
+def _quantized(sample: dict, bound: float = 20.0) -> dict:
+    """The sample with its flow quantised to uint8 steps, as shards store it."""
+    from flowkit.codec import quantize_flow
+    return {**sample, "flow": quantize_flow(sample["flow"], bound), "flow_bound": bound}
+
+
+def test_quantized_flip_negates_u_and_mirrors():
+    """255 - q dequantises to -u: flipped then normalised equals normalised then negated and
+    mirrored (to float32 rounding); a rightward translation becomes a leftward one."""
+    sample = _quantized(_position_sample(w=64), bound=80.0)
+    flipped = Normalize()(HorizontalFlip(p=1.0)(sample, np.random.default_rng(0)))
+    plain = Normalize()(sample)
+    np.testing.assert_allclose(flipped["flow"][..., 0], -plain["flow"][..., ::-1, 0],
+                               rtol=1e-6, atol=1e-5)
+    np.testing.assert_array_equal(flipped["flow"][..., 1], plain["flow"][..., ::-1, 1])
+    right = Normalize()(HorizontalFlip(p=1.0)(_quantized(_constant_flow(2.0, 1.0)),
+                                              np.random.default_rng(0)))
+    assert right["flow"][..., 0].mean() < -1.9 and "flow_bound" not in right
+
+
+def test_quantized_resize_records_scale_and_stays_within_a_step():
+    """A resize leaves uint8 values as steps, multiplies flow_scale by (sx, sy); normalised,
+    it is within one step (2B / 255 px) times the factor of the float pipeline (rounding to a
+    step plus OpenCV's fixed-point uint8 interpolation: 0.67 step measured here)."""
+    bound = 20.0
+    float_sample = _position_sample(h=48, w=64)
+    float_sample["flow"] = float_sample["flow"] / 4 - 6  # within +-bound
+    quantized = _quantized(float_sample, bound)
+    resize = Resize(short_side=36)  # (48, 64) -> (36, 48): factors 0.75, 0.75
+    out = resize(quantized)
+    assert out["flow"].dtype == np.uint8
+    np.testing.assert_array_equal(out["flow_scale"], np.float32([48 / 64, 36 / 48]))
+    from flowkit.codec import dequantize_flow
+    reference = resize({**float_sample, "flow": dequantize_flow(quantized["flow"], bound)})
+    got = Normalize()(out)["flow"]
+    assert np.abs(got - Normalize()(reference)["flow"]).max() <= 0.75 * 2 * bound / 255 + 1e-5
+
+
+def test_quantized_tsn_pipeline_matches_float_pipeline():
+    """tsn_train_transform on quantised flow, then Normalize: same RGB bit for bit, flow within
+    a step times the largest resize factor of the float pipeline, same draws."""
+    from flowkit.codec import dequantize_flow
+    sample = _quantized(_position_sample(n=2, length=2, h=256, w=340))
+    sample["flow"] = sample["flow"] // 2 + 64  # moderate values, still uint8 steps
+    float_sample = {**sample, "flow": dequantize_flow(sample["flow"], 20.0)}
+    del float_sample["flow_bound"]
+    for seed in range(6):
+        expected = tsn_train_transform(224)(float_sample, np.random.default_rng(seed))
+        staged = tsn_train_transform(224, normalize=None)(sample, np.random.default_rng(seed))
+        assert staged["rgb"].dtype == np.uint8 and staged["flow"].dtype == np.uint8
+        got = Normalize()(staged)
+        np.testing.assert_array_equal(got["rgb"], expected["rgb"])
+        assert np.abs(got["flow"] - expected["flow"]).max() <= 224 / 168 * 40 / 255 + 1e-5
+
+
+def test_quantized_flow_needs_its_bound():
+    sample = _quantized(_constant_flow(1.0, 1.0))
+    del sample["flow_bound"]
+    with pytest.raises(ConfigError, match="flow_bound"):
+        CenterCrop(16)(sample)
+
+
+def test_normalize_refuses_float_rgb():
+    with pytest.raises(ConfigError, match="uint8 RGB"):
+        Normalize()({"rgb": np.zeros((1, 4, 4, 3), np.float32)})

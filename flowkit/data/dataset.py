@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from flowkit.data.sampling import ClipSampler, SegmentSampler, flow_stack_indices
+from flowkit.data.transforms import flow_scale
 from flowkit.errors import ConfigError
 from flowkit.reader import ShardReader, Video
 
@@ -38,18 +39,25 @@ class ShardDataset(Dataset):
         flow_length: L, flows per stack with a SegmentSampler (TSN: 5 x/y pairs).
         seed: base of every item's random generator.
         skip_missing: drop split videos that are not stored instead of raising.
+        quantized_flow: keep flow as its stored uint8 steps (uint8 or jpeg storage) through the
+            transforms and the DataLoader, 4x fewer bytes than float32; the item then carries
+            ``flow_bound`` and ``flow_scale`` for :func:`flowkit.data.device.normalize_batch`
+            (or a CPU :class:`~flowkit.data.transforms.Normalize`) to turn it into pixels.
 
     Item (N = segments x crops; or clips x crops with a ClipSampler):
         ``rgb``: (N, 3, H, W) for segments; (3, T, H, W) for one clip, (N, 3, T, H, W) for more.
         ``flow``: (N, 2L, H, W), channels u0, v0, u1, v1, ...; clips (2, T, H, W) / (N, 2, T, H, W).
         ``label`` (int64), ``video_id`` (str), ``frame_indices`` and ``flow_indices`` (int64).
         Float32 when the transform normalises; without a transform RGB stays uint8.
+        With ``quantized_flow`` and no normalisation: ``flow`` uint8, ``flow_bound`` (float64)
+        and ``flow_scale`` ((2,) float32: resize factors of u and v still to apply).
     """
 
     def __init__(self, root: Path | str, modality: str = "rgb",
                  sampler: SegmentSampler | ClipSampler | None = None,
                  split: Mapping[str, int] | None = None, transform: Transform | None = None,
-                 flow_length: int = 5, seed: int = 0, skip_missing: bool = False) -> None:
+                 flow_length: int = 5, seed: int = 0, skip_missing: bool = False,
+                 quantized_flow: bool = False) -> None:
         if modality not in MODALITIES:
             raise ConfigError(f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
         if flow_length < 1:
@@ -60,6 +68,7 @@ class ShardDataset(Dataset):
         self.transform = transform
         self.flow_length = flow_length
         self.seed = seed
+        self.quantized_flow = quantized_flow
         self.epoch = 0
         self.items = self._items(split, skip_missing)
 
@@ -105,7 +114,22 @@ class ShardDataset(Dataset):
             item["rgb"] = _rgb_tensor(sample["rgb"], clip_len)
         if "flow" in sample:
             item["flow"] = _flow_tensor(sample["flow"], clip_len)
+            if sample["flow"].dtype == np.uint8:
+                item["flow_bound"] = torch.tensor(sample["flow_bound"], dtype=torch.float64)
+                item["flow_scale"] = torch.from_numpy(flow_scale(sample))
         return item
+
+    def _read_flows(self, video: Video, positions: np.ndarray, sample: dict) -> np.ndarray:
+        """Flows at ``positions`` in pixels, or as stored uint8 steps with ``quantized_flow``
+        (then ``sample["flow_bound"]`` is set)."""
+        if not self.quantized_flow:
+            return video.flows[positions]
+        bound = video.flow_bound
+        if bound is None:
+            raise ConfigError(f"video {video.video_id!r} stores float16 flow, which has no "
+                              "quantised form; use quantized_flow=False")
+        sample["flow_bound"] = bound
+        return video.flows.quantized(positions)
 
     def _segment_sample(self, video: Video, rng: np.random.Generator
                         ) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -119,7 +143,7 @@ class ShardDataset(Dataset):
             starts = self.sampler(num_flows + 1, self.flow_length + 1, rng)
             flows = flow_stack_indices(starts, self.flow_length, num_flows)
             frames = np.minimum(starts, num_flows) * step
-            data = video.flows[flows.reshape(-1)]
+            data = self._read_flows(video, flows.reshape(-1), sample)
             sample["flow"] = data.reshape(*flows.shape, *data.shape[1:])
         if "rgb" in self.modality:
             sample["rgb"] = video.frames[frames]
@@ -134,7 +158,7 @@ class ShardDataset(Dataset):
         if "rgb" in self.modality:
             sample["rgb"] = video.frames[frames.reshape(-1)]
         if "flow" in self.modality:
-            sample["flow"] = video.flows[flows.reshape(-1)][:, None]
+            sample["flow"] = self._read_flows(video, flows.reshape(-1), sample)[:, None]
         return sample, frames.astype(np.int64), flows.astype(np.int64)
 
 
@@ -148,8 +172,12 @@ def _rgb_tensor(rgb: np.ndarray, clip_len: int | None) -> torch.Tensor:
 
 
 def _flow_tensor(flow: np.ndarray, clip_len: int | None) -> torch.Tensor:
-    """(N, L, H, W, 2) -> (N, 2L, H, W) as u0, v0, u1, v1...; clips (N/T, 2, T, H, W)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(flow, dtype=np.float32))
+    """(N, L, H, W, 2) -> (N, 2L, H, W) as u0, v0, u1, v1...; clips (N/T, 2, T, H, W).
+
+    Quantised (uint8) flow stays uint8; anything else becomes float32.
+    """
+    dtype = np.uint8 if flow.dtype == np.uint8 else np.float32
+    tensor = torch.from_numpy(np.ascontiguousarray(flow, dtype=dtype))
     n, length, height, width, _ = tensor.shape
     if clip_len is None:
         return tensor.permute(0, 1, 4, 2, 3).reshape(n, 2 * length, height, width).contiguous()

@@ -7,6 +7,15 @@ C-contiguous (ready for ``torch.from_numpy``). RGB stays uint8 until :class:`Nor
 
 Flow is in pixels (u right, v down), so geometry changes its values too: a resize by (sx, sy)
 multiplies u by sx and v by sy, and a horizontal flip mirrors the field and negates u.
+
+Flow may instead stay quantised: uint8 ``q`` as stored (pixels = q * 2B / 255 - B), with the
+bound B under ``"flow_bound"``. Then a flip maps u to 255 - q (which dequantises to -u), and a
+resize leaves the values alone and multiplies ``"flow_scale"`` (sx, sy) instead; :class:`Normalize`
+(or :func:`flowkit.data.device.normalize_batch` on a GPU) turns q into pixels times that scale.
+Resizing uint8 rounds interpolated values to steps (OpenCV's fixed-point arithmetic): within one
+step (2B / 255 px) of resizing float pixels, as MMAction2 does with its flow JPEGs. Four times
+fewer bytes pass through the transforms and the DataLoader's worker processes.
+
 Multi-crop test transforms stack crops crop-major on the leading axis: item ``c * N + n`` is
 crop ``c`` of frame (or flow stack) ``n``.
 """
@@ -20,6 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from flowkit.codec import dequantize_flow
 from flowkit.errors import ConfigError
 
 Sample = dict
@@ -39,6 +49,9 @@ def _spatial_size(sample: Sample) -> tuple[int, int]:
         flow = sample["flow"]
         if flow.ndim != 5 or flow.shape[-1] != 2:
             raise ConfigError(f"sample['flow'] must be (N, L, H, W, 2), got {flow.shape}")
+        if flow.dtype == np.uint8 and "flow_bound" not in sample:
+            raise ConfigError("sample['flow'] is uint8 (quantised) but sample['flow_bound'] is "
+                              "missing; give the bound it was quantised with")
         sizes["flow"] = flow.shape[2:4]
     if not sizes:
         raise ConfigError("sample has neither 'rgb' nor 'flow'; give at least one")
@@ -52,17 +65,49 @@ def _map(sample: Sample, fn: Callable[[str, np.ndarray], np.ndarray]) -> Sample:
     return {k: (fn(k, v) if k in _KEYS else v) for k, v in sample.items()}
 
 
+def _quantized(key: str, a: np.ndarray) -> bool:
+    """Whether ``a`` is quantised flow (uint8 steps of 2B/255, see the module docstring)."""
+    return key == "flow" and a.dtype == np.uint8
+
+
+def flow_scale(sample: Sample) -> np.ndarray:
+    """(sx, sy) float32 still to apply to the quantised flow of ``sample``; (1, 1) if none."""
+    return np.asarray(sample.get("flow_scale", (1.0, 1.0)), dtype=np.float32)
+
+
 def _crop(sample: Sample, top: int, left: int, height: int, width: int) -> Sample:
-    """The same box on every frame and flow of the item."""
-    return _map(sample, lambda k, a: np.ascontiguousarray(
-        a[..., top:top + height, left:left + width, :]))
+    """The same box on every frame and flow of the item (copied: outputs never alias inputs)."""
+    return _map(sample, lambda k, a: np.ascontiguousarray(_box(a, top, left, height, width)))
+
+
+def _box(images: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    """A view of the box on (..., H, W, C) images; OpenCV reads such views without a copy."""
+    return images[..., top:top + height, left:left + width, :]
+
+
+def _per_image(images: np.ndarray, out_hw: tuple[int, int],
+               op: Callable[[np.ndarray, np.ndarray], object],
+               dtype: np.dtype | type | None = None) -> np.ndarray:
+    """``op(image, out_image)`` for each (H, W, C) image of (..., H, W, C) ``images``.
+
+    OpenCV works image by image; ``op`` writes into its slot of one new C-contiguous array of
+    shape (..., *out_hw, C) and ``dtype`` (default: the input's).
+    """
+    lead, channels = images.shape[:-3], images.shape[-1]
+    flat = images.reshape((-1, *images.shape[-3:]))  # a view: only H and W were ever sliced
+    out = np.empty((flat.shape[0], *out_hw, channels), dtype=dtype or images.dtype)
+    for image, target in zip(flat, out):
+        op(image, target)
+    return out.reshape(lead + (*out_hw, channels))
 
 
 def _flip(sample: Sample) -> Sample:
     """Mirror left-right; flow u is negated (motion to the right becomes motion to the left)."""
     def flip(key: str, a: np.ndarray) -> np.ndarray:
-        out = np.ascontiguousarray(a[..., ::-1, :])
-        if key == "flow":
+        out = _per_image(a, a.shape[-3:-1], lambda image, target: cv2.flip(image, 1, target))
+        if _quantized(key, a):  # 255 - q dequantises to -u
+            np.subtract(255, out[..., 0], out=out[..., 0])
+        elif key == "flow":
             out[..., 0] *= -1  # out is a fresh copy, so this does not touch the input
         return out
     return _map(sample, flip)
@@ -70,13 +115,9 @@ def _flip(sample: Sample) -> Sample:
 
 def _resize_images(images: np.ndarray, height: int, width: int) -> np.ndarray:
     """cv2 INTER_LINEAR resize of (..., H, W, C) to (..., height, width, C), same dtype."""
-    lead, (h, w, c) = images.shape[:-3], images.shape[-3:]
-    flat = images.reshape((-1, h, w, c))
-    out = np.empty((flat.shape[0], height, width, c), dtype=images.dtype)
-    for i, image in enumerate(flat):
-        out[i] = cv2.resize(np.ascontiguousarray(image), (width, height),
-                            interpolation=cv2.INTER_LINEAR).reshape(height, width, c)
-    return out.reshape(lead + (height, width, c))
+    def resize(image: np.ndarray, target: np.ndarray) -> None:
+        cv2.resize(image, (width, height), target, interpolation=cv2.INTER_LINEAR)
+    return _per_image(images, (height, width), resize)
 
 
 def _resize(sample: Sample, height: int, width: int) -> Sample:
@@ -87,11 +128,14 @@ def _resize(sample: Sample, height: int, width: int) -> Sample:
 
     def resize(key: str, a: np.ndarray) -> np.ndarray:
         out = _resize_images(a, height, width)
-        if key == "flow":  # per channel: numpy's broadcast over a size-2 axis is ~6x slower
+        if key == "flow" and not _quantized(key, a):  # per channel: a size-2 broadcast is slower
             out[..., 0] *= np.float32(width / w)
             out[..., 1] *= np.float32(height / h)
         return out
-    return _map(sample, resize)
+    out = _map(sample, resize)
+    if "flow" in sample and _quantized("flow", sample["flow"]):
+        out["flow_scale"] = flow_scale(sample) * np.float32([width / w, height / h])
+    return out
 
 
 def _check_fits(size: int, h: int, w: int, name: str) -> None:
@@ -154,7 +198,8 @@ class MultiScaleCrop:
         else:
             top = int(rng.integers(h - crop_h + 1))
             left = int(rng.integers(w - crop_w + 1))
-        return _resize(_crop(sample, top, left, crop_h, crop_w), self.size, self.size)
+        return _resize(_map(sample, lambda k, a: _box(a, top, left, crop_h, crop_w)),
+                       self.size, self.size)
 
 
 @dataclass(frozen=True)
@@ -198,7 +243,7 @@ class RandomResizedCrop:
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         h, w = _spatial_size(sample)
         top, left, ch, cw = self._box(h, w, rng)
-        return _resize(_crop(sample, top, left, ch, cw), self.size, self.size)
+        return _resize(_map(sample, lambda k, a: _box(a, top, left, ch, cw)), self.size, self.size)
 
 
 @dataclass(frozen=True)
@@ -293,6 +338,8 @@ class Normalize:
 
     ``flow="pixels"`` keeps flow in pixels (already centred on 0); ``flow="bound"`` divides by
     ``bound`` (I3D: values within +-bound land in [-1, 1]; nothing is clipped). Shapes unchanged.
+    Quantised flow is dequantised with ``sample["flow_bound"]`` and multiplied by its
+    ``flow_scale`` (both keys are then dropped).
     """
 
     rgb_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -308,22 +355,41 @@ class Normalize:
                               f"rgb_std={self.rgb_std}")
 
     def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
-        mean = np.asarray(self.rgb_mean, dtype=np.float32)
-        scale = 1.0 / (255.0 * np.asarray(self.rgb_std, dtype=np.float32))
-        shift = mean / np.asarray(self.rgb_std, dtype=np.float32)
-
         def normalize(key: str, a: np.ndarray) -> np.ndarray:
-            if key == "rgb":  # per channel: numpy's broadcast over a size-3 axis is ~4x slower
-                out = a.astype(np.float32)
-                for channel in range(3):
-                    out[..., channel] *= scale[channel]
-                    out[..., channel] -= shift[channel]
-                return out
-            out = a.astype(np.float32, copy=True)
+            if key == "rgb":
+                if a.dtype != np.uint8:
+                    raise ConfigError(f"Normalize takes uint8 RGB (0..255), got {a.dtype}")
+                return _per_image(a, a.shape[-3:-1], self._rgb_lookup, np.float32)
+            if _quantized(key, a):
+                out = dequantize_flow(a, float(sample["flow_bound"]))
+                scale = flow_scale(sample)
+                out[..., 0] *= scale[0]
+                out[..., 1] *= scale[1]
+            else:
+                out = a.astype(np.float32, copy=True)
             if self.flow == "bound":
                 out /= np.float32(self.bound)
             return out
-        return _map(sample, normalize)
+        out = _map(sample, normalize)
+        if "flow" in sample and _quantized("flow", sample["flow"]):
+            del out["flow_bound"]
+            out.pop("flow_scale", None)
+        return out
+
+    def _rgb_lookup(self, image: np.ndarray, target: np.ndarray) -> None:
+        """One uint8 -> float32 table lookup per pixel (one pass, instead of three)."""
+        cv2.LUT(image, self._rgb_table(), target)
+
+    def _rgb_table(self) -> np.ndarray:
+        """(256, 1, 3) float32: ``x * (1 / (255 std)) - mean / std`` for every uint8 x, channel."""
+        table = self.__dict__.get("_table")
+        if table is None:
+            std = np.asarray(self.rgb_std, dtype=np.float32)
+            scale = np.float32(1.0) / (np.float32(255.0) * std)
+            shift = np.asarray(self.rgb_mean, dtype=np.float32) / std
+            table = (np.arange(256, dtype=np.float32)[:, None] * scale - shift).reshape(256, 1, 3)
+            object.__setattr__(self, "_table", table)  # a cache of the frozen fields
+        return table
 
 
 @dataclass(frozen=True)
@@ -348,39 +414,46 @@ def _test_crops(size: int, crops: int) -> Transform:
     return kinds[crops](size)
 
 
+def _compose(*transforms: Transform | None) -> Compose:
+    """Compose the given transforms, skipping None (a pipeline without normalisation)."""
+    return Compose([t for t in transforms if t is not None])
+
+
 def _default_short_side(size: int) -> int:
     """256 for 224 crops (TSN), 128 for 112, and so on."""
     return round(size * 256 / 224)
 
 
-def tsn_train_transform(size: int = 224, normalize: Normalize = Normalize()) -> Compose:
+def tsn_train_transform(size: int = 224, normalize: Normalize | None = Normalize()) -> Compose:
     """TSN training: MultiScaleCrop(size) -> HorizontalFlip(0.5) -> Normalize.
 
-    Output: rgb (N, size, size, 3) float32, flow (N, L, size, size, 2) float32.
+    Output: rgb (N, size, size, 3) float32, flow (N, L, size, size, 2) float32. With
+    ``normalize=None`` (here and in the other ready-made pipelines) RGB stays uint8 and quantised
+    flow stays uint8, for :func:`flowkit.data.device.normalize_batch` to finish on the GPU.
     """
-    return Compose([MultiScaleCrop(size), HorizontalFlip(0.5), normalize])
+    return _compose(MultiScaleCrop(size), HorizontalFlip(0.5), normalize)
 
 
 def tsn_test_transform(size: int = 224, crops: int = 1, short_side: int | None = None,
-                       normalize: Normalize = Normalize()) -> Compose:
+                       normalize: Normalize | None = Normalize()) -> Compose:
     """TSN testing: Resize(short_side, default 256 for 224) -> 1 / 3 / 10 crops -> Normalize.
 
     Output leading axis N' = crops * N, crop-major.
     """
     short = _default_short_side(size) if short_side is None else short_side
-    return Compose([Resize(short), _test_crops(size, crops), normalize])
+    return _compose(Resize(short), _test_crops(size, crops), normalize)
 
 
-def clip_train_transform(size: int = 112, normalize: Normalize = Normalize()) -> Compose:
+def clip_train_transform(size: int = 112, normalize: Normalize | None = Normalize()) -> Compose:
     """3D-CNN training: RandomResizedCrop(size) -> HorizontalFlip(0.5) -> Normalize.
 
     The same crop and flip apply to every frame of every clip in the item.
     """
-    return Compose([RandomResizedCrop(size), HorizontalFlip(0.5), normalize])
+    return _compose(RandomResizedCrop(size), HorizontalFlip(0.5), normalize)
 
 
 def clip_test_transform(size: int = 112, crops: int = 1, short_side: int | None = None,
-                        normalize: Normalize = Normalize()) -> Compose:
+                        normalize: Normalize | None = Normalize()) -> Compose:
     """3D-CNN testing: Resize(short_side, default size * 256 / 224) -> 1/3/10 crops -> Normalize.
 
     The same pipeline as :func:`tsn_test_transform`, with the 3D-CNN default size; output
