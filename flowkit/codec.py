@@ -25,7 +25,15 @@ def quantize_flow(flow: np.ndarray, bound: float) -> np.ndarray:
 
 def dequantize_flow(quantized: np.ndarray, bound: float) -> np.ndarray:
     """Inverse of :func:`quantize_flow`: uint8 -> float32 pixels in [-B, B] (step 2B/255)."""
-    return (quantized.astype(np.float32) * np.float32(2.0 * bound / 255.0) - np.float32(bound))
+    step, offset = dequantization_constants(bound)
+    return quantized.astype(np.float32) * step - offset
+
+
+def dequantization_constants(bound: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32 ``step`` = 2B / 255 and ``offset`` = B, pixels = q * step - offset, for one bound
+    or an array of them; computed in float64 first, so every caller gets the same bits."""
+    bound = np.asarray(bound, dtype=np.float64)
+    return (2.0 * bound / 255.0).astype(np.float32), bound.astype(np.float32)
 
 
 def encode_jpeg(image: np.ndarray, quality: int) -> np.ndarray:

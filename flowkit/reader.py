@@ -157,6 +157,7 @@ class Video:
         self.flows = FlowView(self)
         self._attrs: dict[str, Any] | None = None
         self._some_attrs: dict[tuple[str, str], Any] = {}
+        self._frame_size: tuple[int, int] | None = None
         self._handles_pid = -1
         self._handles: dict[str, Any] = {}
 
@@ -188,10 +189,10 @@ class Video:
 
     def _size(self) -> tuple[int, int]:
         """(height, width) of the stored frames and flows, read once."""
-        if ("", "size") not in self._some_attrs:
+        if self._frame_size is None:
             attrs = self._group().attrs
-            self._some_attrs["", "size"] = (int(attrs["height"]), int(attrs["width"]))
-        return self._some_attrs["", "size"]
+            self._frame_size = (int(attrs["height"]), int(attrs["width"]))
+        return self._frame_size
 
     def _count(self, name: str) -> int:
         dataset = self._dataset(name)

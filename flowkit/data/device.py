@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from flowkit.codec import dequantization_constants
 from flowkit.data.transforms import Normalize
 from flowkit.errors import ConfigError
 
@@ -59,14 +60,12 @@ def _channel_shape(tensor: torch.Tensor, axis: int, channels: int) -> list[int]:
 
 
 def _normalize_rgb(rgb: torch.Tensor, normalize: Normalize, axis: int) -> torch.Tensor:
-    """float32 ``x * (1 / (255 std)) - mean / std``, the values of Normalize's lookup table."""
+    """float32 ``x * scale - shift`` with Normalize's own constants (the same bits as on the CPU)."""
     if rgb.shape[axis] != 3:
         raise ConfigError(f"batch['rgb'] has {rgb.shape[axis]} channels on axis {axis}, not 3; "
                           "pass clips=True for ClipSampler batches")
-    std = torch.tensor(normalize.rgb_std, dtype=torch.float32)
-    scale = (1.0 / (255.0 * std)).reshape(_channel_shape(rgb, axis, 3)).to(rgb.device)
-    shift = (torch.tensor(normalize.rgb_mean, dtype=torch.float32) / std).reshape(
-        _channel_shape(rgb, axis, 3)).to(rgb.device)
+    scale, shift = (torch.from_numpy(values).reshape(_channel_shape(rgb, axis, 3)).to(rgb.device)
+                    for values in normalize.rgb_scale_shift())
     return rgb.float() * scale - shift
 
 
@@ -79,9 +78,8 @@ def _dequantize_flow(flow: torch.Tensor, bound: torch.Tensor, scale: torch.Tenso
         raise ConfigError(f"batch['flow'] has {channels} channels on axis {axis}; u, v pairs "
                           "expected (pass clips=True for ClipSampler batches)")
     per_item = [items] + [1] * (flow.ndim - 1)
-    bound = bound.to(torch.float64).reshape(per_item)
-    step = (2.0 * bound / 255.0).to(torch.float32).to(flow.device)  # as codec.dequantize_flow
-    offset = bound.to(torch.float32).to(flow.device)
+    step, offset = (torch.from_numpy(values).reshape(per_item).to(flow.device)
+                    for values in dequantization_constants(bound.detach().cpu().numpy()))
     pixels = flow.float() * step - offset
     # (items, ..., channels, ...) -> (items, ..., channels / 2, 2, ...): u, v on their own axis
     shape = list(flow.shape)

@@ -355,16 +355,21 @@ class Normalize:
                               f"rgb_std={self.rgb_std}")
 
     def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
+        scale, shift = self.rgb_scale_shift()
+        # every uint8 value of every channel, normalised: one table lookup per pixel
+        table = (np.arange(256, dtype=np.float32)[:, None] * scale - shift).reshape(256, 1, 3)
+
         def normalize(key: str, a: np.ndarray) -> np.ndarray:
             if key == "rgb":
                 if a.dtype != np.uint8:
                     raise ConfigError(f"Normalize takes uint8 RGB (0..255), got {a.dtype}")
-                return _per_image(a, a.shape[-3:-1], self._rgb_lookup, np.float32)
+                return _per_image(a, a.shape[-3:-1],
+                                  lambda image, target: cv2.LUT(image, table, target), np.float32)
             if _quantized(key, a):
                 out = dequantize_flow(a, float(sample["flow_bound"]))
-                scale = flow_scale(sample)
-                out[..., 0] *= scale[0]
-                out[..., 1] *= scale[1]
+                factors = flow_scale(sample)
+                out[..., 0] *= factors[0]
+                out[..., 1] *= factors[1]
             else:
                 out = a.astype(np.float32, copy=True)
             if self.flow == "bound":
@@ -376,20 +381,12 @@ class Normalize:
             out.pop("flow_scale", None)
         return out
 
-    def _rgb_lookup(self, image: np.ndarray, target: np.ndarray) -> None:
-        """One uint8 -> float32 table lookup per pixel (one pass, instead of three)."""
-        cv2.LUT(image, self._rgb_table(), target)
-
-    def _rgb_table(self) -> np.ndarray:
-        """(256, 1, 3) float32: ``x * (1 / (255 std)) - mean / std`` for every uint8 x, channel."""
-        table = self.__dict__.get("_table")
-        if table is None:
-            std = np.asarray(self.rgb_std, dtype=np.float32)
-            scale = np.float32(1.0) / (np.float32(255.0) * std)
-            shift = np.asarray(self.rgb_mean, dtype=np.float32) / std
-            table = (np.arange(256, dtype=np.float32)[:, None] * scale - shift).reshape(256, 1, 3)
-            object.__setattr__(self, "_table", table)  # a cache of the frozen fields
-        return table
+    def rgb_scale_shift(self) -> tuple[np.ndarray, np.ndarray]:
+        """float32 (3,) ``scale`` = 1 / (255 std) and ``shift`` = mean / std: normalised RGB is
+        ``x * scale - shift`` for x in 0..255 (also on the GPU, in normalize_batch)."""
+        std = np.asarray(self.rgb_std, dtype=np.float32)
+        return (np.float32(1.0) / (np.float32(255.0) * std),
+                np.asarray(self.rgb_mean, dtype=np.float32) / std)
 
 
 @dataclass(frozen=True)
