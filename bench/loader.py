@@ -59,9 +59,9 @@ class FolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.folders)
 
-    def __getitem__(self, index: int) -> dict:
+    def read(self, index: int, rng: np.random.Generator) -> dict:
+        """The untransformed sample: RGB frames and x/y planes merged, as uint8."""
         folder, num_frames = self.folders[index], self.counts[index]
-        rng = np.random.default_rng([self.seed, 0, index])
         starts = self.sampler(num_frames, FLOW_LENGTH + 1, rng)
         flows = flow_stack_indices(starts, FLOW_LENGTH, num_frames - 1)
         rgb = np.stack([cv2.cvtColor(cv2.imread(str(folder / f"img_{s + 1:05d}.jpg")),
@@ -69,17 +69,19 @@ class FolderDataset(Dataset):
         planes = np.stack([cv2.merge([cv2.imread(str(folder / f"{axis}_{k + 1:05d}.jpg"),
                                                  cv2.IMREAD_GRAYSCALE) for axis in "xy"])
                            for k in flows.reshape(-1)])
-        shape = (*flows.shape, *planes.shape[1:])
+        flow = planes.reshape((*flows.shape, *planes.shape[1:]))
         if self.quantized_flow:
-            sample = self.transform({"rgb": rgb, "flow": planes.reshape(shape),
-                                     "flow_bound": self.bound}, rng)
-            return {"rgb": _rgb_tensor(sample["rgb"], None),
-                    "flow": _flow_tensor(sample["flow"], None),
-                    "flow_bound": torch.tensor(self.bound, dtype=torch.float64),
-                    "flow_scale": torch.from_numpy(flow_scale(sample))}
-        sample = self.transform({"rgb": rgb, "flow": dequantize_flow(planes, self.bound).reshape(
-            shape)}, rng)
-        return {"rgb": _rgb_tensor(sample["rgb"], None), "flow": _flow_tensor(sample["flow"], None)}
+            return {"rgb": rgb, "flow": flow, "flow_bound": self.bound}
+        return {"rgb": rgb, "flow": dequantize_flow(flow, self.bound)}
+
+    def __getitem__(self, index: int) -> dict:
+        rng = np.random.default_rng([self.seed, 0, index])
+        sample = self.transform(self.read(index, rng), rng)
+        item = {"rgb": _rgb_tensor(sample["rgb"], None), "flow": _flow_tensor(sample["flow"], None)}
+        if self.quantized_flow:
+            item["flow_bound"] = torch.tensor(self.bound, dtype=torch.float64)
+            item["flow_scale"] = torch.from_numpy(flow_scale(sample))
+        return item
 
 
 def evict(folder: Path) -> None:
@@ -118,11 +120,57 @@ def samples_per_second(dataset: Dataset, epochs: int, evict_first: list[Path],
     return count / seconds
 
 
+def stage_costs(dataset: Dataset, rounds: int, evict_first: Path | None) -> dict[str, float]:
+    """Median ms per item of reading (with decoding), transforms and tensor layout, in this
+    process (no DataLoader), every handle fresh each round as in a new worker; ``evict_first``
+    drops that folder from the page cache before each round."""
+    transform = dataset.transform
+    totals: dict[str, list[float]] = {"read": [], "transform": [], "tensors": []}
+    for round_ in range(rounds):
+        if evict_first is not None:
+            evict(evict_first)
+        if isinstance(dataset, ShardDataset):
+            dataset.reader.close()  # handles reopen on the next read, as in a fresh worker
+        spent = dict.fromkeys(totals, 0.0)
+        for index in range(len(dataset)):
+            rng = np.random.default_rng([1, round_, index])
+            start = time.perf_counter()
+            if isinstance(dataset, ShardDataset):
+                sample = dataset._segment_sample(dataset.reader[dataset.items[index][0]], rng)[0]
+            else:
+                sample = dataset.read(index, rng)
+            middle = time.perf_counter()
+            sample = transform(sample, rng)
+            end = time.perf_counter()
+            _rgb_tensor(sample["rgb"], None), _flow_tensor(sample["flow"], None)
+            spent["read"] += middle - start
+            spent["transform"] += end - middle
+            spent["tensors"] += time.perf_counter() - end
+        for key, seconds in spent.items():
+            totals[key].append(1e3 * seconds / len(dataset))
+    costs = {key: float(np.median(values)) for key, values in totals.items()}
+    costs["total"] = sum(costs.values())
+    return costs
+
+
+def read_every_file(folder: Path) -> float:
+    """Seconds to read every file under ``folder`` once, start to end."""
+    start = time.perf_counter()
+    for root, _, names in os.walk(folder):
+        for name in names:
+            with open(os.path.join(root, name), "rb") as handle:
+                while handle.read(1 << 20):
+                    pass
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=48)
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--stage-rounds", type=int, default=5,
+                        help="rounds of the in-process cost breakdown (median taken)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=".") as tmp:
         tmp = Path(tmp)
@@ -167,6 +215,13 @@ def main() -> None:
             for key, dataset in layouts.items():
                 results[(*key, f"persistent{round_}")] = samples_per_second(
                     dataset, args.epochs, [], persistent=True)
+        file_reads = {}
+        for name in names:
+            evict(tmp / name)
+            file_reads[name] = (read_every_file(tmp / name), read_every_file(tmp / name))
+        stages = {(name, cache): stage_costs(layouts[name, "uint8"], args.stage_rounds,
+                                             tmp / name if cache == "cold" else None)
+                  for cache in ("warm", "cold") for name in names}
     print(f"machine: {machine()}")
     print(f"{args.videos} synthetic videos x {args.frames} frames, 340x256, Farneback flow; "
           "TSN 3 segments x (1 RGB + 5 flow pairs), 224 crop + flip; DataLoader 2 workers, batch 8")
@@ -194,6 +249,21 @@ def main() -> None:
         gain = (results[(name, "uint8", "persistent1")]
                 / results[(name, "float32", "persistent1")])
         print(f"{name}: uint8 / float32 output, persistent workers: {gain:.2f}x")
+
+    print("\nEvery file of a layout read once, start to end: cold (evicted) / warm seconds")
+    for name in names:
+        cold, warm = file_reads[name]
+        print(f"{name}: {files[name]} files, cold {cold:.3f} s, warm {warm:.3f} s, "
+              f"{1e3 * (cold - warm) / files[name]:.3f} ms more per file cold")
+    print("\nIn-process cost per uint8 item, fresh handles each round (median of "
+          f"{args.stage_rounds}): ms read+decode / transforms / tensors = total")
+    for cache in ("warm", "cold"):
+        for name in names:
+            c = stages[name, cache]
+            ratio = stages["folders", cache]["total"] / c["total"]
+            print(f"{cache} {name}: {c['read']:.2f} / {c['transform']:.2f} / {c['tensors']:.2f} "
+                  f"= {c['total']:.2f} ms; folders / this {ratio:.2f}x")
+
 
 if __name__ == "__main__":
     main()

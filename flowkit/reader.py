@@ -16,6 +16,7 @@ import cv2
 import h5py
 import numpy as np
 
+from flowkit.chunks import RowReader
 from flowkit.codec import decode_jpeg, dequantize_flow
 from flowkit.errors import ShardError
 from flowkit.manifest import MANIFEST_NAME, OK, Manifest, ManifestEntry
@@ -74,10 +75,15 @@ class FrameView(ArrayView):
 
     def _decode(self, dataset: h5py.Dataset, positions: np.ndarray) -> np.ndarray:
         height, width = self._video._size()
+        if self._video._stored_attr("rgb", "encoding", "jpeg") != "jpeg":
+            frames = self._video._rows("rgb").read(positions)
+            if frames.shape[1:] != (height, width, 3):
+                raise ShardError(f"frames of video {self._video.video_id!r} have shape "
+                                 f"{frames.shape[1:]}, its attributes say {(height, width, 3)}")
+            return frames
         out = np.empty((len(positions), height, width, 3), dtype=np.uint8)
-        jpeg = self._video._stored_attr("rgb", "encoding", "jpeg") == "jpeg"
         for row, position in enumerate(positions):
-            frame = decode_jpeg(dataset[position]) if jpeg else dataset[position]
+            frame = decode_jpeg(dataset[position])
             if frame.shape != out.shape[1:]:
                 raise ShardError(f"frame {position} of video {self._video.video_id!r} has shape "
                                  f"{frame.shape}, its attributes say {out.shape[1:]}")
@@ -105,7 +111,7 @@ class FlowView(ArrayView):
         return data.astype(np.float32)
 
     def _stored(self, dataset: h5py.Dataset, positions: np.ndarray) -> np.ndarray:
-        rows = _read_rows(dataset, positions)
+        rows = self._video._rows("flow").read(positions)
         if self._video._stored_attr("flow", "dtype") != "jpeg":
             return rows
         height, width = self._video._size()
@@ -131,21 +137,6 @@ class FlowView(ArrayView):
         return planes[0].tobytes(), planes[1].tobytes()
 
 
-def _read_rows(dataset: h5py.Dataset, positions: np.ndarray) -> np.ndarray:
-    """Rows ``positions`` (any order, repeats allowed) of ``dataset``.
-
-    Each run of consecutive rows is read as one slice: h5py's array (point) selection on
-    compressed chunked data is about 70x slower for the scattered stacks a TSN sample reads.
-    """
-    if positions.size == 0:
-        return np.empty((0, *dataset.shape[1:]), dtype=dataset.dtype)
-    unique, inverse = np.unique(positions, return_inverse=True)
-    breaks = np.flatnonzero(np.diff(unique) != 1) + 1
-    runs = [dataset[int(run[0]):int(run[-1]) + 1] for run in np.split(unique, breaks)]
-    rows = runs[0] if len(runs) == 1 else np.concatenate(runs)
-    return rows[inverse]
-
-
 class Video:
     """One stored video: ``frames`` and ``flows`` views plus its attributes."""
 
@@ -166,6 +157,10 @@ class Video:
 
     def _dataset(self, name: str) -> h5py.Dataset | None:
         return self._handle(name, lambda: self._group().get(name))
+
+    def _rows(self, name: str) -> RowReader:
+        """The row reader of dataset ``name`` (whole-chunk reads where the layout allows)."""
+        return self._handle(f"{name} rows", lambda: RowReader(self._dataset(name)))
 
     def _handle(self, key: str, open_handle: Callable[[], Any]) -> Any:
         """h5py objects, opened once per process (they must not cross a fork)."""

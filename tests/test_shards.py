@@ -203,12 +203,28 @@ class _SelectionSpy:
 def test_scattered_reads_use_slices_not_point_selections(tmp_path):
     """Rows are read as contiguous slices: h5py's array selection on compressed chunks is ~70x
     slower (181 ms vs 2.6 ms for 15 flows measured), so it must never be used."""
-    from flowkit.reader import _read_rows
+    from flowkit.chunks import _read_runs
 
     _, flows = _write_folder(tmp_path, frames=_frames(12), flows=_flows(11))
     with h5py.File(tmp_path / "shard-00000.h5") as handle:
         spy = _SelectionSpy(handle["videos/cls%2Fa.mp4/flow"])
-        rows = _read_rows(spy, np.array([7, 1, 2, 3, 9, 8, 1]))
+        positions = np.array([7, 1, 2, 3, 9, 8, 1])
+        rows = _read_runs(spy, positions, np.empty((7, *spy.shape[1:]), spy.dtype))
         np.testing.assert_array_equal(rows, handle["videos/cls%2Fa.mp4/flow"][:][[7, 1, 2, 3, 9, 8, 1]])
     assert spy.selections and all(isinstance(s, slice) for s in spy.selections)
     assert len(spy.selections) == 2  # runs 1..3 and 7..9
+
+
+@pytest.mark.parametrize("storage", [StorageConfig(), StorageConfig(rgb="raw"),
+                                     StorageConfig(rgb="raw", compression="none")])
+def test_written_flow_and_raw_rgb_take_the_direct_chunk_path(tmp_path, storage):
+    """The writer's layout (one row per chunk, deflate or nothing) is what the reader's fast
+    path needs; if the layout changes, reads silently fall back to h5py's 2-3x slower path."""
+    frames, _ = _write_folder(tmp_path, storage=storage)
+    video = open_shards(tmp_path)["cls/a.mp4"]
+    video.flows.quantized([2, 0])  # opens the readers
+    assert video._rows("flow")._direct
+    assert video._rows("flow")._deflated == (storage.compression == "gzip")
+    if storage.rgb == "raw":
+        np.testing.assert_array_equal(video.frames[[4, 1, 1]], frames[[4, 1, 1]])
+        assert video._rows("rgb")._direct
