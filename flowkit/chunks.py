@@ -25,12 +25,9 @@ class RowReader:
     def __init__(self, dataset: h5py.Dataset) -> None:
         self.dataset = dataset
         self._row_shape = tuple(dataset.shape[1:])
-        self._deflated = False
-        self._direct = _one_row_per_chunk(dataset)
-        if self._direct:
-            filters = _filter_codes(dataset)
-            self._direct = filters in ([], [h5py.h5z.FILTER_DEFLATE])
-            self._deflated = bool(filters)
+        filters = _filter_codes(dataset) if _one_row_per_chunk(dataset) else None
+        self._direct = filters in ([], [h5py.h5z.FILTER_DEFLATE])
+        self._deflated = filters == [h5py.h5z.FILTER_DEFLATE]
         self._row_bytes = int(np.prod(self._row_shape, dtype=np.int64)) * dataset.dtype.itemsize
 
     def read(self, positions: np.ndarray) -> np.ndarray:
