@@ -3,7 +3,7 @@
 Flow (and raw RGB) is stored one row per chunk, deflate-compressed, and a loader reads scattered
 rows of it over and over. Through h5py, each row costs HDF5's filter pipeline (zlib's inflate)
 and a chunk-cache copy. Reading the stored chunk bytes and inflating them with ISA-L
-(python-isal) gives the same array about twice as fast (docs/benchmarks.md, loader). Datasets of
+(python-isal) gives the same array 2.5x as fast (docs/benchmarks.md, compression filter). Datasets of
 any other layout or filter (lzf, vlen JPEG planes, several rows per chunk) take h5py's path.
 """
 
@@ -64,10 +64,10 @@ class RowReader:
 
 
 def _one_row_per_chunk(dataset: h5py.Dataset) -> bool:
-    """Whether each chunk holds exactly one row of a plain numeric dataset."""
-    return (dataset.chunks is not None and dataset.ndim >= 1
-            and tuple(dataset.chunks) == (1, *dataset.shape[1:])
-            and dataset.dtype.kind in "uif" and h5py.check_vlen_dtype(dataset.dtype) is None)
+    """Whether each chunk holds exactly one row of a plain numeric (not vlen: kind "O") dataset;
+    only chunked datasets, never scalars, have ``chunks``."""
+    return (dataset.chunks is not None and tuple(dataset.chunks) == (1, *dataset.shape[1:])
+            and dataset.dtype.kind in "uif")
 
 
 def _filter_codes(dataset: h5py.Dataset) -> list[int]:
