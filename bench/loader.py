@@ -7,7 +7,7 @@ JPEGs). All read with the same sampling (3 segments, 1 RGB frame + 5 flow pairs 
 transforms (multi-scale crop to 224, flip) through a DataLoader with 2 workers; the folder
 baseline is a plain Dataset decoding img/x/y JPEGs with OpenCV. Two output modes for every
 layout: float32 (Normalize in the workers, the classic pipeline) and uint8 (RGB and quantised
-flow leave the workers as uint8; `flowkit.data.device.normalize_batch` finishes on the training
+flow leave the workers as uint8; `flowkit.data.normalize_batch` finishes on the training
 device, not timed here). Cold runs first evict every file of all layouts from the page cache
 (fsync, then posix_fadvise DONTNEED) before each epoch; warm runs follow a full pass. Both
 start fresh workers every epoch (so shards reopen their HDF5 files each epoch); a last warm
@@ -33,8 +33,9 @@ from common import machine, require_all_ok
 from flowkit.codec import dequantize_flow
 from flowkit.config import ExtractConfig
 from flowkit.data.dataset import ShardDataset, _flow_tensor, _rgb_tensor
-from flowkit.data.sampling import SegmentSampler, flow_stack_indices
-from flowkit.data.transforms import Normalize, flow_scale, tsn_train_transform
+from flowkit.data.items import flow_scale
+from flowkit.data.sampling import FrameIndices, SegmentSampler, VideoExtent
+from flowkit.data.transforms import Normalize, tsn_train_transform
 from flowkit.extract import extract
 from flowkit.inputs import collect_videos
 from flowkit.interop import export_rawframes
@@ -53,7 +54,7 @@ class FolderDataset(Dataset):
                  quantized_flow: bool = False):
         self.folders, self.counts, self.bound, self.seed = folders, counts, bound, seed
         self.quantized_flow = quantized_flow
-        self.sampler = SegmentSampler(num_segments=3)
+        self.sampler = SegmentSampler(num_segments=3, flow_length=FLOW_LENGTH)
         self.transform = tsn_train_transform(224, normalize=None if quantized_flow else Normalize())
 
     def __len__(self) -> int:
@@ -62,10 +63,10 @@ class FolderDataset(Dataset):
     def read(self, index: int, rng: np.random.Generator) -> dict:
         """The untransformed sample: RGB frames and x/y planes merged, as uint8."""
         folder, num_frames = self.folders[index], self.counts[index]
-        starts = self.sampler(num_frames, FLOW_LENGTH + 1, rng)
-        flows = flow_stack_indices(starts, FLOW_LENGTH, num_frames - 1)
+        indices: FrameIndices = self.sampler(VideoExtent(num_frames, num_frames - 1), rng)
+        flows = indices.flows
         rgb = np.stack([cv2.cvtColor(cv2.imread(str(folder / f"img_{s + 1:05d}.jpg")),
-                                     cv2.COLOR_BGR2RGB) for s in starts])
+                                     cv2.COLOR_BGR2RGB) for s in indices.frames[:, 0]])
         planes = np.stack([cv2.merge([cv2.imread(str(folder / f"{axis}_{k + 1:05d}.jpg"),
                                                  cv2.IMREAD_GRAYSCALE) for axis in "xy"])
                            for k in flows.reshape(-1)])
@@ -136,7 +137,9 @@ def stage_costs(dataset: Dataset, rounds: int, evict_first: Path | None) -> dict
             rng = np.random.default_rng([1, round_, index])
             start = time.perf_counter()
             if isinstance(dataset, ShardDataset):
-                sample = dataset._segment_sample(dataset.reader[dataset.items[index][0]], rng)[0]
+                video = dataset.reader[dataset.items[index][0]]
+                extent = VideoExtent(len(video.frames), len(video.flows), video.flow_step)
+                sample = dataset._read(video, dataset.sampler(extent, rng))
             else:
                 sample = dataset.read(index, rng)
             middle = time.perf_counter()
@@ -196,8 +199,8 @@ def main() -> None:
             transform = tsn_train_transform(224, normalize=None if quantized else Normalize())
             for name in SHARD_LAYOUTS:
                 layouts[name, mode] = ShardDataset(
-                    tmp / name, "rgb+flow", SegmentSampler(num_segments=3), transform=transform,
-                    flow_length=FLOW_LENGTH, quantized_flow=quantized)
+                    tmp / name, "rgb+flow", SegmentSampler(num_segments=3, flow_length=FLOW_LENGTH),
+                    transform=transform, quantized_flow=quantized)
             layouts["folders", mode] = FolderDataset(folders, counts, bound=20.0,
                                                      quantized_flow=quantized)
         names = sorted({name for name, _ in layouts})

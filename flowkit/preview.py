@@ -38,8 +38,8 @@ def sample_preview(root: Path | str, video_id: str, transform: Callable, count: 
     from flowkit.data.dataset import ShardDataset  # torch loads only when a sample is shown
     from flowkit.data.sampling import SegmentSampler
 
-    dataset = ShardDataset(root, "rgb+flow", SegmentSampler(num_segments=count),
-                           split={video_id: 0}, transform=transform, flow_length=1, seed=seed)
+    dataset = ShardDataset(root, "rgb+flow", SegmentSampler(num_segments=count, flow_length=1),
+                           split={video_id: 0}, transform=transform, seed=seed)
     item = dataset[0]
     frames = item["rgb"].permute(0, 2, 3, 1).numpy()
     flows = list(item["flow"].permute(0, 2, 3, 1).numpy())

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, default_collate
 
+from flowkit.data import normalize_batch
 from flowkit.data.dataset import ShardDataset
-from flowkit.data.device import normalize_batch
 from flowkit.data.sampling import ClipSampler, SegmentSampler
 from flowkit.data.transforms import (Normalize, clip_train_transform, tsn_test_transform,
                                      tsn_train_transform)
@@ -17,6 +17,9 @@ from flowkit.manifest import OK, Manifest, ManifestEntry
 from flowkit.shards import ShardWriter, StorageConfig
 
 H, W, BOUND = 40, 52, 15.3  # a bound float32 cannot hold exactly
+
+# two segments of three-flow stacks (6 flow channels)
+SEGMENTS = SegmentSampler(num_segments=2, flow_length=3)
 
 
 def _write_videos(root, flow_dtype="uint8", lengths=(14, 9, 12)):
@@ -51,8 +54,8 @@ def _batch(dataset, size=3):
 
 
 def test_quantized_items_are_uint8_with_bound_and_scale(quantized_root):
-    dataset = ShardDataset(quantized_root, "rgb+flow", SegmentSampler(num_segments=2),
-                           transform=tsn_train_transform(32, normalize=None), flow_length=3,
+    dataset = ShardDataset(quantized_root, "rgb+flow", SEGMENTS,
+                           transform=tsn_train_transform(32, normalize=None),
                            quantized_flow=True)
     item = dataset[0]
     assert item["rgb"].dtype == torch.uint8 and item["rgb"].shape == (2, 3, 32, 32)
@@ -67,12 +70,12 @@ def test_normalize_batch_equals_cpu_normalize_bit_for_bit(quantized_root):
     """The same quantised items, normalised by Normalize in the Dataset or by normalize_batch
     after collation: identical tensors (same float32 operations), for pixels and bound."""
     for normalize in (Normalize(), Normalize(flow="bound", bound=12.0)):
-        staged = ShardDataset(quantized_root, "rgb+flow", SegmentSampler(num_segments=2),
-                              transform=tsn_train_transform(32, normalize=None), flow_length=3,
+        staged = ShardDataset(quantized_root, "rgb+flow", SEGMENTS,
+                              transform=tsn_train_transform(32, normalize=None),
                               quantized_flow=True)
-        finished = ShardDataset(quantized_root, "rgb+flow", SegmentSampler(num_segments=2),
+        finished = ShardDataset(quantized_root, "rgb+flow", SEGMENTS,
                                 transform=tsn_train_transform(32, normalize=normalize),
-                                flow_length=3, quantized_flow=True)
+                                quantized_flow=True)
         got = normalize_batch(_batch(staged), "cpu", normalize)
         expected = _batch(finished)
         assert "flow_bound" not in got and "flow_scale" not in got
@@ -85,13 +88,13 @@ def test_quantized_pipeline_is_within_a_step_of_the_float_pipeline(quantized_roo
     """Same draws as the float pipeline; RGB identical, flow within one step (2B/255) times the
     resize factor, the rounding of uint8 interpolation."""
     for sampler, transform, clips in (
-            (SegmentSampler(num_segments=2), tsn_train_transform, False),
-            (SegmentSampler(num_segments=2, train=False),
+            (SEGMENTS, tsn_train_transform, False),
+            (SegmentSampler(num_segments=2, train=False, flow_length=3),
              lambda size, **kw: tsn_test_transform(size, crops=3, **kw), False),
             (ClipSampler(clip_len=4), clip_train_transform, True)):
-        fast = ShardDataset(quantized_root, "rgb+flow", sampler, flow_length=3,
+        fast = ShardDataset(quantized_root, "rgb+flow", sampler,
                             transform=transform(32, normalize=None), quantized_flow=True)
-        slow = ShardDataset(quantized_root, "rgb+flow", sampler, flow_length=3,
+        slow = ShardDataset(quantized_root, "rgb+flow", sampler,
                             transform=transform(32))
         batch = _batch(fast)
         got, expected = normalize_batch(batch, "cpu", clips=clips), _batch(slow)
@@ -103,8 +106,8 @@ def test_quantized_pipeline_is_within_a_step_of_the_float_pipeline(quantized_roo
 
 def test_quantized_flow_through_dataloader_workers(quantized_root):
     """uint8 items cross worker processes like float ones: the same batches as 0 workers."""
-    dataset = ShardDataset(quantized_root, "flow", SegmentSampler(num_segments=2),
-                           transform=tsn_train_transform(32, normalize=None), flow_length=3,
+    dataset = ShardDataset(quantized_root, "flow", SEGMENTS,
+                           transform=tsn_train_transform(32, normalize=None),
                            quantized_flow=True)
     batches = [[b["flow"] for b in DataLoader(dataset, batch_size=2, num_workers=workers)]
                for workers in (0, 2)]
@@ -132,8 +135,8 @@ def test_normalize_batch_refuses_wrong_layout_and_missing_bound(quantized_root):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_normalize_batch_on_cuda_matches_cpu(quantized_root):
-    dataset = ShardDataset(quantized_root, "rgb+flow", SegmentSampler(num_segments=2),
-                           transform=tsn_train_transform(32, normalize=None), flow_length=3,
+    dataset = ShardDataset(quantized_root, "rgb+flow", SEGMENTS,
+                           transform=tsn_train_transform(32, normalize=None),
                            quantized_flow=True)
     batch = _batch(dataset)
     cpu, cuda = normalize_batch(batch, "cpu"), normalize_batch(batch, "cuda")

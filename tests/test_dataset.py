@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from flowkit.data.dataset import ShardDataset
-from flowkit.data.sampling import ClipSampler, SegmentSampler
+from flowkit.data.sampling import ClipSampler, FrameIndices, SegmentSampler, VideoExtent
 from flowkit.data.transforms import Compose, HorizontalFlip
 from flowkit.errors import ConfigError
 from flowkit.manifest import OK, Manifest, ManifestEntry
@@ -45,7 +45,7 @@ def indexed(tmp_path):
 
 def test_rgb_frame_and_flow_stack_start_at_the_same_index(indexed):
     """rgb+flow: segment k's RGB frame is frame s_k and its stack holds flows s_k..s_k+L-1."""
-    dataset = ShardDataset(indexed, "rgb+flow", SegmentSampler(num_segments=3), flow_length=5)
+    dataset = ShardDataset(indexed, "rgb+flow", SegmentSampler(num_segments=3, flow_length=5))
     for index in range(len(dataset)):
         item = dataset[index]
         starts = item["frame_indices"].numpy()
@@ -131,3 +131,38 @@ def test_dataloader_workers_give_the_same_batches(indexed, context):
         assert ids_a == ids_b
         torch.testing.assert_close(rgb_a, rgb_b)
         torch.testing.assert_close(flow_a, flow_b)
+
+
+def test_any_sampler_with_the_call_signature_works(indexed):
+    """The dataset relies on the sampler protocol only: a user's own sampler drives it."""
+
+    class LastFrames:
+        """Two segments at the video's last frame and its last flow stack of 2."""
+
+        def __call__(self, video: VideoExtent, rng=None) -> FrameIndices:
+            frames = np.full((2, 1), video.num_frames - 1)
+            flows = np.full((2, 2), video.num_flows - 1)
+            return FrameIndices(frames, flows, clips=False)
+
+    item = ShardDataset(indexed, "rgb+flow", LastFrames())[1]
+    assert item["rgb"].shape == (2, 3, H, W) and item["flow"].shape == (2, 4, H, W)
+    assert item["frame_indices"].tolist() == [11, 11]
+    assert item["rgb"][:, 0, 0, 0].tolist() == [11, 11]
+    assert item["flow"][:, 0, 0, 0].tolist() == [10, 10]
+
+
+def test_a_modality_the_shards_do_not_store_is_named(tmp_path):
+    """Flow asked of shards extracted with --flow none: one error saying so, not a list of
+    'missing' videos."""
+    storage = StorageConfig(rgb="raw", flow_dtype="float16")
+    with ShardWriter(tmp_path / "shard-00000.h5", storage, {"flow_backend": "none"}) as shard:
+        with shard.video("a.mp4", {}) as video:
+            for t in range(3):
+                video.append_frame(np.full((H, W, 3), t, np.uint8))
+            video.finish({"height": H, "width": W})
+    Manifest([ManifestEntry("a.mp4", "/x", 0, "shard-00000.h5", OK, 3, 0)]).write(
+        tmp_path / "manifest.json")
+    assert len(ShardDataset(tmp_path, "rgb")) == 1
+    for modality in ("flow", "rgb+flow"):
+        with pytest.raises(ConfigError, match=r"store no flow \(extracted with --flow none\)"):
+            ShardDataset(tmp_path, modality)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from flowkit.data.splits import (read_class_index, read_csv_split, read_hmdb51_split,
-                                 read_ucf101_split)
+from flowkit.data.splits import (read_class_index, read_class_names, read_csv_split,
+                                 read_hmdb51_split, read_split, read_ucf101_split)
 from flowkit.errors import InputError
 
 
@@ -48,3 +48,24 @@ def test_csv_split_with_and_without_header(tmp_path):
     (tmp_path / "c.csv").write_text("x/a.mp4,3\nx/b.mp4,walk\n")
     with pytest.raises(InputError, match=r"c\.csv:2"):
         read_csv_split(tmp_path / "c.csv")
+
+
+def test_read_split_tells_the_formats_apart(tmp_path):
+    """CSV by suffix, HMDB51 by its file name (train or test part), anything else UCF101."""
+    (tmp_path / "classInd.txt").write_text("1 walk\n2 run\n")
+    (tmp_path / "trainlist01.txt").write_text("run/b.avi 2\n")
+    (tmp_path / "split.csv").write_text("video_id,label\nwalk/a.avi,0\n")
+    hmdb = tmp_path / "hmdb"
+    hmdb.mkdir()
+    (hmdb / "run_test_split1.txt").write_text("r1.avi 1\nr2.avi 2\n")
+    (hmdb / "walk_test_split1.txt").write_text("w1.avi 2\nw2.avi 0\n")
+    assert read_split(tmp_path / "trainlist01.txt") == {"run/b.avi": 1}
+    assert read_split(tmp_path / "split.csv") == {"walk/a.avi": 0}
+    assert read_split(hmdb / "run_test_split1.txt", "train") == {"run/r1.avi": 0}
+    assert read_split(hmdb / "walk_test_split1.txt", "test") == {"run/r2.avi": 0,
+                                                                 "walk/w1.avi": 1}
+    assert read_class_names(tmp_path / "trainlist01.txt") == ["walk", "run"]
+    assert read_class_names(tmp_path / "split.csv") == ["walk", "run"]
+    assert read_class_names(hmdb / "run_test_split1.txt") == ["run", "walk"]
+    with pytest.raises(InputError, match="split file not found"):
+        read_split(tmp_path / "nope.txt")

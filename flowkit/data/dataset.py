@@ -1,7 +1,8 @@
 """``ShardDataset``: shards as a torch Dataset of RGB frames, flow stacks, both, or 3D clips.
 
-Each item is a dict of tensors. With a SegmentSampler (TSN) the RGB frame of segment k and its
-flow stack start at the same position: flow t maps frame t to t+1, so the stack of segment k
+Each item is an :class:`~flowkit.data.items.Item` (a dict of tensors). A sampler picks the
+indices (:mod:`flowkit.data.sampling`): with a SegmentSampler (TSN) the RGB frame of segment k and
+its flow stack start at the same position: flow t maps frame t to t+1, so the stack of segment k
 holds flows s_k .. s_k+L-1 and the RGB frame is frame s_k. With a ClipSampler (3D CNNs) every
 frame t of a clip comes with flow t. Items are reproducible: the randomness of item i in epoch e
 comes from ``np.random.default_rng([seed, e, i])``, whatever the DataLoader workers.
@@ -10,20 +11,21 @@ comes from ``np.random.default_rng([seed, e, i])``, whatever the DataLoader work
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Mapping
 
 import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from flowkit.data.sampling import ClipSampler, SegmentSampler, flow_stack_indices
-from flowkit.data.transforms import flow_scale
+from flowkit.data.items import (FLOW, FLOW_BOUND, FLOW_SCALE, RGB, Item, Sample, flow_scale,
+                                is_quantized_flow)
+from flowkit.data.sampling import FrameIndices, Sampler, SegmentSampler, VideoExtent
+from flowkit.data.transforms import Transform
 from flowkit.errors import ConfigError
 from flowkit.reader import ShardReader, Video
 
 MODALITIES = ("rgb", "flow", "rgb+flow")
-Transform = Callable[[dict, np.random.Generator], dict]
 
 
 class ShardDataset(Dataset):
@@ -32,42 +34,38 @@ class ShardDataset(Dataset):
     Args:
         root: the folder ``flowkit extract`` (or ``flowkit import``) wrote.
         modality: "rgb", "flow" or "rgb+flow".
-        sampler: SegmentSampler (TSN segments; default 3 for training) or ClipSampler.
+        sampler: which frames and flows an item reads (see flowkit.data.sampling):
+            SegmentSampler (TSN segments and flow stacks; the default, 3 segments of 5 flows)
+            or ClipSampler (3D clips).
         split: video id -> 0-based label (see flowkit.data.splits); None takes every stored
             video with the label of the manifest (-1 where unknown).
-        transform: called as ``transform(sample, rng)`` on ``{"rgb": (N, H, W, 3) uint8,
-            "flow": (N, L, H, W, 2) float32}`` (see flowkit.data.transforms).
-        flow_length: L, flows per stack with a SegmentSampler (TSN: 5 x/y pairs).
+        transform: called as ``transform(sample, rng)`` on a Sample ``{"rgb": (N, H, W, 3)
+            uint8, "flow": (N, L, H, W, 2) float32}`` (see flowkit.data.transforms).
         seed: base of every item's random generator.
         skip_missing: drop split videos that are not stored instead of raising.
         quantized_flow: keep flow as its stored uint8 steps (uint8 or jpeg storage) through the
             transforms and the DataLoader, 4x fewer bytes than float32; the item then carries
-            ``flow_bound`` and ``flow_scale`` for :func:`flowkit.data.device.normalize_batch`
-            (or a CPU :class:`~flowkit.data.transforms.Normalize`) to turn it into pixels.
+            ``flow_bound`` and ``flow_scale`` for :func:`flowkit.data.normalize_batch` (or a CPU
+            :class:`~flowkit.data.transforms.Normalize`) to turn it into pixels.
 
-    Item (N = segments x crops; or clips x crops with a ClipSampler):
-        ``rgb``: (N, 3, H, W) for segments; (3, T, H, W) for one clip, (N, 3, T, H, W) for more.
-        ``flow``: (N, 2L, H, W), channels u0, v0, u1, v1, ...; clips (2, T, H, W) / (N, 2, T, H, W).
-        ``label`` (int64), ``video_id`` (str), ``frame_indices`` and ``flow_indices`` (int64).
-        Float32 when the transform normalises; without a transform RGB stays uint8.
-        With ``quantized_flow`` and no normalisation: ``flow`` uint8, ``flow_bound`` (float64)
-        and ``flow_scale`` ((2,) float32: resize factors of u and v still to apply).
+    Items: see :class:`~flowkit.data.items.Item`. Float32 when the transform normalises; without
+    a transform RGB stays uint8. With ``quantized_flow`` and no normalisation: ``flow`` uint8,
+    ``flow_bound`` (float64) and ``flow_scale`` ((2,) float32: resize factors of u and v).
+
+    Raises:
+        ConfigError: unknown modality; the shards store no RGB or no flow for a modality that
+            needs it; split videos that are not stored (unless ``skip_missing``).
     """
 
-    def __init__(self, root: Path | str, modality: str = "rgb",
-                 sampler: SegmentSampler | ClipSampler | None = None,
+    def __init__(self, root: Path | str, modality: str = "rgb", sampler: Sampler | None = None,
                  split: Mapping[str, int] | None = None, transform: Transform | None = None,
-                 flow_length: int = 5, seed: int = 0, skip_missing: bool = False,
-                 quantized_flow: bool = False) -> None:
+                 seed: int = 0, skip_missing: bool = False, quantized_flow: bool = False) -> None:
         if modality not in MODALITIES:
             raise ConfigError(f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
-        if flow_length < 1:
-            raise ConfigError(f"flow_length must be >= 1, got {flow_length}")
         self.reader = ShardReader(root)
         self.modality = modality
         self.sampler = sampler if sampler is not None else SegmentSampler()
         self.transform = transform
-        self.flow_length = flow_length
         self.seed = seed
         self.quantized_flow = quantized_flow
         self.epoch = 0
@@ -75,6 +73,7 @@ class ShardDataset(Dataset):
 
     def _items(self, split: Mapping[str, int] | None, skip_missing: bool) -> list[tuple[str, int]]:
         entries = {e.video_id: e for e in self.reader.manifest}
+        self._check_stored_modalities()
         usable = [v for v in self.reader.videos
                   if self.modality == "rgb" or (entries[v].num_flows or 0) > 0]
         #: stored videos left out because they have no flow (a single frame) for a flow modality
@@ -84,10 +83,22 @@ class ShardDataset(Dataset):
         usable_set = set(usable)
         missing = [video_id for video_id in split if video_id not in usable_set]
         if missing and not skip_missing:
-            raise ConfigError(f"{len(missing)} video(s) of the split are not stored (or have no "
-                              f"flow) in {self.reader.root} (e.g. {', '.join(missing[:3])}); "
-                              "extract them, or pass skip_missing=True")
+            raise ConfigError(f"{len(missing)} of the split's {len(split)} videos are not stored "
+                              f"(or have no flow) in {self.reader.root} (e.g. "
+                              f"{', '.join(missing[:3])}); extract them, or pass skip_missing=True")
         return [(v, int(label)) for v, label in split.items() if v in usable_set]
+
+    def _check_stored_modalities(self) -> None:
+        """A modality the shards do not hold at all is a setup mistake, said at once."""
+        if not self.reader.videos:
+            return
+        first = self.reader[self.reader.videos[0]]
+        if RGB in self.modality and not first.has_frames:
+            raise ConfigError(f"{self.reader.root}: the shards store no RGB frames (extracted "
+                              f"with --rgb none); modality {self.modality!r} needs them")
+        if FLOW in self.modality and not first.has_flows:
+            raise ConfigError(f"{self.reader.root}: the shards store no flow (extracted with "
+                              f"--flow none); modality {self.modality!r} needs it")
 
     def set_epoch(self, epoch: int) -> None:
         """Draw new random samples: call once per epoch (the same epoch repeats the same draws)."""
@@ -96,31 +107,42 @@ class ShardDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> Item:
         video_id, label = self.items[index]
         video = self.reader[video_id]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        clips = isinstance(self.sampler, ClipSampler)
-        if clips:
-            sample, frames, flows = self._clip_sample(video, rng)
-        else:
-            sample, frames, flows = self._segment_sample(video, rng)
-        clip_len = frames.shape[-1] if clips else None
+        num_flows = len(video.flows) if FLOW in self.modality else 0
+        indices = self.sampler(VideoExtent(len(video.frames), num_flows, video.flow_step), rng)
+        sample = self._read(video, indices)
         if self.transform is not None:
             sample = self.transform(sample, rng)
-        item = {"label": torch.tensor(label, dtype=torch.int64), "video_id": video_id,
-                "frame_indices": torch.from_numpy(frames),
-                "flow_indices": torch.from_numpy(flows)}
-        if "rgb" in sample:
-            item["rgb"] = _rgb_tensor(sample["rgb"], clip_len)
-        if "flow" in sample:
-            item["flow"] = _flow_tensor(sample["flow"], clip_len)
-            if sample["flow"].dtype == np.uint8:
-                item["flow_bound"] = torch.tensor(sample["flow_bound"], dtype=torch.float64)
-                item["flow_scale"] = torch.from_numpy(flow_scale(sample))
+        clip_len = indices.frames.shape[1] if indices.clips else None
+        frames = indices.frames if indices.clips else indices.frames[:, 0]
+        item: Item = {"label": torch.tensor(label, dtype=torch.int64), "video_id": video_id,
+                      "frame_indices": torch.from_numpy(frames.astype(np.int64)),
+                      "flow_indices": torch.from_numpy(indices.flows.astype(np.int64))}
+        if RGB in sample:
+            item[RGB] = _rgb_tensor(sample[RGB], clip_len)
+        if FLOW in sample:
+            item[FLOW] = _flow_tensor(sample[FLOW], clip_len)
+            if is_quantized_flow(sample):
+                item[FLOW_BOUND] = torch.tensor(sample[FLOW_BOUND], dtype=torch.float64)
+                item[FLOW_SCALE] = torch.from_numpy(flow_scale(sample))
         return item
 
-    def _read_flows(self, video: Video, positions: np.ndarray, sample: dict) -> np.ndarray:
+    def _read(self, video: Video, indices: FrameIndices) -> Sample:
+        """The sample's arrays: rgb (K*T, H, W, 3); flow (K, L, H, W, 2) for segments, or
+        (K*T, 1, H, W, 2) for clips (each clip frame is a stack of one flow)."""
+        sample: Sample = {}
+        if RGB in self.modality:
+            sample[RGB] = video.frames[indices.frames.reshape(-1)]
+        if FLOW in self.modality:
+            data = self._read_flows(video, indices.flows.reshape(-1), sample)
+            shape = (-1, 1) if indices.clips else indices.flows.shape
+            sample[FLOW] = data.reshape(*shape, *data.shape[1:])
+        return sample
+
+    def _read_flows(self, video: Video, positions: np.ndarray, sample: Sample) -> np.ndarray:
         """Flows at ``positions`` in pixels, or as stored uint8 steps with ``quantized_flow``
         (then ``sample["flow_bound"]`` is set)."""
         if not self.quantized_flow:
@@ -129,38 +151,8 @@ class ShardDataset(Dataset):
         if bound is None:
             raise ConfigError(f"video {video.video_id!r} stores float16 flow, which has no "
                               "quantised form; use quantized_flow=False")
-        sample["flow_bound"] = bound
+        sample[FLOW_BOUND] = bound
         return video.flows.quantized(positions)
-
-    def _segment_sample(self, video: Video, rng: np.random.Generator
-                        ) -> tuple[dict, np.ndarray, np.ndarray]:
-        step = video.flow_step
-        num_flows = len(video.flows)
-        sample: dict[str, np.ndarray] = {}
-        if self.modality == "rgb":
-            starts = self.sampler(len(video.frames), 1, rng)
-            frames, flows = starts, np.zeros((len(starts), 0), np.int64)
-        else:  # positions are flow starts; position k is frame k * step
-            starts = self.sampler(num_flows + 1, self.flow_length + 1, rng)
-            flows = flow_stack_indices(starts, self.flow_length, num_flows)
-            frames = np.minimum(starts, num_flows) * step
-            data = self._read_flows(video, flows.reshape(-1), sample)
-            sample["flow"] = data.reshape(*flows.shape, *data.shape[1:])
-        if "rgb" in self.modality:
-            sample["rgb"] = video.frames[frames]
-        return sample, frames.astype(np.int64), flows.astype(np.int64)
-
-    def _clip_sample(self, video: Video, rng: np.random.Generator
-                     ) -> tuple[dict, np.ndarray, np.ndarray]:
-        frames = self.sampler(len(video.frames), rng)
-        step, num_flows = video.flow_step, len(video.flows)
-        flows = np.minimum(frames // step, max(num_flows - 1, 0))
-        sample: dict[str, np.ndarray] = {}
-        if "rgb" in self.modality:
-            sample["rgb"] = video.frames[frames.reshape(-1)]
-        if "flow" in self.modality:
-            sample["flow"] = self._read_flows(video, flows.reshape(-1), sample)[:, None]
-        return sample, frames.astype(np.int64), flows.astype(np.int64)
 
 
 def _planar(images: np.ndarray) -> np.ndarray:

@@ -1,17 +1,61 @@
-"""Which frames a training item reads: TSN segment starts, dense 3D-CNN clips, flow stacks.
+"""Which frames and flows an item reads: TSN segments with flow stacks, or dense 3D-CNN clips.
 
-All indices are 0-based frame indices (int64). Flow ``t`` maps frame ``t`` to ``t + 1``, so a video
-of ``N`` frames has ``N - 1`` flows and a stack of ``L`` flows starting at ``t`` spans frames
-``t .. t + L`` (``span = L + 1``).
+Every sampler has one call signature, ``sampler(video, rng) -> FrameIndices``: it is given a
+:class:`VideoExtent` (how many frames and flows the item may read) and the item's random
+generator, and returns the 0-based frame and flow indices to read, with their layout.
+
+All indices are int64. Flow ``t`` maps frame ``t * step`` to ``(t + 1) * step`` (step 1 unless
+extracted with ``--step``), so a video of ``N`` frames has ``(N - 1) // step`` flows and a stack
+of ``L`` flows starting at position ``t`` spans positions ``t .. t + L`` (``span = L + 1``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
 from flowkit.errors import ConfigError
+
+
+class VideoExtent(NamedTuple):
+    """What a sampler is told of a video.
+
+    Attributes:
+        num_frames: decoded frame count N >= 1.
+        num_flows: flows the item may read; 0 when it reads no flow (an RGB-only item).
+        flow_step: frames between the two frames of a flow.
+    """
+
+    num_frames: int
+    num_flows: int = 0
+    flow_step: int = 1
+
+
+class FrameIndices(NamedTuple):
+    """What one item reads.
+
+    Attributes:
+        frames: (K, T) frame indices: K segments of one frame (T = 1), or K clips of T frames.
+        flows: (K, L) flow indices: segment k's stack of L flows, or the flow of each clip
+            frame (L = T); (K, 0) when the item reads no flow.
+        clips: True for clips (3D inputs, channels x T x H x W), False for segments.
+    """
+
+    frames: np.ndarray
+    flows: np.ndarray
+    clips: bool
+
+
+class Sampler(Protocol):
+    """Anything that picks an item's indices: ``sampler(video, rng) -> FrameIndices``.
+
+    ``rng`` is the item's only source of randomness (None is allowed in test mode).
+    """
+
+    def __call__(self, video: VideoExtent,
+                 rng: np.random.Generator | None = None) -> FrameIndices: ...
 
 
 def _part_starts(valid: int, parts: int, train: bool,
@@ -41,25 +85,47 @@ def _check_num_frames(num_frames: int) -> None:
 
 @dataclass(frozen=True)
 class SegmentSampler:
-    """TSN sparse sampling: one start per equal segment of the video.
+    """TSN sparse sampling: one frame, or one stack of ``flow_length`` flows, per equal segment.
 
     Args:
         num_segments: segments per item; default as TSN: 3 to train, 25 to test.
         train: random start in each segment if True; the segment's centre (deterministic) if False.
+        flow_length: L, flows per stack (TSN: 5, i.e. 10 channels); unused for RGB-only items.
     """
 
     num_segments: int | None = None
     train: bool = True
+    flow_length: int = 5
 
     def __post_init__(self) -> None:
         if self.num_segments is None:
             object.__setattr__(self, "num_segments", 3 if self.train else 25)
         if self.num_segments < 1:
             raise ConfigError(f"num_segments must be >= 1, got {self.num_segments}")
+        if self.flow_length < 1:
+            raise ConfigError(f"flow_length must be >= 1, got {self.flow_length}")
 
-    def __call__(self, num_frames: int, span: int,
-                 rng: np.random.Generator | None = None) -> np.ndarray:
-        """Segment start frames, (num_segments,) int64, sorted, each in ``[0, num_frames - span]``.
+    def __call__(self, video: VideoExtent,
+                 rng: np.random.Generator | None = None) -> FrameIndices:
+        """Segment k reads frame s_k and, with flow, the stack of flows s_k .. s_k + L - 1.
+
+        RGB-only items (``video.num_flows == 0``) spread their segments over all frames. With
+        flow, segments are spread over flow positions ``0 .. num_flows`` (position p is frame
+        p * step), the RGB frame of segment k being the first frame of its stack. Stacks that
+        run past the last flow repeat it (see :func:`flow_stack_indices`).
+        Returns frames (S, 1) and flows (S, L), or (S, 0) without flow.
+        """
+        if video.num_flows == 0:
+            starts = self.starts(video.num_frames, 1, rng)
+            return FrameIndices(starts[:, None], np.zeros((len(starts), 0), np.int64), False)
+        starts = self.starts(video.num_flows + 1, self.flow_length + 1, rng)
+        flows = flow_stack_indices(starts, self.flow_length, video.num_flows)
+        frames = np.minimum(starts, video.num_flows) * video.flow_step
+        return FrameIndices(frames[:, None], flows, False)
+
+    def starts(self, num_frames: int, span: int,
+               rng: np.random.Generator | None = None) -> np.ndarray:
+        """Segment starts, (num_segments,) int64, sorted, each in ``[0, num_frames - span]``.
 
         ``span`` frames must fit from each start: 1 for an RGB frame, ``L + 1`` for ``L`` flows.
         The valid starts ``0 .. num_frames - span`` are split into ``num_segments`` parts of equal
@@ -72,7 +138,7 @@ class SegmentSampler:
           the last frame / flow (see :func:`flow_stack_indices`).
 
         Args:
-            num_frames: decoded frame count N >= 1.
+            num_frames: decoded frame count N >= 1 (or flow positions, num_flows + 1).
             span: consecutive frames one segment needs, >= 1.
             rng: the only source of randomness; required when ``train`` is True.
         """
@@ -109,7 +175,18 @@ class ClipSampler:
         """Frames one clip covers: ``(clip_len - 1) * frame_stride + 1``."""
         return (self.clip_len - 1) * self.frame_stride + 1
 
-    def __call__(self, num_frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    def __call__(self, video: VideoExtent,
+                 rng: np.random.Generator | None = None) -> FrameIndices:
+        """Clip frames (C, T) from :meth:`frame_indices`; each frame t reads flow t // step
+        (the last flow for the last frame), or no flow when ``video.num_flows == 0``."""
+        frames = self.frame_indices(video.num_frames, rng)
+        if video.num_flows == 0:
+            return FrameIndices(frames, np.zeros((len(frames), 0), np.int64), True)
+        flows = np.minimum(frames // video.flow_step, video.num_flows - 1)
+        return FrameIndices(frames, flows, True)
+
+    def frame_indices(self, num_frames: int,
+                      rng: np.random.Generator | None = None) -> np.ndarray:
         """Frame indices (num_clips, clip_len) int64: ``start + arange(clip_len) * frame_stride``.
 
         Starts come from the valid range ``0 .. num_frames - span`` as in :class:`SegmentSampler`.

@@ -2,12 +2,14 @@
 
 A split is a plain ``dict[str, int]`` from video id (the path relative to the extraction root,
 as in the manifest) to a 0-based class label. The official files of UCF101 and HMDB51 and a
-plain CSV are read here; without a split a Dataset uses the labels stored in the manifest.
+plain CSV are read here (:func:`read_split` tells them apart); without a split a Dataset uses
+the labels stored in the manifest.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 from flowkit.errors import InputError
@@ -109,3 +111,47 @@ def read_csv_split(path: Path) -> dict[str, int]:
             raise InputError(f"{path}:{number}: label {label!r} is not an integer")
         result[video_id] = int(label)
     return result
+
+
+_HMDB51_FILE = re.compile(r"(?P<name>.+)_test_split(?P<split>\d+)\.txt")
+
+
+def read_split(path: Path | str, subset: str = "train") -> dict[str, int]:
+    """Any split file this module reads, told apart by its name.
+
+    - ``*.csv``: ``video_id,label`` rows (:func:`read_csv_split`); ``subset`` is not used.
+    - ``<class>_test_split<N>.txt``: HMDB51; the ``subset`` ("train" or "test") of split N of
+      every class file in that folder (:func:`read_hmdb51_split`).
+    - any other file: a UCF101 trainlist or testlist, classInd.txt beside it
+      (:func:`read_ucf101_split`); ``subset`` is not used.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: split file not found")
+    if path.suffix.lower() == ".csv":
+        return read_csv_split(path)
+    match = _HMDB51_FILE.fullmatch(path.name)
+    if match:
+        return read_hmdb51_split(path.parent, int(match.group("split")), subset)
+    return read_ucf101_split(path)
+
+
+def read_class_names(path: Path | str) -> list[str] | None:
+    """Class names by 0-based label for the split file ``path``, where its format names them.
+
+    UCF101 lists and CSVs: classInd.txt beside the file (None for a CSV without one); HMDB51:
+    the class files' names, sorted (the official order).
+    """
+    path = Path(path)
+    match = _HMDB51_FILE.fullmatch(path.name)
+    if match:
+        suffix = f"_test_split{match.group('split')}.txt"
+        return sorted(f.name[:-len(suffix)] for f in path.parent.glob(f"*{suffix}"))
+    class_index = path.with_name("classInd.txt")
+    if path.suffix.lower() == ".csv" and not class_index.is_file():
+        return None
+    classes = read_class_index(class_index)
+    names = sorted(classes, key=classes.__getitem__)
+    if [classes[name] for name in names] != list(range(len(names))):
+        raise InputError(f"{class_index}: class indices must be 1..{len(names)} without gaps")
+    return names

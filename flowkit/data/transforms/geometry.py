@@ -1,17 +1,17 @@
-"""Spatial transforms of two-stream items: one set of random parameters per item, RGB and flow.
+"""Geometry of two-stream samples: crops, resizes and flips, one set of parameters per item.
 
-A sample is a dict ``{"rgb": (N, H, W, 3) uint8, "flow": (N, L, H, W, 2) float32 pixels}``; either
-key may be absent; other keys pass through untouched. RGB and flow share H and W. Each transform is
-a frozen dataclass called as ``t(sample, rng) -> new dict``; inputs are never mutated, outputs are
-C-contiguous (ready for ``torch.from_numpy``). RGB stays uint8 until :class:`Normalize`.
+A :class:`~flowkit.data.items.Sample` holds ``rgb`` (N, H, W, 3) uint8 and/or ``flow``
+(N, L, H, W, 2) float32 pixels; other keys pass through untouched. RGB and flow share H and W.
+Each transform is a frozen dataclass called as ``t(sample, rng) -> new sample``; inputs are never
+mutated, outputs are C-contiguous (ready for ``torch.from_numpy``).
 
 Flow is in pixels (u right, v down), so geometry changes its values too: a resize by (sx, sy)
 multiplies u by sx and v by sy, and a horizontal flip mirrors the field and negates u.
 
 Flow may instead stay quantised: uint8 ``q`` as stored (pixels = q * 2B / 255 - B), with the
-bound B under ``"flow_bound"``. Then a flip maps u to 255 - q (which dequantises to -u), and a
-resize leaves the values alone and multiplies ``"flow_scale"`` (sx, sy) instead; :class:`Normalize`
-(or :func:`flowkit.data.device.normalize_batch` on a GPU) turns q into pixels times that scale.
+bound B under ``flow_bound``. Then a flip maps u to 255 - q (which dequantises to -u), and a
+resize leaves the values alone and multiplies ``flow_scale`` (sx, sy) instead; normalisation
+(flowkit.data.transforms.normalize) turns q into pixels times that scale.
 Resizing uint8 rounds interpolated values to steps (OpenCV's fixed-point arithmetic): within one
 step (2B / 255 px) of resizing float pixels, as MMAction2 does with its flow JPEGs. Four times
 fewer bytes pass through the transforms and the DataLoader's worker processes.
@@ -29,30 +29,29 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from flowkit.codec import dequantize_flow
+from flowkit.data.items import FLOW, FLOW_BOUND, FLOW_SCALE, RGB, Sample, flow_scale
 from flowkit.errors import ConfigError
 
-Sample = dict
 Transform = Callable[[Sample, np.random.Generator], Sample]
-_KEYS = ("rgb", "flow")
+_KEYS = (RGB, FLOW)
 
 
 def _spatial_size(sample: Sample) -> tuple[int, int]:
     """(H, W) shared by ``rgb`` (N, H, W, 3) and ``flow`` (N, L, H, W, 2)."""
     sizes = {}
-    if "rgb" in sample:
-        rgb = sample["rgb"]
+    if RGB in sample:
+        rgb = sample[RGB]
         if rgb.ndim != 4 or rgb.shape[-1] != 3:
             raise ConfigError(f"sample['rgb'] must be (N, H, W, 3), got {rgb.shape}")
-        sizes["rgb"] = rgb.shape[1:3]
-    if "flow" in sample:
-        flow = sample["flow"]
+        sizes[RGB] = rgb.shape[1:3]
+    if FLOW in sample:
+        flow = sample[FLOW]
         if flow.ndim != 5 or flow.shape[-1] != 2:
             raise ConfigError(f"sample['flow'] must be (N, L, H, W, 2), got {flow.shape}")
-        if flow.dtype == np.uint8 and "flow_bound" not in sample:
+        if flow.dtype == np.uint8 and FLOW_BOUND not in sample:
             raise ConfigError("sample['flow'] is uint8 (quantised) but sample['flow_bound'] is "
                               "missing; give the bound it was quantised with")
-        sizes["flow"] = flow.shape[2:4]
+        sizes[FLOW] = flow.shape[2:4]
     if not sizes:
         raise ConfigError("sample has neither 'rgb' nor 'flow'; give at least one")
     if len(set(sizes.values())) > 1:
@@ -60,24 +59,19 @@ def _spatial_size(sample: Sample) -> tuple[int, int]:
     return tuple(int(s) for s in next(iter(sizes.values())))
 
 
-def _map(sample: Sample, fn: Callable[[str, np.ndarray], np.ndarray]) -> Sample:
+def map_sample(sample: Sample, fn: Callable[[str, np.ndarray], np.ndarray]) -> Sample:
     """New dict with ``fn(key, array)`` applied to rgb and flow; other keys copied by reference."""
     return {k: (fn(k, v) if k in _KEYS else v) for k, v in sample.items()}
 
 
-def _quantized(key: str, a: np.ndarray) -> bool:
-    """Whether ``a`` is quantised flow (uint8 steps of 2B/255, see the module docstring)."""
-    return key == "flow" and a.dtype == np.uint8
-
-
-def flow_scale(sample: Sample) -> np.ndarray:
-    """(sx, sy) float32 still to apply to the quantised flow of ``sample``; (1, 1) if none."""
-    return np.asarray(sample.get("flow_scale", (1.0, 1.0)), dtype=np.float32)
+def quantized(key: str, a: np.ndarray) -> bool:
+    """Whether ``a`` under ``key`` is quantised flow (uint8 steps of 2B/255)."""
+    return key == FLOW and a.dtype == np.uint8
 
 
 def _crop(sample: Sample, top: int, left: int, height: int, width: int) -> Sample:
     """The same box on every frame and flow of the item (copied: outputs never alias inputs)."""
-    return _map(sample, lambda k, a: np.ascontiguousarray(_box(a, top, left, height, width)))
+    return map_sample(sample, lambda k, a: np.ascontiguousarray(_box(a, top, left, height, width)))
 
 
 def _box(images: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
@@ -85,7 +79,7 @@ def _box(images: np.ndarray, top: int, left: int, height: int, width: int) -> np
     return images[..., top:top + height, left:left + width, :]
 
 
-def _per_image(images: np.ndarray, out_hw: tuple[int, int],
+def per_image(images: np.ndarray, out_hw: tuple[int, int],
                op: Callable[[np.ndarray, np.ndarray], object],
                dtype: np.dtype | type | None = None) -> np.ndarray:
     """``op(image, out_image)`` for each (H, W, C) image of (..., H, W, C) ``images``.
@@ -104,40 +98,40 @@ def _per_image(images: np.ndarray, out_hw: tuple[int, int],
 def _flip(sample: Sample) -> Sample:
     """Mirror left-right; flow u is negated (motion to the right becomes motion to the left)."""
     def flip(key: str, a: np.ndarray) -> np.ndarray:
-        out = _per_image(a, a.shape[-3:-1], lambda image, target: cv2.flip(image, 1, target))
-        if _quantized(key, a):  # 255 - q dequantises to -u; 255 - q == q ^ 0xFF for uint8,
+        out = per_image(a, a.shape[-3:-1], lambda image, target: cv2.flip(image, 1, target))
+        if quantized(key, a):  # 255 - q dequantises to -u; 255 - q == q ^ 0xFF for uint8,
             # and XOR-ing the low byte of each (u, v) pair as little-endian uint16 is one
             # contiguous pass instead of a strided one (4x faster)
             pairs = out.view("<u2")
             np.bitwise_xor(pairs, 0x00FF, out=pairs)
-        elif key == "flow":
+        elif key == FLOW:
             out[..., 0] *= -1  # out is a fresh copy, so this does not touch the input
         return out
-    return _map(sample, flip)
+    return map_sample(sample, flip)
 
 
 def _resize_images(images: np.ndarray, height: int, width: int) -> np.ndarray:
     """cv2 INTER_LINEAR resize of (..., H, W, C) to (..., height, width, C), same dtype."""
     def resize(image: np.ndarray, target: np.ndarray) -> None:
         cv2.resize(image, (width, height), target, interpolation=cv2.INTER_LINEAR)
-    return _per_image(images, (height, width), resize)
+    return per_image(images, (height, width), resize)
 
 
 def _resize(sample: Sample, height: int, width: int) -> Sample:
     """Resize every image to (height, width); flow u *= width / W and v *= height / H."""
     h, w = _spatial_size(sample)
     if (h, w) == (height, width):
-        return _map(sample, lambda k, a: a.copy())
+        return map_sample(sample, lambda k, a: a.copy())
 
     def resize(key: str, a: np.ndarray) -> np.ndarray:
         out = _resize_images(a, height, width)
-        if key == "flow" and not _quantized(key, a):  # per channel: a size-2 broadcast is slower
+        if key == FLOW and not quantized(key, a):  # per channel: a size-2 broadcast is slower
             out[..., 0] *= np.float32(width / w)
             out[..., 1] *= np.float32(height / h)
         return out
-    out = _map(sample, resize)
-    if "flow" in sample and _quantized("flow", sample["flow"]):
-        out["flow_scale"] = flow_scale(sample) * np.float32([width / w, height / h])
+    out = map_sample(sample, resize)
+    if FLOW in sample and quantized(FLOW, sample[FLOW]):
+        out[FLOW_SCALE] = flow_scale(sample) * np.float32([width / w, height / h])
     return out
 
 
@@ -201,7 +195,7 @@ class MultiScaleCrop:
         else:
             top = int(rng.integers(h - crop_h + 1))
             left = int(rng.integers(w - crop_w + 1))
-        return _resize(_map(sample, lambda k, a: _box(a, top, left, crop_h, crop_w)),
+        return _resize(map_sample(sample, lambda k, a: _box(a, top, left, crop_h, crop_w)),
                        self.size, self.size)
 
 
@@ -246,7 +240,8 @@ class RandomResizedCrop:
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         h, w = _spatial_size(sample)
         top, left, ch, cw = self._box(h, w, rng)
-        return _resize(_map(sample, lambda k, a: _box(a, top, left, ch, cw)), self.size, self.size)
+        return _resize(map_sample(sample, lambda k, a: _box(a, top, left, ch, cw)),
+                       self.size, self.size)
 
 
 @dataclass(frozen=True)
@@ -332,131 +327,4 @@ class HorizontalFlip:
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         if rng.random() < self.p:
             return _flip(sample)
-        return _map(sample, lambda k, a: a.copy())
-
-
-@dataclass(frozen=True)
-class Normalize:
-    """RGB uint8 -> float32 ``(x / 255 - mean) / std``; flow stays float32 pixels or / ``bound``.
-
-    ``flow="pixels"`` keeps flow in pixels (already centred on 0); ``flow="bound"`` divides by
-    ``bound`` (I3D: values within +-bound land in [-1, 1]; nothing is clipped). Shapes unchanged.
-    Quantised flow is dequantised with ``sample["flow_bound"]`` and multiplied by its
-    ``flow_scale`` (both keys are then dropped).
-    """
-
-    rgb_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    rgb_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    flow: str = "pixels"
-    bound: float = 20.0
-
-    def __post_init__(self) -> None:
-        if self.flow not in ("pixels", "bound"):
-            raise ConfigError(f"Normalize flow must be 'pixels' or 'bound', got {self.flow!r}")
-        if self.bound <= 0 or any(s <= 0 for s in self.rgb_std):
-            raise ConfigError(f"bound and rgb_std must be positive, got bound={self.bound}, "
-                              f"rgb_std={self.rgb_std}")
-
-    def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
-        scale, shift = self.rgb_scale_shift()
-        # every uint8 value of every channel, normalised: one table lookup per pixel
-        table = (np.arange(256, dtype=np.float32)[:, None] * scale - shift).reshape(256, 1, 3)
-
-        def normalize(key: str, a: np.ndarray) -> np.ndarray:
-            if key == "rgb":
-                if a.dtype != np.uint8:
-                    raise ConfigError(f"Normalize takes uint8 RGB (0..255), got {a.dtype}")
-                return _per_image(a, a.shape[-3:-1],
-                                  lambda image, target: cv2.LUT(image, table, target), np.float32)
-            if _quantized(key, a):
-                out = dequantize_flow(a, float(sample["flow_bound"]))
-                factors = flow_scale(sample)
-                out[..., 0] *= factors[0]
-                out[..., 1] *= factors[1]
-            else:
-                out = a.astype(np.float32, copy=True)
-            if self.flow == "bound":
-                out /= np.float32(self.bound)
-            return out
-        out = _map(sample, normalize)
-        if "flow" in sample and _quantized("flow", sample["flow"]):
-            del out["flow_bound"]
-            out.pop("flow_scale", None)
-        return out
-
-    def rgb_scale_shift(self) -> tuple[np.ndarray, np.ndarray]:
-        """float32 (3,) ``scale`` = 1 / (255 std) and ``shift`` = mean / std: normalised RGB is
-        ``x * scale - shift`` for x in 0..255 (also on the GPU, in normalize_batch)."""
-        std = np.asarray(self.rgb_std, dtype=np.float32)
-        return (np.float32(1.0) / (np.float32(255.0) * std),
-                np.asarray(self.rgb_mean, dtype=np.float32) / std)
-
-
-@dataclass(frozen=True)
-class Compose:
-    """Apply transforms in order, all drawing from the same ``rng``."""
-
-    transforms: tuple[Transform, ...]
-
-    def __init__(self, transforms: Sequence[Transform]) -> None:
-        object.__setattr__(self, "transforms", tuple(transforms))
-
-    def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
-        for transform in self.transforms:
-            sample = transform(sample, rng)
-        return sample
-
-
-def _test_crops(size: int, crops: int) -> Transform:
-    kinds = {1: CenterCrop, 3: ThreeCrop, 10: TenCrop}
-    if crops not in kinds:
-        raise ConfigError(f"crops must be one of {tuple(kinds)}, got {crops}")
-    return kinds[crops](size)
-
-
-def _compose(*transforms: Transform | None) -> Compose:
-    """Compose the given transforms, skipping None (a pipeline without normalisation)."""
-    return Compose([t for t in transforms if t is not None])
-
-
-def _default_short_side(size: int) -> int:
-    """256 for 224 crops (TSN), 128 for 112, and so on."""
-    return round(size * 256 / 224)
-
-
-def tsn_train_transform(size: int = 224, normalize: Normalize | None = Normalize()) -> Compose:
-    """TSN training: MultiScaleCrop(size) -> HorizontalFlip(0.5) -> Normalize.
-
-    Output: rgb (N, size, size, 3) float32, flow (N, L, size, size, 2) float32. With
-    ``normalize=None`` (here and in the other ready-made pipelines) RGB stays uint8 and quantised
-    flow stays uint8, for :func:`flowkit.data.device.normalize_batch` to finish on the GPU.
-    """
-    return _compose(MultiScaleCrop(size), HorizontalFlip(0.5), normalize)
-
-
-def tsn_test_transform(size: int = 224, crops: int = 1, short_side: int | None = None,
-                       normalize: Normalize | None = Normalize()) -> Compose:
-    """TSN testing: Resize(short_side, default 256 for 224) -> 1 / 3 / 10 crops -> Normalize.
-
-    Output leading axis N' = crops * N, crop-major.
-    """
-    short = _default_short_side(size) if short_side is None else short_side
-    return _compose(Resize(short), _test_crops(size, crops), normalize)
-
-
-def clip_train_transform(size: int = 112, normalize: Normalize | None = Normalize()) -> Compose:
-    """3D-CNN training: RandomResizedCrop(size) -> HorizontalFlip(0.5) -> Normalize.
-
-    The same crop and flip apply to every frame of every clip in the item.
-    """
-    return _compose(RandomResizedCrop(size), HorizontalFlip(0.5), normalize)
-
-
-def clip_test_transform(size: int = 112, crops: int = 1, short_side: int | None = None,
-                        normalize: Normalize | None = Normalize()) -> Compose:
-    """3D-CNN testing: Resize(short_side, default size * 256 / 224) -> 1/3/10 crops -> Normalize.
-
-    The same pipeline as :func:`tsn_test_transform`, with the 3D-CNN default size; output
-    leading axis N' = crops * N, crop-major.
-    """
-    return tsn_test_transform(size, crops, short_side, normalize)
+        return map_sample(sample, lambda k, a: a.copy())
