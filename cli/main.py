@@ -9,13 +9,15 @@ import click
 
 import flowkit
 from flowkit.errors import ConfigError, FlowkitError, InputError, LockError
+from stddcn.errors import StddcnError, TrainingError
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1   # the run finished, but some videos failed (listed in the summary)
 EXIT_USAGE = 2         # bad options or inputs, folder locked, settings differ from the folder's
 EXIT_ERROR = 3         # the run could not go on (unreadable shard, disk full, ...)
 
-_USAGE_ERRORS = (ConfigError, InputError, LockError)
+_USAGE_ERRORS = (ConfigError, InputError, LockError, StddcnError)
+_RUN_ERRORS = (TrainingError,)  # stddcn errors that mean "could not go on", not "bad input"
 
 
 class _FlowkitGroup(click.Group):
@@ -24,15 +26,17 @@ class _FlowkitGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except FlowkitError as exc:
+        except (FlowkitError, StddcnError) as exc:
             click.echo(f"flowkit: error: {exc}", err=True)
-            ctx.exit(EXIT_USAGE if isinstance(exc, _USAGE_ERRORS) else EXIT_ERROR)
+            usage = isinstance(exc, _USAGE_ERRORS) and not isinstance(exc, _RUN_ERRORS)
+            ctx.exit(EXIT_USAGE if usage else EXIT_ERROR)
 
 
 EPILOG = """\b
 Exit codes: 0 success; 1 the run finished but some videos failed (see the summary);
 2 usage error (bad option or input, folder locked by another run, settings differ
-from the folder's); 3 the run could not go on (unreadable shard, disk full).
+from the folder's or the run's); 3 the run could not go on (unreadable shard, disk
+full, training diverged).
 """
 
 
@@ -48,6 +52,8 @@ def main() -> None:
       flowkit extract demo/videos --out demo/shards   # RGB + TV-L1 flow into shards
       flowkit info demo/shards                        # what is there
       flowkit view demo/shards --out view.png         # look at it
+      flowkit train demo/shards --model flow --out demo/run   # train a model on it
+      flowkit eval demo/run                           # test it
     """
 
 
@@ -56,11 +62,13 @@ def _register() -> None:
     from flowkit.cli.flow import flow_command
     from flowkit.cli.inspect import info_command, verify_command, view_command
     from flowkit.cli.interop import export_command, import_command
-    from flowkit.cli.synth import synth_command  # noqa: F401
+    from flowkit.cli.evaluate import eval_command
+    from flowkit.cli.synth import synth_command
+    from flowkit.cli.train import train_command
 
     for command in (synth_command, extract_command, info_command, verify_command,
-                    view_command, flow_command,
-                    export_command, import_command):
+                    view_command, flow_command, export_command, import_command,
+                    train_command, eval_command):
         main.add_command(command)
 
 

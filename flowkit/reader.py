@@ -208,8 +208,8 @@ class Video:
     @property
     def flow_bound(self) -> float | None:
         """Bound B of quantised flow (uint8 or jpeg storage: pixels = q * 2B / 255 - B), or None
-        for float16 storage."""
-        if self._stored_attr("flow", "dtype") == "float16":
+        for float16 storage and for videos stored without flow."""
+        if not self.has_flows or self._stored_attr("flow", "dtype") == "float16":
             return None
         return float(self._stored_attr("flow", "bound"))
 

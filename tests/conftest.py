@@ -26,3 +26,26 @@ def motion_videos(tmp_path_factory) -> tuple[Path, dict]:
     make_synthetic_videos(folder, SynthConfig(num_videos=4, num_frames=4, width=128, height=96))
     truth = {item["id"]: item for item in json.loads((folder / "truth.json").read_text())}
     return folder, truth
+
+
+@pytest.fixture(scope="session")
+def train_shards(tmp_path_factory) -> dict[str, Path]:
+    """Shards to train on: 8 lossless 64x48 videos of 10 frames (2 per direction) with
+    Farneback flow, the same videos without flow ("rgb_only"), and "split", a CSV of all 8."""
+    from flowkit.config import ExtractConfig
+    from flowkit.extract import extract
+    from flowkit.inputs import collect_videos
+    from flowkit.video import DecodeConfig
+
+    root = tmp_path_factory.mktemp("train_data")
+    make_synthetic_videos(root / "videos", SynthConfig(num_videos=8, num_frames=10, width=64,
+                                                       height=48, codec="ffv1"))
+    rows = [line.split() for line in (root / "videos" / "labels.txt").read_text().splitlines()]
+    (root / "all.csv").write_text("video_id,label\n" + "".join(f"{v},{l}\n" for v, l in rows))
+    out = {"split": root / "all.csv", "root": root}
+    for name, flow in (("shards", "farneback"), ("rgb_only", "none")):
+        config = ExtractConfig(decode=DecodeConfig(short_side=None), flow=flow)
+        extract(collect_videos([root / "videos" / "labels.txt"]), root / name, config,
+                workers=1, progress=False)
+        out[name] = root / name
+    return out

@@ -12,6 +12,7 @@ from flowkit.data.sampling import ClipSampler, FrameIndices, SegmentSampler, Vid
 from flowkit.data.transforms import Compose, HorizontalFlip
 from flowkit.errors import ConfigError
 from flowkit.manifest import OK, Manifest, ManifestEntry
+from flowkit.reader import ShardReader
 from flowkit.shards import ShardWriter, StorageConfig
 
 H, W = 8, 10
@@ -163,6 +164,7 @@ def test_a_modality_the_shards_do_not_store_is_named(tmp_path):
     Manifest([ManifestEntry("a.mp4", "/x", 0, "shard-00000.h5", OK, 3, 0)]).write(
         tmp_path / "manifest.json")
     assert len(ShardDataset(tmp_path, "rgb")) == 1
+    assert ShardReader(tmp_path)["a.mp4"].flow_bound is None  # was a TypeError
     for modality in ("flow", "rgb+flow"):
         with pytest.raises(ConfigError, match=r"store no flow \(extracted with --flow none\)"):
             ShardDataset(tmp_path, modality)

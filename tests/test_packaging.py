@@ -19,7 +19,8 @@ def test_wheel_maps_cli_into_the_flowkit_package(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "flowkit/cli/main.py" in names and "flowkit/flow/tvl1.py" in names
     assert not any(name.startswith("cli/") for name in names)
-    for init in sorted(ROOT.glob("flowkit/**/__init__.py")):  # every subpackage ships
+    inits = [*ROOT.glob("flowkit/**/__init__.py"), *ROOT.glob("stddcn/**/__init__.py")]
+    for init in sorted(inits):  # every subpackage of both packages ships
         assert init.relative_to(ROOT).as_posix() in names
     metadata = {Path(n).name: zipfile.ZipFile(wheel).read(n).decode() for n in names
                 if n.endswith((".dist-info/entry_points.txt", ".dist-info/top_level.txt"))}

@@ -7,8 +7,8 @@ from flowkit.data.dataset import MODALITIES, ShardDataset
 from flowkit.data.items import Batch, Item, Sample
 from flowkit.data.sampling import (ClipSampler, FrameIndices, Sampler, SegmentSampler,
                                    VideoExtent, flow_stack_indices)
-from flowkit.data.splits import (read_class_index, read_csv_split, read_hmdb51_split, read_split,
-                                 read_ucf101_split)
+from flowkit.data.splits import (read_class_index, read_class_names, read_csv_split,
+                                 read_hmdb51_split, read_split, read_ucf101_split)
 from flowkit.data.transforms import (CenterCrop, Compose, HorizontalFlip, MultiScaleCrop,
                                      Normalize, RandomResizedCrop, Resize, TenCrop, ThreeCrop,
                                      Transform, clip_test_transform, clip_train_transform,
@@ -19,6 +19,7 @@ __all__ = [
     "HorizontalFlip", "Item", "MultiScaleCrop", "Normalize", "RandomResizedCrop", "Resize",
     "Sample", "Sampler", "SegmentSampler", "ShardDataset", "TenCrop", "ThreeCrop", "Transform",
     "VideoExtent", "clip_test_transform", "clip_train_transform", "flow_stack_indices",
-    "normalize_batch", "read_class_index", "read_csv_split", "read_hmdb51_split", "read_split",
-    "read_ucf101_split", "tsn_test_transform", "tsn_train_transform",
+    "normalize_batch", "read_class_index", "read_class_names", "read_csv_split",
+    "read_hmdb51_split", "read_split", "read_ucf101_split", "tsn_test_transform",
+    "tsn_train_transform",
 ]

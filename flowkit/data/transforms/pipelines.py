@@ -52,14 +52,17 @@ def _default_short_side(size: int) -> int:
     return round(size * 256 / 224)
 
 
-def tsn_train_transform(size: int = 224, normalize: Normalize | None = Normalize()) -> Compose:
+def tsn_train_transform(size: int = 224, normalize: Normalize | None = Normalize(),
+                        flip: bool = True) -> Compose:
     """TSN training: MultiScaleCrop(size) -> HorizontalFlip(0.5) -> Normalize.
 
     Output: rgb (N, size, size, 3) float32, flow (N, L, size, size, 2) float32. With
     ``normalize=None`` (here and in the other ready-made pipelines) RGB stays uint8 and quantised
-    flow stays uint8, for :func:`flowkit.data.transforms.normalize.normalize_batch` to finish on the GPU.
+    flow stays uint8, for :func:`flowkit.data.transforms.normalize.normalize_batch` to finish on
+    the GPU. ``flip=False`` leaves out the flip, for classes that a mirror image changes
+    (moving left vs right, "swiping left" vs "swiping right").
     """
-    return _compose(MultiScaleCrop(size), HorizontalFlip(0.5), normalize)
+    return _compose(MultiScaleCrop(size), HorizontalFlip(0.5) if flip else None, normalize)
 
 
 def tsn_test_transform(size: int = 224, crops: int = 1, short_side: int | None = None,
@@ -72,12 +75,14 @@ def tsn_test_transform(size: int = 224, crops: int = 1, short_side: int | None =
     return _compose(Resize(short), _test_crops(size, crops), normalize)
 
 
-def clip_train_transform(size: int = 112, normalize: Normalize | None = Normalize()) -> Compose:
+def clip_train_transform(size: int = 112, normalize: Normalize | None = Normalize(),
+                         flip: bool = True) -> Compose:
     """3D-CNN training: RandomResizedCrop(size) -> HorizontalFlip(0.5) -> Normalize.
 
-    The same crop and flip apply to every frame of every clip in the item.
+    The same crop and flip apply to every frame of every clip in the item; ``flip=False``
+    leaves the flip out (see :func:`tsn_train_transform`).
     """
-    return _compose(RandomResizedCrop(size), HorizontalFlip(0.5), normalize)
+    return _compose(RandomResizedCrop(size), HorizontalFlip(0.5) if flip else None, normalize)
 
 
 def clip_test_transform(size: int = 112, crops: int = 1, short_side: int | None = None,

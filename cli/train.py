@@ -1,0 +1,243 @@
+"""``flowkit train``: train a model on shards into a run folder.
+
+Every option maps to one field of :class:`stddcn.config.TrainConfig`; options left out keep
+the value of ``--config FILE.yaml`` (or the dataclass default), so a YAML file and the command
+line compose. The training itself is :func:`stddcn.train.train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from stddcn.config import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig, load_yaml
+
+MODELS = ("rgb", "flow", "two-stream", "rgb3d", "flow3d")
+_DEFAULTS = TrainConfig()
+
+
+def _default(path: str) -> Any:
+    value: Any = _DEFAULTS
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _floats(ctx: click.Context, param: click.Parameter, value: str | None
+            ) -> tuple[float, ...] | None:
+    """'1,1.5' -> (1.0, 1.5)."""
+    if value is None:
+        return None
+    try:
+        return tuple(float(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers such as 1,1.5, got "
+                                 f"{value!r}") from None
+
+
+def _ints(ctx: click.Context, param: click.Parameter, value: str | None
+          ) -> tuple[int, ...] | None:
+    """'10,20' -> (10, 20)."""
+    if value is None:
+        return None
+    try:
+        return tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated epochs such as 10,20, got "
+                                 f"{value!r}") from None
+
+
+def _grad_clip(ctx: click.Context, param: click.Parameter, value: str | None
+               ) -> float | str | None:
+    """A number, or the word none (kept as the string "none": no clipping)."""
+    if value is None or value.lower() == "none":
+        return value and "none"
+    try:
+        return float(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a number or 'none', got {value!r}") from None
+
+
+# option, TrainConfig field, click settings, help. The default shown is the field's.
+_OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
+    ("--split", "data.split", {"type": click.Path(dir_okay=False)},
+     "Training split: UCF101 trainlist (classInd.txt beside it), HMDB51 <class>_test_splitN.txt "
+     "(its train part), or CSV of video_id,label [default: every stored video with the label "
+     "stored at extraction]."),
+    ("--val-split", "data.val_split", {"type": click.Path(dir_okay=False)},
+     "Validation split, tested after every epoch (an HMDB51 file gives its test part); the "
+     "best epoch is kept as best.pt [default: no validation]."),
+    ("--arch", "model.arch", {},
+     "Backbone: resnet18, resnet34, resnet50, resnet-tiny (2D); r2plus1d-18, r3d-18, r3d-tiny "
+     "(3D) [default: resnet50 for 2D models, r2plus1d-18 for 3D]."),
+    ("--width-mult", "model.width_mult", {"type": click.FloatRange(min=0, min_open=True)},
+     "Multiply every backbone width by this."),
+    ("--pretrained", "model.pretrained", {"type": click.Path(exists=True, dir_okay=False)},
+     "Local torchvision-format ImageNet ResNet state dict: 2D models load it (flow: TSN "
+     "cross-modality conv1), r3d models inflate it (I3D). Nothing is downloaded."),
+    ("--partial-bn/--no-partial-bn", "model.partial_bn", {"default": None},
+     "TSN partial BatchNorm: freeze every BN layer but the first [default: on with "
+     "--pretrained, else off]."),
+    ("--dropout", "model.dropout", {"type": click.FloatRange(0, 1, max_open=True)},
+     "Dropout before the classifier."),
+    ("--flow-length", "model.flow_length", {"type": click.IntRange(min=1)},
+     "Flows per stack of 2D flow models (2L input channels)."),
+    ("--num-classes", "model.num_classes", {"type": click.IntRange(min=0)},
+     "Classes of the classifier (0: as many as the split names)."),
+    ("--fusion-weights", "model.fusion_weights", {"callback": _floats},
+     "two-stream: weights of the rgb and flow scores, e.g. 1,1.5."),
+    ("--streams", "streams", {"nargs": 2, "type": click.Path(exists=True)},
+     "two-stream: fuse these trained rgb and flow runs (RGB_RUN FLOW_RUN) instead of training "
+     "both streams."),
+    ("--epochs", "epochs", {"type": click.IntRange(min=1)}, "Passes over the training set."),
+    ("--batch-size", "data.batch_size", {"type": click.IntRange(min=1)},
+     "Videos per step, over all processes together."),
+    ("--segments", "data.segments", {"type": click.IntRange(min=1)},
+     "TSN segments per training video (2D models)."),
+    ("--clip-len", "data.clip_len", {"type": click.IntRange(min=1)},
+     "Frames per clip (3D models)."),
+    ("--frame-stride", "data.frame_stride", {"type": click.IntRange(min=1)},
+     "Frames between clip frames (3D models)."),
+    ("--input-size", "data.input_size", {"type": click.IntRange(min=16)},
+     "Side of the square network input in pixels [default: 224 for 2D models, 112 for 3D]."),
+    ("--flip/--no-flip", "data.flip", {"default": None},
+     "Random horizontal flips in training (flow u negated); --no-flip where a mirror image "
+     "changes the class (moving left vs right)."),
+    ("--workers", "data.workers", {"type": click.IntRange(min=0)},
+     "DataLoader worker processes per training process."),
+    ("--optimizer", "optim.optimizer", {"type": click.Choice(OPTIMIZERS)},
+     "sgd (momentum 0.9) or adamw."),
+    ("--lr", "optim.lr", {"type": click.FloatRange(min=0, min_open=True)},
+     "Peak learning rate for the whole batch."),
+    ("--weight-decay", "optim.weight_decay", {"type": click.FloatRange(min=0)},
+     "Weight decay of conv and linear weights (not of biases and norms)."),
+    ("--schedule", "optim.schedule", {"type": click.Choice(SCHEDULES)},
+     "step: times 0.1 at --lr-steps; cosine: down to 0 at the last epoch."),
+    ("--lr-steps", "optim.lr_steps", {"callback": _ints},
+     "Epochs of the step decays, e.g. 30,60 [default: 1/2 and 3/4 of --epochs]."),
+    ("--warmup-epochs", "optim.warmup_epochs", {"type": click.FloatRange(min=0)},
+     "Linear warm-up of the learning rate over these epochs."),
+    ("--grad-clip", "optim.grad_clip", {"callback": _grad_clip},
+     "Largest gradient norm, or none (TSN: 20 for RGB, 40 for flow)."),
+    ("--device", "device", {},
+     "cpu, cuda or cuda:N; under torchrun give cuda [default: cuda when available]."),
+    ("--precision", "precision", {"type": click.Choice(PRECISIONS)},
+     "fp32, or bf16 / fp16 autocast (fp16 on CUDA only, with loss scaling)."),
+    ("--channels-last/--no-channels-last", "channels_last", {"default": None},
+     "Channels-last memory format [default: on CUDA only]."),
+    ("--sync-bn", "sync_bn", {"is_flag": True, "default": None},
+     "Synchronise BatchNorm statistics across torchrun processes."),
+    ("--seed", "seed", {"type": int}, "Seed of sampling, augmentation, initialisation, dropout."),
+    ("--log-every", "log_every", {"type": click.IntRange(min=1)},
+     "Steps between the step lines of log.jsonl."),
+]
+
+
+def _key(option: str) -> str:
+    return option.split("/")[0].lstrip("-").replace("-", "_")
+
+
+def _training_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option, path, settings, text in reversed(_OPTIONS):
+        settings = dict(settings)
+        default = _default(path)
+        shown = "" if text.endswith("].") else f"  [default: {_show(default)}]"
+        settings.setdefault("default", None)
+        command = click.option(option, _key(option), help=text + shown, **settings)(command)
+    return command
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return "none" if value is None else str(value)
+
+
+EXAMPLES = """\b
+Examples:
+  flowkit train shards/ --model flow --split ucfTrainTestlist/trainlist01.txt \\
+      --val-split ucfTrainTestlist/testlist01.txt --out runs/flow --precision bf16
+  flowkit train shards/ --model rgb3d --arch r2plus1d-18 --clip-len 16 --out runs/rgb3d
+  flowkit train shards/ --model two-stream --streams runs/rgb runs/flow --out runs/fused \\
+      --val-split ucfTrainTestlist/testlist01.txt
+  flowkit train shards/ --model flow --out runs/flow --resume     # continue after a stop
+  torchrun --nproc_per_node 4 -m flowkit.cli.main train shards/ --model rgb --out runs/rgb
+
+\b
+RUN/ receives config.yaml (the full resolved settings), last.pt after every epoch,
+best.pt at the best validation top-1, log.jsonl, and TensorBoard files when the
+tensorboard package is installed. Evaluate with: flowkit eval RUN.
+"""
+
+
+@click.command("train", epilog=EXAMPLES)
+@click.argument("data_root", metavar="DATA", type=click.Path(exists=True, file_okay=False))
+@click.option("--model", "model_name", type=click.Choice(MODELS),
+              help="rgb / flow: TSN streams (2D); two-stream: their late fusion; rgb3d / "
+                   "flow3d: 3D CNNs on clips.  [required unless --config names it]")
+@click.option("--out", "out", type=click.Path(file_okay=False),
+              help="Run folder for config.yaml, checkpoints and logs.  [required unless "
+                   "--config names it]")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="YAML file of settings (the layout of a run's config.yaml); options given "
+                   "on the command line override it.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its last checkpoint, exactly (same settings; "
+                   "--epochs may grow).")
+@_training_options
+def train_command(data_root: str, model_name: str | None, out: str | None,
+                  config_file: str | None, resume: bool, **options: Any) -> None:
+    """Train an action-recognition model on a shards folder (DATA)."""
+    from stddcn.train import train  # torch loads only when training
+
+    config = build_config(data_root, model_name, out, config_file, options)
+    result = train(config, resume=resume)
+    if result.best_top1 is not None:
+        click.echo(f"{result.run}: best val top-1 {100 * result.best_top1:.1f}%")
+    else:
+        click.echo(f"{result.run}: trained {result.epochs} epochs")
+
+
+def build_config(data_root: str, model_name: str | None, out: str | None,
+                 config_file: str | None, options: dict[str, Any]) -> TrainConfig:
+    """A TrainConfig from --config (if any) and the options given."""
+    config = load_yaml(Path(config_file)) if config_file else TrainConfig()
+    changes: dict[str, Any] = {"data.root": data_root}
+    if model_name is not None:
+        changes["model.name"] = model_name
+    elif not config_file:
+        raise click.UsageError("Missing option '--model' (rgb, flow, two-stream, rgb3d or "
+                               "flow3d).")
+    if out is not None:
+        changes["out"] = out
+    elif not config.out:
+        raise click.UsageError("Missing option '--out' (the run folder).")
+    for option, path, _, _ in _OPTIONS:
+        value = options[_key(option)]
+        if value is None:  # not given: the --config file's value, or the default
+            continue
+        if value == "none":  # --grad-clip none
+            value = None
+        changes[path] = tuple(value) if isinstance(value, (list, tuple)) else value
+    if changes.get("model.pretrained") and options["partial_bn"] is None \
+            and not config_file:
+        changes["model.partial_bn"] = True  # TSN: partial BN goes with ImageNet weights
+    return _apply(config, changes)
+
+
+def _apply(config: Any, changes: dict[str, Any]) -> Any:
+    """``config`` with dotted-path fields replaced."""
+    nested: dict[str, dict[str, Any]] = {}
+    direct: dict[str, Any] = {}
+    for path, value in changes.items():
+        head, _, rest = path.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = value
+    for head, inner in nested.items():
+        direct[head] = _apply(getattr(config, head), inner)
+    return dataclasses.replace(config, **direct)

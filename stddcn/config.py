@@ -1,0 +1,308 @@
+"""A training run's settings: frozen dataclasses, read from and written to YAML.
+
+``TrainConfig`` nests the model, data and optimisation settings; ``ModelConfig`` alone is what
+rebuilds a network (stddcn.models takes it). What the user leaves open
+(``None``, or ``num_classes`` 0) is filled in by :func:`resolve` once the data is known, and the
+resolved configuration is what RUN/config.yaml and every checkpoint hold, so a run can be read,
+resumed and evaluated without the command that started it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stddcn.errors import SettingsError
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("step", "cosine")
+PRECISIONS = ("fp32", "bf16", "fp16")
+CLIP_MODELS = ("rgb3d", "flow3d")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Settings of one action-recognition model; ``create_model(config)`` builds it.
+
+    Attributes:
+        name: the model family, one of ``list_models()`` (rgb, flow, two-stream, rgb3d, flow3d).
+        num_classes: classes of the classifier (K).
+        arch: backbone, one of ``list_archs()``; None takes the family's default
+            (resnet50 for 2D models, r2plus1d-18 for 3D ones).
+        width_mult: multiplies every backbone width (channels), rounded to integers.
+        dropout: dropout before the classifier (TSN used 0.8 for RGB, 0.7 for flow).
+        flow_length: L, flows per stacked input of 2D flow models (2L input channels).
+        pretrained: local file of a torchvision-format ImageNet ResNet state dict; 2D backbones
+            load it (flow: cross-modality conv1), 3D r3d backbones inflate it (I3D).
+        partial_bn: TSN's partial BatchNorm: every BN layer but the first keeps its statistics
+            and affine parameters frozen during training.
+        fusion_weights: late fusion weights of the streams, in the order of ``modalities``
+            (two-stream: rgb, flow; TSN's 1 : 1.5).
+    """
+
+    name: str = "rgb"
+    num_classes: int = 101
+    arch: str | None = None
+    width_mult: float = 1.0
+    dropout: float = 0.5
+    flow_length: int = 5
+    pretrained: str | None = None
+    partial_bn: bool = False
+    fusion_weights: tuple[float, ...] = (1.0, 1.5)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which videos a run reads, and how.
+
+    Attributes:
+        root: the shards folder (``flowkit extract --out``).
+        split: training split file (UCF101 list, HMDB51 split file, or CSV); None takes every
+            stored video with the label stored at extraction.
+        val_split: validation split file, evaluated after every epoch; None for no validation.
+        segments: TSN segments per training item (2D models).
+        clip_len: frames per clip (3D models).
+        frame_stride: frames between the frames of a clip (3D models).
+        input_size: side of the square network input; None: 224 for 2D models, 112 for 3D.
+        flip: random horizontal flips in training (flow u negated); off for classes that a
+            mirror image turns into one another (left vs right).
+        batch_size: items per optimisation step, over all processes together.
+        workers: DataLoader worker processes per training process.
+    """
+
+    root: str = ""
+    split: str | None = None
+    val_split: str | None = None
+    segments: int = 3
+    clip_len: int = 16
+    frame_stride: int = 2
+    input_size: int | None = None
+    flip: bool = True
+    batch_size: int = 32
+    workers: int = 4
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """How the weights move.
+
+    Attributes:
+        optimizer: "sgd" (momentum) or "adamw".
+        lr: peak learning rate, reached after the warm-up, for the whole batch.
+        momentum: SGD momentum (AdamW's beta1 stays 0.9).
+        weight_decay: L2 (SGD) or decoupled (AdamW) decay of weights; never of biases and norms.
+        schedule: "step" (times ``lr_decay`` at each of ``lr_steps``) or "cosine" (to 0).
+        lr_steps: epochs at which the step schedule decays; None: at 1/2 and 3/4 of the epochs.
+        lr_decay: factor of each step.
+        warmup_epochs: linear warm-up from 0 over these epochs (fractions allowed).
+        grad_clip: largest gradient norm (TSN: 20 for RGB, 40 for flow); None: no clipping.
+    """
+
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "step"
+    lr_steps: tuple[int, ...] | None = None
+    lr_decay: float = 0.1
+    warmup_epochs: float = 0.0
+    grad_clip: float | None = 20.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on.
+
+    Attributes:
+        out: the run folder: config.yaml, checkpoints, logs.
+        model: the network (num_classes 0: as many classes as the data has).
+        data: the videos and their sampling.
+        optim: optimiser and schedule.
+        epochs: passes over the training set.
+        device: "cpu", "cuda" or "cuda:N"; None: cuda when available, else cpu.
+        precision: "fp32", or "bf16" / "fp16" autocast (fp16 on CUDA only, with loss scaling).
+        channels_last: channels-last memory format; None: on CUDA only.
+        sync_bn: synchronise BatchNorm statistics across processes (DDP).
+        seed: seeds data sampling, augmentation, initialisation and dropout.
+        streams: two-stream only: trained rgb and flow runs (or checkpoints) to fuse; empty:
+            train both streams first, into out/rgb and out/flow.
+        log_every: steps between step lines in log.jsonl.
+    """
+
+    out: str = ""
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(num_classes=0))
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    epochs: int = 30
+    device: str | None = None
+    precision: str = "fp32"
+    channels_last: bool | None = None
+    sync_bn: bool = False
+    seed: int = 0
+    streams: tuple[str, ...] = ()
+    log_every: int = 10
+
+    @property
+    def clips(self) -> bool:
+        """Whether the model reads 3D clips (else TSN segments)."""
+        return self.model.name in CLIP_MODELS
+
+
+def check(config: TrainConfig) -> None:
+    """Raise SettingsError naming the first setting that cannot work."""
+    from stddcn.models import list_models  # the model registry imports torch
+    def need(condition: bool, message: str) -> None:
+        if not condition:
+            raise SettingsError(message)
+
+    need(config.model.name in list_models(),
+         f"model must be one of {', '.join(list_models())}, got {config.model.name!r}")
+    need(bool(config.data.root), "give the shards folder (DATA)")
+    need(bool(config.out), "give the run folder (--out)")
+    need(config.epochs >= 1, f"epochs must be >= 1, got {config.epochs}")
+    need(config.data.batch_size >= 1, f"batch size must be >= 1, got {config.data.batch_size}")
+    need(config.data.workers >= 0, f"workers must be >= 0, got {config.data.workers}")
+    for name in ("segments", "clip_len", "frame_stride"):
+        value = getattr(config.data, name)
+        need(value >= 1, f"{name.replace('_', '-')} must be >= 1, got {value}")
+    need(config.data.input_size is None or config.data.input_size >= 16,
+         f"input size must be >= 16 pixels, got {config.data.input_size}")
+    need(config.optim.optimizer in OPTIMIZERS,
+         f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.optim.optimizer!r}")
+    need(config.optim.schedule in SCHEDULES,
+         f"schedule must be one of {', '.join(SCHEDULES)}, got {config.optim.schedule!r}")
+    need(config.optim.lr > 0, f"lr must be > 0, got {config.optim.lr}")
+    need(config.optim.weight_decay >= 0,
+         f"weight decay must be >= 0, got {config.optim.weight_decay}")
+    need(0 <= config.optim.warmup_epochs <= config.epochs,
+         f"warm-up epochs must be within 0..{config.epochs}, got {config.optim.warmup_epochs}")
+    need(config.optim.grad_clip is None or config.optim.grad_clip > 0,
+         f"grad clip must be > 0 (or none), got {config.optim.grad_clip}")
+    need(config.precision in PRECISIONS,
+         f"precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
+    need(config.model.num_classes >= 0,
+         f"num_classes must be >= 0 (0: from the data), got {config.model.num_classes}")
+    need(not config.streams or config.model.name == "two-stream",
+         "--streams applies to --model two-stream only")
+    need(len(config.streams) in (0, 2),
+         f"--streams takes two runs (rgb, flow), got {len(config.streams)}")
+
+
+def resolve(config: TrainConfig, num_classes: int, device: str) -> TrainConfig:
+    """``config`` with every open setting filled in: classes, arch, input size, decay epochs,
+    device and memory format; paths made absolute, so that the run can be evaluated and
+    resumed from any working directory."""
+    model = dataclasses.replace(config.model, pretrained=_absolute(config.model.pretrained))
+    config = dataclasses.replace(
+        config, out=_absolute(config.out), streams=tuple(map(_absolute, config.streams)),
+        data=dataclasses.replace(config.data, root=_absolute(config.data.root),
+                                 split=_absolute(config.data.split),
+                                 val_split=_absolute(config.data.val_split)))
+    if model.arch is None:
+        model = dataclasses.replace(model, arch="r2plus1d-18" if config.clips else "resnet50")
+    model = dataclasses.replace(model, num_classes=num_classes)
+    size = config.data.input_size or (112 if config.clips else 224)
+    steps = config.optim.lr_steps
+    if steps is None:
+        steps = tuple(sorted({max(1, config.epochs // 2), max(1, (3 * config.epochs) // 4)}))
+    channels_last = (device.startswith("cuda") if config.channels_last is None
+                     else config.channels_last)
+    return dataclasses.replace(
+        config, model=model, data=dataclasses.replace(config.data, input_size=size),
+        optim=dataclasses.replace(config.optim, lr_steps=tuple(steps)), device=device,
+        channels_last=channels_last)
+
+
+def _absolute(path: str | None) -> str | None:
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain nested dict of a config dataclass (tuples become lists), for YAML and checkpoints."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+    return plain(dataclasses.asdict(config))
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
+    """Build dataclass ``cls`` from a nested dict, checking names and types.
+
+    Unknown keys are errors (a typo must not be ignored); missing keys take defaults.
+    """
+    if not isinstance(data, dict):
+        raise SettingsError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise SettingsError(f"{where}: unknown setting {unknown[0]!r}; valid: "
+                          f"{', '.join(sorted(names))}")
+    values = {name: _convert(hints[name], value, f"{where}.{name}")
+              for name, value in data.items()}
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    """``value`` as type ``hint`` (dataclass, tuple, optional, int, float, str, bool)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [option for option in options if option is not type(None)]
+        return _convert(inner, value, where)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise SettingsError(f"{where}: expected a list, got {value!r}")
+        (inner, _) = typing.get_args(hint)
+        return tuple(_convert(inner, item, where) for item in value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and not (isinstance(value, hint)
+                                               and not (hint is int and isinstance(value, bool))):
+        raise SettingsError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def save_yaml(config: TrainConfig, path: Path) -> None:
+    """Write ``config`` as YAML (atomic: a reader never sees half a file)."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    partial.replace(path)
+
+
+def load_yaml(path: Path) -> TrainConfig:
+    """Read a TrainConfig from YAML; every setting may be left out (defaults apply)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"{path}: cannot read the configuration ({exc})") from None
+    return from_dict(TrainConfig, data, where=str(path))
+
+
+def differences(old: TrainConfig, new: TrainConfig, ignore: tuple[str, ...] = ()) -> list[str]:
+    """'name: old -> new' for every leaf setting that differs, skipping dotted names in
+    ``ignore``."""
+    def leaves(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out = {}
+        for key, value in data.items():
+            name = f"{prefix}{key}"
+            out.update(leaves(value, name + ".") if isinstance(value, dict) else {name: value})
+        return out
+    before, after = leaves(to_dict(old)), leaves(to_dict(new))
+    return [f"{name}: {before.get(name)!r} -> {after.get(name)!r}"
+            for name in sorted(set(before) | set(after))
+            if name not in ignore and before.get(name) != after.get(name)]

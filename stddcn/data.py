@@ -1,0 +1,200 @@
+"""The one bridge between training and flowkit's data: splits, Datasets, loaders, model inputs.
+
+Only the public ``flowkit.data`` API is used. Items leave the DataLoader workers as uint8 (RGB
+and quantised flow) and are normalised on the training device (``normalize_batch``): a quarter
+of the bytes of float32 through the workers' shared memory and onto the GPU. Flow reaches the
+network in pixels divided by 20 (I3D's scaling: +-20 px to +-1), whatever the stored bound;
+RGB with ImageNet's mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+import flowkit
+from flowkit.data import (ClipSampler, Compose, Normalize, SegmentSampler, ShardDataset,
+                          clip_test_transform, clip_train_transform, normalize_batch,
+                          read_class_names, read_split, tsn_test_transform, tsn_train_transform)
+from flowkit.errors import ConfigError
+from stddcn.distributed import Context
+from stddcn.models import ActionModel
+
+#: what every model is fed: ImageNet RGB statistics, flow / 20 px
+NORMALIZE = Normalize(flow="bound", bound=20.0)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a model reads from the shards (taken from the model itself).
+
+    Attributes:
+        modalities: batch keys, e.g. ("rgb",), ("flow",), ("rgb", "flow").
+        clips: 3D clips (else TSN segments).
+        flow_length: flows per stack of 2D flow inputs.
+    """
+
+    modalities: tuple[str, ...]
+    clips: bool
+    flow_length: int
+
+    @classmethod
+    def of(cls, model: ActionModel) -> "Inputs":
+        return cls(tuple(model.modalities), model.layout == "clips", model.flow_length or 1)
+
+    @property
+    def modality(self) -> str:
+        """The ShardDataset modality: "rgb", "flow" or "rgb+flow"."""
+        return "+".join(m for m in ("rgb", "flow") if m in self.modalities)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a video is sampled at test time (TSN / I3D): segments or clips, times crops."""
+
+    segments: int = 25
+    clips: int = 10
+    crops: int = 1
+
+
+@dataclass(frozen=True)
+class Labels:
+    """A split's videos with 0-based labels, and the names of the classes."""
+
+    videos: dict[str, int]
+    class_names: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def read_labels(root: str, split: str | None, subset: str,
+                num_classes: int = 0) -> Labels:
+    """The labelled videos of ``split`` (or, without one, every stored video with the label
+    stored at extraction), with class names from the split's class index where it has one.
+
+    ``num_classes`` 0 counts the classes from the data; otherwise labels must lie below it.
+
+    Raises:
+        ConfigError: videos without a label, or labels out of range (a few named).
+        InputError: a split file that cannot be read.
+    """
+    names = None
+    if split is not None:
+        videos = read_split(split, subset)
+        names = read_class_names(split)
+        where = split
+    else:
+        reader = flowkit.open_shards(root)
+        videos = {e.video_id: (-1 if e.label is None else int(e.label))
+                  for e in reader.manifest if e.video_id in reader}
+        where = f"{root}/manifest.json"
+        unlabelled = [v for v, label in videos.items() if label < 0]
+        if unlabelled:
+            raise ConfigError(f"{len(unlabelled)} videos of {root} have no label (e.g. "
+                              f"{', '.join(unlabelled[:3])}); give --split, or extract from a "
+                              "list file with labels")
+    if not videos:
+        raise ConfigError(f"{where}: no videos to train or test on")
+    count = num_classes or (len(names) if names else max(videos.values()) + 1)
+    bad = [f"{v} ({label})" for v, label in videos.items() if not 0 <= label < count]
+    if bad:
+        raise ConfigError(f"{where}: {len(bad)} labels are outside 0..{count - 1} (e.g. "
+                          f"{', '.join(bad[:3])}); the model has {count} classes")
+    if names is None or len(names) != count:
+        names = [str(label) for label in range(count)]
+    return Labels(videos, names)
+
+
+def dataset(root: str, inputs: Inputs, labels: Labels, *, train: bool, input_size: int,
+            segments: int = 3, clip_len: int = 16, frame_stride: int = 2, flip: bool = True,
+            protocol: Protocol | None = None, seed: int = 0) -> ShardDataset:
+    """A ShardDataset sampling for training (random segments or clips, TSN scale jitter or
+    Inception crops, flips unless ``flip`` is False) or testing (centred segments or clips,
+    ``protocol.crops`` crops)."""
+    protocol = protocol or Protocol()
+    if inputs.clips:
+        sampler = ClipSampler(clip_len, frame_stride, 1 if train else protocol.clips, train)
+        transform = (clip_train_transform(input_size, normalize=None, flip=flip) if train else
+                     clip_test_transform(input_size, protocol.crops, normalize=None))
+    else:
+        sampler = SegmentSampler(segments if train else protocol.segments, train,
+                                 inputs.flow_length)
+        transform = (tsn_train_transform(input_size, normalize=None, flip=flip) if train else
+                     tsn_test_transform(input_size, protocol.crops, normalize=None))
+    shards = ShardDataset(root, inputs.modality, sampler, split=labels.videos, seed=seed)
+    if "flow" in inputs.modalities and not _stores_quantized_flow(root):
+        transform = Compose([transform, NORMALIZE])  # float16 flow: normalise in the workers
+    else:
+        shards.quantized_flow = "flow" in inputs.modalities
+    shards.transform = transform
+    return shards
+
+
+def _stores_quantized_flow(root: str) -> bool:
+    """Whether the shards store flow as uint8 steps (uint8 or JPEG), not float16 (or none)."""
+    reader = flowkit.open_shards(root)
+    return bool(reader.videos) and reader[reader.videos[0]].flow_bound is not None
+
+
+class _EpochItems(Dataset):
+    """Items addressed by (epoch, index), so that persistent DataLoader workers draw each
+    epoch's random samples without being told the epoch."""
+
+    def __init__(self, dataset: ShardDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        self.dataset.set_epoch(epoch)
+        return self.dataset[index]
+
+
+class _EpochSampler(DistributedSampler):
+    """DistributedSampler yielding (epoch, index): the rank's share, shuffled by (seed, epoch)."""
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        return ((self.epoch, index) for index in super().__iter__())
+
+
+def loader(data: ShardDataset, context: Context, batch_size: int, workers: int, *,
+           train: bool, seed: int = 0) -> DataLoader:
+    """A DataLoader over this process's share of ``data`` (all of it in one process).
+
+    ``batch_size`` counts items over all processes; each takes ``batch_size / world_size``.
+    Call ``loader.sampler.set_epoch(e)`` before each epoch: it reshuffles and redraws the
+    random samples; the same epoch repeats the same batches, so a resumed run is exact.
+    """
+    if batch_size % context.world_size:
+        raise ConfigError(f"batch size {batch_size} does not split over {context.world_size} "
+                          "processes; make it a multiple")
+    sampler = _EpochSampler(data, num_replicas=context.world_size, rank=context.rank,
+                            shuffle=train, seed=seed, drop_last=False)
+    # the loader's own generator: starting its workers draws nothing from the global one,
+    # so dropout draws do not depend on when a (resumed) run first iterated
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(_EpochItems(data), batch_size=batch_size // context.world_size,
+                      sampler=sampler, num_workers=workers,
+                      pin_memory=context.device.startswith("cuda"),
+                      persistent_workers=workers > 0, drop_last=False, generator=generator)
+
+
+def model_inputs(batch: Mapping[str, Any], inputs: Inputs,
+                 device: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """A collated batch on ``device``, normalised, with a views axis: the model's inputs
+    ({modality: (B, V, ...)}) and the labels (B,)."""
+    batch = normalize_batch(dict(batch), device, NORMALIZE, clips=inputs.clips)
+    tensors = {}
+    for modality in inputs.modalities:
+        tensor = batch[modality]
+        if inputs.clips and tensor.ndim == 5:  # one clip per item: (B, C, T, H, W)
+            tensor = tensor.unsqueeze(1)
+        tensors[modality] = tensor
+    return tensors, batch["label"]

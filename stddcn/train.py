@@ -1,0 +1,295 @@
+"""Training a model on shards: ``train(config)`` from scratch, or ``train(config, resume=True)``.
+
+The order of :func:`_train` is the order of a run: processes, classes, the run folder (fresh
+or resumed), the model, the data, the optimiser, then the epochs, each followed by validation
+and a checkpoint. Every epoch's data order and augmentations depend only on (seed, epoch), and
+every random generator is saved with the checkpoint, so a resumed run continues exactly as an
+uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from stddcn import checkpoint, data, distributed
+from stddcn.config import TrainConfig, check, differences, resolve, save_yaml
+from stddcn.distributed import Context
+from stddcn.errors import SettingsError, TrainingError
+from stddcn.evaluate import predict
+from stddcn.losses import CrossEntropy
+from stddcn.metrics import Accuracy
+from stddcn.models import ActionModel, create_model, use_channels_last
+from stddcn.optim import create_optimizer, learning_rate, set_learning_rate
+from stddcn.precision import autocast, check_precision, grad_scaler
+from stddcn.runlog import RunLog
+
+#: settings a resumed run may change: they do not change what is computed
+RESUMABLE_CHANGES = ("epochs", "data.workers", "device", "log_every")
+
+
+@dataclass
+class TrainResult:
+    """Where a run is and how it ended."""
+
+    run: Path
+    epochs: int
+    best_top1: float | None
+    last_val: Accuracy | None
+
+
+def train(config: TrainConfig, resume: bool = False) -> TrainResult:
+    """Train ``config.model`` on ``config.data`` into the run folder ``config.out``.
+
+    Under torchrun every process calls this; rank 0 logs and writes checkpoints.
+    ``two-stream`` trains (or takes, with ``streams``) an rgb and a flow run and fuses them.
+
+    Raises:
+        SettingsError: invalid settings, bad splits or labels, a run folder that already holds
+            a run (without ``resume``), or a resumed run whose settings differ.
+    """
+    check(config)
+    if config.model.name == "two-stream":
+        from stddcn.fusion import train_two_stream
+        return train_two_stream(config, resume)
+    context = distributed.start(config.device)
+    try:
+        return _train(config, resume, context)
+    finally:
+        distributed.stop(context)
+
+
+def _train(config: TrainConfig, resume: bool, context: Context) -> TrainResult:
+    # -- the data says how many classes there are
+    train_labels = data.read_labels(config.data.root, config.data.split, "train",
+                                    config.model.num_classes)
+    val_labels = (data.read_labels(config.data.root, config.data.val_split, "test",
+                                   train_labels.num_classes) if config.data.val_split else None)
+    resolved = resolve(config, train_labels.num_classes, context.device)
+    check_precision(resolved.precision, context.device)
+    run = Path(resolved.out)
+
+    # -- a fresh run folder, or the state of the run being resumed
+    state = _start(run, config, resolved, resume, context)
+    config = checkpoint.config_of(state) if state else resolved
+    config = dataclasses.replace(config, **{k: getattr(resolved, k) for k in
+                                            ("epochs", "device", "log_every")},
+                                 data=dataclasses.replace(config.data,
+                                                          workers=resolved.data.workers))
+
+    # -- the model: the same initial weights on every process (seeded), then DDP keeps them
+    # equal; dropout draws differ per process (seed + rank)
+    _seed_everything(config.seed)
+    model = create_model(config.model)
+    use_channels_last(model, bool(config.channels_last))
+    if config.sync_bn and context.distributed:
+        model = distributed.convert_sync_batchnorm(model, context.device)
+    model.to(context.device)
+    _seed_everything(config.seed + context.rank)
+    inputs = data.Inputs.of(model)
+
+    # -- the data
+    train_set = data.dataset(config.data.root, inputs, train_labels, train=True,
+                             input_size=config.data.input_size, segments=config.data.segments,
+                             clip_len=config.data.clip_len, frame_stride=config.data.frame_stride,
+                             flip=config.data.flip, seed=config.seed)
+    train_loader = data.loader(train_set, context, config.data.batch_size, config.data.workers,
+                               train=True, seed=config.seed)
+    val_loader = None
+    if val_labels is not None:
+        protocol = data.Protocol(segments=config.data.segments, clips=1, crops=1)
+        val_set = data.dataset(config.data.root, inputs, val_labels, train=False,
+                               input_size=config.data.input_size,
+                               clip_len=config.data.clip_len,
+                               frame_stride=config.data.frame_stride, protocol=protocol,
+                               seed=config.seed)
+        val_loader = data.loader(val_set, context, config.data.batch_size,
+                                 config.data.workers, train=False)
+
+    # -- the data and the model fit together: now the run folder is taken
+    if context.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        save_yaml(config, run / "config.yaml")
+
+    # -- the optimiser, the loss scaler (fp16 only), the loss
+    optimizer = create_optimizer(model, config.optim)
+    scaler = grad_scaler(config.precision, context.device)
+    loss_fn = CrossEntropy()
+
+    # -- resume: weights, optimiser, scaler, random generators and counters as they were
+    epoch, step, best = 0, 0, {"top1": None, "epoch": None}
+    last_val = None
+    if state:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        epoch, step, best = state["epoch"], state["step"], state["best"]
+        _restore_rng(state["rng"], context)
+    wrapped = model
+    if context.distributed:
+        device_ids = [torch.device(context.device).index] if context.device.startswith("cuda") \
+            else None
+        wrapped = DistributedDataParallel(model, device_ids=device_ids)
+    log = RunLog(run, enabled=context.is_main)
+    steps_per_epoch = len(train_loader)
+
+    # -- the epochs
+    try:
+        while epoch < config.epochs:
+            train_loader.sampler.set_epoch(epoch)
+            stats, step = train_one_epoch(wrapped, train_loader, inputs, optimizer, scaler,
+                                          loss_fn, config, context, epoch, step,
+                                          steps_per_epoch, log)
+            epoch += 1
+            values: dict[str, Any] = dict(stats)
+            if val_loader is not None:
+                last_val = predict(model, val_loader, inputs, context,
+                                   config.precision).accuracy()
+                values.update({f"val_{k}": v for k, v in last_val.as_dict().items()})
+                if best["top1"] is None or last_val.top1 > best["top1"]:
+                    best = {"top1": last_val.top1, "epoch": epoch}
+            log.write("epoch", epoch, step, **values)
+            if context.is_main:
+                _print_epoch(epoch, config.epochs, stats, last_val)
+            _save(run, config, train_labels, model, optimizer, scaler, epoch, step, best,
+                  values, context, improved=best["epoch"] == epoch)
+    finally:
+        log.close()
+    return TrainResult(run, epoch, best["top1"], last_val)
+
+
+def train_one_epoch(model: torch.nn.Module, loader: torch.utils.data.DataLoader,
+                    inputs: data.Inputs, optimizer: torch.optim.Optimizer,
+                    scaler: torch.amp.GradScaler, loss_fn: CrossEntropy, config: TrainConfig,
+                    context: Context, epoch: int, step: int, steps_per_epoch: int,
+                    log: RunLog) -> tuple[dict[str, float], int]:
+    """One pass over this process's share of the training set. Returns the epoch's figures
+    over all processes (loss, accuracy, clips/s, share of time waiting for data) and the
+    global step after it."""
+    model.train()
+    totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, items
+    waited = 0.0
+    bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{config.epochs}", unit="step",
+               disable=not context.is_main, leave=False, dynamic_ncols=True)
+    lr = learning_rate(config.optim, step, steps_per_epoch, config.epochs)
+    started = last = time.perf_counter()
+    for batch in loader:
+        waited += time.perf_counter() - last  # host time blocked on the DataLoader
+        tensors, labels = data.model_inputs(batch, inputs, context.device)
+        lr = learning_rate(config.optim, step, steps_per_epoch, config.epochs)
+        set_learning_rate(optimizer, lr)
+        with autocast(config.precision, context.device):
+            output = model(tensors)
+            loss = loss_fn(output, labels)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss.total).backward()
+        if config.optim.grad_clip is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        step += 1
+
+        loss_value = float(loss.total.detach())
+        if not math.isfinite(loss_value):
+            raise TrainingError(f"the loss became {loss_value} at step {step} (learning rate "
+                                f"{lr:.3g}); lower --lr, or train in fp32 or bf16")
+        correct = int((output.logits.detach().argmax(dim=1) == labels).sum())
+        totals += torch.tensor([loss_value * len(labels), correct, len(labels)],
+                               dtype=torch.float64)
+        elapsed = time.perf_counter() - started
+        clips_per_s = totals[2].item() * context.world_size / elapsed
+        bar.set_postfix(loss=f"{totals[0].item() / totals[2].item():.3f}",
+                        acc=f"{totals[1].item() / totals[2].item():.3f}",
+                        clips_s=f"{clips_per_s:.1f}")
+        bar.update()
+        if step % config.log_every == 0:
+            log.write("step", epoch, step, loss=loss_value, lr=lr,
+                      accuracy=correct / len(labels), clips_per_s=clips_per_s,
+                      **{k: float(v) for k, v in loss.parts.items()})
+        last = time.perf_counter()
+    bar.close()
+    elapsed = time.perf_counter() - started
+    totals = distributed.sum_across(context, totals)
+    items = max(totals[2].item(), 1.0)
+    return ({"loss": totals[0].item() / items, "accuracy": totals[1].item() / items,
+             "clips_per_s": totals[2].item() / elapsed, "data_wait": waited / elapsed,
+             "lr": lr}, step)
+
+
+def _start(run: Path, config: TrainConfig, resolved: TrainConfig, resume: bool,
+           context: Context) -> dict[str, Any] | None:
+    """The checkpoint to resume from (None: a fresh start); refuses to overwrite a run."""
+    last = run / checkpoint.LAST
+    if not resume:
+        if last.exists() or (run / "config.yaml").exists():
+            raise SettingsError(f"{run} already holds a run; pass --resume to continue it, or "
+                              "choose another --out")
+        return None
+    if not last.exists():
+        return None  # interrupted before its first checkpoint: start afresh
+    state = checkpoint.load(last)
+    stored = checkpoint.config_of(state)
+    if config.optim.lr_steps is None:  # decay epochs were derived from the first --epochs
+        resolved = dataclasses.replace(resolved, optim=dataclasses.replace(
+            resolved.optim, lr_steps=stored.optim.lr_steps))
+    changed = differences(stored, resolved, ignore=RESUMABLE_CHANGES)
+    if changed:
+        raise SettingsError(f"{run}: --resume with other settings than the run's: "
+                          f"{'; '.join(changed)}; use the run's settings (see "
+                          f"{run / 'config.yaml'}) or another --out")
+    return state
+
+
+def _save(run: Path, config: TrainConfig, labels: data.Labels, model: ActionModel,
+          optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, epoch: int,
+          step: int, best: dict[str, Any], values: dict[str, Any], context: Context,
+          improved: bool) -> None:
+    """last.pt after every epoch (and best.pt when validation improved), by rank 0, with
+    every process's random generators."""
+    rng = distributed.gather_objects(context, checkpoint.rng_state())
+    if context.is_main:
+        state = checkpoint.make_state(config, labels.class_names, model,
+                                      optimizer=optimizer.state_dict(),
+                                      scaler=scaler.state_dict(), rng=rng, epoch=epoch,
+                                      step=step, best=best, metrics=values)
+        checkpoint.save(run / checkpoint.LAST, state)
+        if improved:
+            checkpoint.save(run / checkpoint.BEST, state)
+    distributed.barrier(context)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _restore_rng(states: list[dict[str, Any]], context: Context) -> None:
+    """This process's generators as saved; a run resumed on another number of processes
+    re-seeds instead (its data order stays exact; dropout draws differ)."""
+    if len(states) == context.world_size:
+        checkpoint.set_rng_state(states[context.rank])
+    else:
+        _seed_everything(1_000_003 * len(states) + context.rank)
+
+
+def _print_epoch(epoch: int, epochs: int, stats: dict[str, float],
+                 val: Accuracy | None) -> None:
+    line = (f"epoch {epoch}/{epochs}: loss {stats['loss']:.4f}, train acc "
+            f"{100 * stats['accuracy']:.1f}%, {stats['clips_per_s']:.1f} clips/s, "
+            f"data wait {100 * stats['data_wait']:.0f}%")
+    if val is not None:
+        line += (f"; val top-1 {100 * val.top1:.1f}%, top-5 {100 * val.top5:.1f}%, "
+                 f"mean class {100 * val.mean_class_accuracy:.1f}%")
+    tqdm.write(line)

@@ -1,0 +1,203 @@
+"""Training and evaluation end to end on tiny shards: learning, resuming, fusing, evaluating."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from flowkit.cli.main import main
+from stddcn import checkpoint, train as train_module
+from stddcn.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+from stddcn.data import Protocol
+from stddcn.evaluate import evaluate_run
+from stddcn.runlog import read_log
+from stddcn.train import train
+
+
+@pytest.fixture(scope="module")
+def shards(train_shards) -> dict[str, Path]:
+    """The session's training shards (see conftest.train_shards)."""
+    return train_shards
+
+
+def _config(shards: dict[str, Path], out: Path, family: str, **changes) -> TrainConfig:
+    """A CPU-sized run: tiny backbones, 32 px inputs, no flips (the classes are directions)."""
+    arch = "r3d-tiny" if family.endswith("3d") else "resnet-tiny"
+    config = TrainConfig(
+        out=str(out), model=ModelConfig(name=family, num_classes=0, arch=arch, dropout=0.0),
+        data=DataConfig(root=str(shards["shards"]), split=str(shards["split"]), input_size=32,
+                        batch_size=8, workers=0, flip=False, clip_len=4, frame_stride=2),
+        optim=OptimConfig(optimizer="adamw", lr=0.01, weight_decay=0.0, schedule="cosine"),
+        epochs=20, device="cpu")
+    return dataclasses.replace(config, **changes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, epochs", [("rgb", 60), ("flow", 30), ("rgb3d", 50),
+                                           ("flow3d", 30)])
+def test_every_family_overfits_a_tiny_set(shards, tmp_path, model, epochs):
+    """Each model family learns its 8 training videos to 100% (tested without augmentation)."""
+    config = _config(shards, tmp_path / model, model, epochs=epochs)
+    train(config)
+    result = evaluate_run(tmp_path / model, str(shards["shards"]), str(shards["split"]),
+                          Protocol(segments=3, clips=1), device="cpu", workers=0)
+    assert result.accuracy.top1 == 1.0 and result.accuracy.num_videos == 8
+
+
+@pytest.fixture(scope="module")
+def trained(shards, tmp_path_factory) -> dict[str, Path]:
+    """An rgb and a flow run (5 epochs, validated on the training split every epoch)."""
+    runs = tmp_path_factory.mktemp("runs")
+    for model in ("rgb", "flow"):
+        train(_config(shards, runs / model, model, epochs=5,
+                      data=dataclasses.replace(_config(shards, runs, model).data,
+                                               val_split=str(shards["split"]))))
+    return {"rgb": runs / "rgb", "flow": runs / "flow", "root": runs}
+
+
+def test_run_folder_holds_config_checkpoints_and_logs(trained):
+    """A run writes config.yaml (resolved: classes, absolute paths), last.pt, best.pt and
+    one log line per epoch with validation figures."""
+    run = trained["flow"]
+    assert {"config.yaml", "last.pt", "best.pt", "log.jsonl"} <= {p.name for p in run.iterdir()}
+    state = checkpoint.load(run / "last.pt")
+    config = checkpoint.config_of(state)
+    assert config.model.num_classes == 4 and Path(config.data.root).is_absolute()
+    assert state["class_names"] == ["0", "1", "2", "3"] and state["epoch"] == 5
+    epochs = read_log(run, "epoch")
+    assert [r["epoch"] for r in epochs] == [1, 2, 3, 4, 5]
+    assert all(0 <= r["val_top1"] <= 1 and r["val_num_videos"] == 8 for r in epochs)
+    assert state["best"]["top1"] == max(r["val_top1"] for r in epochs)
+
+
+def test_eval_reproduces_the_accuracy_training_reported(trained):
+    """``flowkit eval RUN --segments 3 --json`` on the validation split gives best.pt's
+    validation top-1, and writes predictions.csv and confusion.png."""
+    run = trained["flow"]
+    best = checkpoint.load(run / "best.pt")
+    result = CliRunner().invoke(main, ["eval", str(run), "--segments", "3", "--workers", "0",
+                                       "--json", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert set(figures) == {"top1", "top5", "mean_class_accuracy", "num_videos"}
+    assert figures["top1"] == pytest.approx(best["metrics"]["val_top1"])
+    assert figures["num_videos"] == 8
+    rows = (run / "predictions.csv").read_text().splitlines()
+    assert rows[0].startswith("video_id,label,label_name,predicted") and len(rows) == 9
+    assert (run / "confusion.png").stat().st_size > 1000
+
+
+def test_two_stream_fuses_trained_runs(trained, shards):
+    """--model two-stream --streams RGB FLOW: the fused run's scores are the 1:1.5 mix of the
+    streams' probabilities, and each stream is available as a head."""
+    fused = trained["root"] / "fused"
+    result = CliRunner().invoke(main, [
+        "train", str(shards["shards"]), "--model", "two-stream", "--out", str(fused),
+        "--streams", str(trained["rgb"]), str(trained["flow"]),
+        "--val-split", str(shards["split"]), "--device", "cpu", "--workers", "0",
+        "--input-size", "32"])
+    assert result.exit_code == 0, result.output
+    model, config, _ = checkpoint.load_model(checkpoint.find(fused), "cpu")
+    assert config.model.fusion_weights == (1.0, 1.5)
+    inputs = {"rgb": torch.randn(2, 3, 3, 32, 32), "flow": torch.randn(2, 3, 10, 32, 32)}
+    with torch.no_grad():
+        output = model(inputs)
+    mix = (torch.softmax(output.heads["rgb"], 1) + 1.5 * torch.softmax(output.heads["flow"], 1))
+    torch.testing.assert_close(torch.softmax(output.logits, 1), mix / 2.5)
+    flow_alone = evaluate_run(fused, str(shards["shards"]), str(shards["split"]),
+                              Protocol(segments=3), head="flow", device="cpu", workers=0)
+    flow_run = evaluate_run(trained["flow"], str(shards["shards"]), str(shards["split"]),
+                            Protocol(segments=3), device="cpu", workers=0,
+                            out_dir=trained["root"] / "flow_eval")
+    assert flow_alone.accuracy == flow_run.accuracy
+
+
+def test_resume_continues_exactly(shards, tmp_path, monkeypatch):
+    """Two epochs in one go give the same weights as one epoch, an interruption (Ctrl-C in
+    the second), and --resume: data order, augmentation, dropout and optimiser state all
+    continue."""
+    def config(name):
+        return _config(shards, tmp_path / name, "flow", epochs=2,
+                       model=ModelConfig(name="flow", num_classes=0, arch="resnet-tiny",
+                                         dropout=0.5),
+                       optim=OptimConfig(optimizer="sgd", lr=0.05, schedule="cosine"),
+                       data=dataclasses.replace(_config(shards, tmp_path, "flow").data,
+                                                batch_size=4, flip=True, workers=1))
+
+    train(config("straight"))
+    real_epoch = train_module.train_one_epoch
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_one_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(config("resumed"))
+    assert checkpoint.load(tmp_path / "resumed" / "last.pt")["epoch"] == 1
+    monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
+    train(config("resumed"), resume=True)
+    straight = checkpoint.load(tmp_path / "straight" / "last.pt")
+    resumed = checkpoint.load(tmp_path / "resumed" / "last.pt")
+    assert straight["step"] == resumed["step"] == 4
+    for name, tensor in straight["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_bad_inputs_are_one_line_errors_with_exit_2(shards, tmp_path):
+    """Flow on RGB-only shards, a split naming absent videos, labels beyond --num-classes,
+    an occupied run folder, an unknown backbone, and eval of a folder that is no run."""
+    base = ["--out", str(tmp_path / "run"), "--device", "cpu", "--epochs", "1",
+            "--arch", "resnet-tiny", "--input-size", "32", "--workers", "0"]
+    cases = {"store no flow (extracted with --flow none)":
+             ["train", str(shards["rgb_only"]), "--model", "flow", *base]}
+    absent = tmp_path / "absent.csv"
+    absent.write_text("video_id,label\nright/right_0.mkv,0\nnope/a.mkv,1\nnope/b.mkv,1\n")
+    cases["2 of the split's 3 videos are not stored"] = [
+        "train", str(shards["shards"]), "--model", "rgb", "--split", str(absent), *base]
+    cases["labels are outside 0..1"] = ["train", str(shards["shards"]), "--model", "rgb",
+                                        "--num-classes", "2", *base]
+    cases["unknown arch 'resnet-huge'"] = [
+        "train", str(shards["shards"]), "--model", "rgb", *base, "--arch", "resnet-huge"]
+    cases["no checkpoint in this folder"] = ["eval", str(shards["shards"]), "--device", "cpu"]
+    for expected, args in cases.items():
+        code, output = _cli(*args)
+        assert code == 2, (expected, output)
+        assert expected in output, output
+        assert output.count("\n") == 1 and output.startswith("flowkit: error: "), output
+    code, _ = _cli("train", str(shards["shards"]), "--model", "rgb", *base)
+    assert code == 0
+    code, output = _cli("train", str(shards["shards"]), "--model", "rgb", *base)
+    assert code == 2 and "already holds a run; pass --resume" in output
+
+
+def test_config_file_and_options_compose(shards, tmp_path):
+    """--config YAML sets values, options override them, config.yaml records the result;
+    a misspelt setting is refused by name."""
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("model:\n  name: flow\n  arch: resnet-tiny\n  dropout: 0.0\n"
+                        "data:\n  input_size: 32\n  workers: 0\n  batch_size: 4\n"
+                        "optim:\n  lr: 0.003\nepochs: 3\ndevice: cpu\n")
+    code, output = _cli("train", str(shards["shards"]), "--config", str(settings),
+                        "--out", str(tmp_path / "run"), "--epochs", "1")
+    assert code == 0, output
+    config = checkpoint.config_of(checkpoint.load(tmp_path / "run" / "last.pt"))
+    assert (config.model.name, config.optim.lr, config.epochs) == ("flow", 0.003, 1)
+    assert (tmp_path / "run" / "config.yaml").read_text().count("lr: 0.003") == 1
+    settings.write_text("optim:\n  learning_rate: 0.1\n")
+    code, output = _cli("train", str(shards["shards"]), "--config", str(settings), "--model",
+                        "rgb", "--out", str(tmp_path / "other"))
+    assert code == 2 and "unknown setting 'learning_rate'" in output
