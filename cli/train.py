@@ -106,6 +106,9 @@ _OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
     ("--flip/--no-flip", "data.flip", {"default": None},
      "Random horizontal flips in training (flow u negated); --no-flip where a mirror image "
      "changes the class (moving left vs right)."),
+    ("--device-normalize/--worker-normalize", "data.device_normalize", {"default": None},
+     "Normalise uint8 items on the training device (a quarter of float32's bytes through the "
+     "DataLoader), or in the DataLoader workers."),
     ("--workers", "data.workers", {"type": click.IntRange(min=0)},
      "DataLoader worker processes per training process."),
     ("--optimizer", "optim.optimizer", {"type": click.Choice(OPTIMIZERS)},
@@ -151,8 +154,10 @@ def _training_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if isinstance(value, tuple):
-        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) or "none"
     return "none" if value is None else str(value)
 
 

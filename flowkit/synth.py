@@ -71,12 +71,12 @@ _TEXTURE_SIGMA = 2.0  # px: Gaussian blur of the noise; leaves 1e-9 of the energ
 _CONTRAST = 45.0  # grey levels per standard deviation of the texture, around 128
 
 
-def _check_codec(codec: str) -> None:
+def check_codec(codec: str) -> None:
     if codec not in CODECS:
         raise ConfigError(f"unknown codec {codec!r}; choose one of {sorted(CODECS)}")
 
 
-def _check_size(width: int, height: int, codec: str) -> None:
+def check_size(width: int, height: int, codec: str) -> None:
     if width < 8 or height < 8:
         raise ConfigError(f"video size must be at least 8x8, got {width}x{height}")
     if CODECS[codec].pix_fmt == "yuv420p" and (width % 2 or height % 2):
@@ -86,7 +86,7 @@ def _check_size(width: int, height: int, codec: str) -> None:
         )
 
 
-def _check_fps(fps: float) -> Fraction:
+def check_fps(fps: float) -> Fraction:
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) \
             or fps <= 0:
         raise ConfigError(f"fps must be a positive number, got {fps!r}")
@@ -129,9 +129,9 @@ class SynthConfig:
             )
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
-        _check_codec(self.codec)
-        _check_size(self.width, self.height, self.codec)
-        _check_fps(self.fps)
+        check_codec(self.codec)
+        check_size(self.width, self.height, self.codec)
+        check_fps(self.fps)
 
     @property
     def extension(self) -> str:
@@ -202,7 +202,7 @@ def moving_texture(
     fraction of a pixel exactly. Each channel is a shared luminance field plus its own colour
     field, about 45 grey levels per standard deviation around 128.
     """
-    spectrum = _texture_spectrum(width, height, seed)
+    spectrum = texture_spectrum(width, height, seed)
     fy = np.fft.fftfreq(height)[:, None]
     fx = np.fft.rfftfreq(width)[None, :]
     for t in range(num_frames):
@@ -225,8 +225,8 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float,
         FlowkitError: the file cannot be written.
     """
     path = Path(path)
-    _check_codec(codec)
-    rate = _check_fps(fps)
+    check_codec(codec)
+    rate = check_fps(fps)
     partial = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,7 +251,7 @@ def _encode(target: Path, path: Path, frames: Iterable[np.ndarray], rate: Fracti
             _check_frame(path, frame, shape)
             if stream is None:
                 shape = frame.shape
-                _check_size(frame.shape[1], frame.shape[0], codec)
+                check_size(frame.shape[1], frame.shape[0], codec)
                 stream = container.add_stream(codec, rate=rate, options=dict(encoder.options))
                 stream.width, stream.height = frame.shape[1], frame.shape[0]
                 stream.pix_fmt = encoder.pix_fmt
@@ -268,7 +268,7 @@ def _encode(target: Path, path: Path, frames: Iterable[np.ndarray], rate: Fracti
     return count
 
 
-def _texture_spectrum(width: int, height: int, seed: int | tuple[int, ...]) -> np.ndarray:
+def texture_spectrum(width: int, height: int, seed: int | tuple[int, ...]) -> np.ndarray:
     """(3, H, W//2 + 1) complex rfft2 spectrum of the texture, each channel of unit RMS."""
     rng = np.random.default_rng(seed)
     fields = rng.standard_normal((4, height, width))

@@ -72,6 +72,8 @@ class DataConfig:
         input_size: side of the square network input; None: 224 for 2D models, 112 for 3D.
         flip: random horizontal flips in training (flow u negated); off for classes that a
             mirror image turns into one another (left vs right).
+        device_normalize: items leave the DataLoader workers as uint8 and are normalised on
+            the training device (a quarter of float32's bytes); False normalises in the workers.
         batch_size: items per optimisation step, over all processes together.
         workers: DataLoader worker processes per training process.
     """
@@ -84,6 +86,7 @@ class DataConfig:
     frame_stride: int = 2
     input_size: int | None = None
     flip: bool = True
+    device_normalize: bool = True
     batch_size: int = 32
     workers: int = 4
 

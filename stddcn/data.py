@@ -16,10 +16,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 import flowkit
-from flowkit.data import (ClipSampler, Compose, Normalize, SegmentSampler, ShardDataset,
+from flowkit.data import (ClipSampler, Normalize, SegmentSampler, ShardDataset,
                           clip_test_transform, clip_train_transform, normalize_batch,
                           read_class_names, read_split, tsn_test_transform, tsn_train_transform)
 from flowkit.errors import ConfigError
+from stddcn.config import DataConfig
 from stddcn.distributed import Context
 from stddcn.models import ActionModel
 
@@ -110,29 +111,33 @@ def read_labels(root: str, split: str | None, subset: str,
     return Labels(videos, names)
 
 
-def dataset(root: str, inputs: Inputs, labels: Labels, *, train: bool, input_size: int,
-            segments: int = 3, clip_len: int = 16, frame_stride: int = 2, flip: bool = True,
+def dataset(settings: DataConfig, inputs: Inputs, labels: Labels, *, train: bool,
             protocol: Protocol | None = None, seed: int = 0) -> ShardDataset:
-    """A ShardDataset sampling for training (random segments or clips, TSN scale jitter or
-    Inception crops, flips unless ``flip`` is False) or testing (centred segments or clips,
-    ``protocol.crops`` crops)."""
+    """A ShardDataset of ``settings.root`` sampling for training (random segments or clips,
+    TSN scale jitter or Inception crops, flips unless ``settings.flip`` is False) or testing
+    (centred segments or clips, ``protocol.crops`` crops), at ``settings.input_size``.
+
+    Items stay uint8 for :func:`model_inputs` to normalise on the device, unless
+    ``settings.device_normalize`` is False or the shards store float16 flow (no uint8 form):
+    then the workers normalise and items are float32.
+    """
     protocol = protocol or Protocol()
+    root, size = settings.root, settings.input_size
+    flow = "flow" in inputs.modalities
+    in_workers = not settings.device_normalize or (flow and not _stores_quantized_flow(root))
+    normalize = NORMALIZE if in_workers else None
     if inputs.clips:
-        sampler = ClipSampler(clip_len, frame_stride, 1 if train else protocol.clips, train)
-        transform = (clip_train_transform(input_size, normalize=None, flip=flip) if train else
-                     clip_test_transform(input_size, protocol.crops, normalize=None))
+        sampler = ClipSampler(settings.clip_len, settings.frame_stride,
+                              1 if train else protocol.clips, train)
+        transform = (clip_train_transform(size, normalize, settings.flip) if train else
+                     clip_test_transform(size, protocol.crops, normalize=normalize))
     else:
-        sampler = SegmentSampler(segments if train else protocol.segments, train,
+        sampler = SegmentSampler(settings.segments if train else protocol.segments, train,
                                  inputs.flow_length)
-        transform = (tsn_train_transform(input_size, normalize=None, flip=flip) if train else
-                     tsn_test_transform(input_size, protocol.crops, normalize=None))
-    shards = ShardDataset(root, inputs.modality, sampler, split=labels.videos, seed=seed)
-    if "flow" in inputs.modalities and not _stores_quantized_flow(root):
-        transform = Compose([transform, NORMALIZE])  # float16 flow: normalise in the workers
-    else:
-        shards.quantized_flow = "flow" in inputs.modalities
-    shards.transform = transform
-    return shards
+        transform = (tsn_train_transform(size, normalize, settings.flip) if train else
+                     tsn_test_transform(size, protocol.crops, normalize=normalize))
+    return ShardDataset(root, inputs.modality, sampler, split=labels.videos,
+                        transform=transform, seed=seed, quantized_flow=flow and not in_workers)
 
 
 def _stores_quantized_flow(root: str) -> bool:

@@ -7,6 +7,7 @@ scores its share and the results are gathered; every video counts once.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,8 +97,8 @@ def evaluate_run(run_or_checkpoint: Path | str, data_root: str, split: str | Non
         labels = data.read_labels(data_root, split or config.data.val_split, "test",
                                   num_classes=config.model.num_classes)
         inputs = data.Inputs.of(model)
-        dataset = data.dataset(data_root, inputs, labels, train=False,
-                               input_size=config.data.input_size, protocol=protocol,
+        settings = dataclasses.replace(config.data, root=data_root)
+        dataset = data.dataset(settings, inputs, labels, train=False, protocol=protocol,
                                seed=config.seed)
         loader = data.loader(dataset, context, batch_size * context.world_size, workers,
                              train=False)

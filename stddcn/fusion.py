@@ -59,8 +59,8 @@ def train_two_stream(config: TrainConfig, resume: bool = False):  # -> TrainResu
                                       fused_config.model.num_classes)
             inputs = data.Inputs.of(fused)
             protocol = data.Protocol(segments=config.data.segments, clips=1, crops=1)
-            val_set = data.dataset(config.data.root, inputs, labels, train=False,
-                                   input_size=fused_config.data.input_size, protocol=protocol)
+            val_set = data.dataset(fused_config.data, inputs, labels, train=False,
+                                   protocol=protocol)
             loader = data.loader(val_set, context, config.data.batch_size, config.data.workers,
                                  train=False)
             last_val = predict(fused, loader, inputs, context, config.precision).accuracy()

@@ -99,20 +99,14 @@ def _train(config: TrainConfig, resume: bool, context: Context) -> TrainResult:
     inputs = data.Inputs.of(model)
 
     # -- the data
-    train_set = data.dataset(config.data.root, inputs, train_labels, train=True,
-                             input_size=config.data.input_size, segments=config.data.segments,
-                             clip_len=config.data.clip_len, frame_stride=config.data.frame_stride,
-                             flip=config.data.flip, seed=config.seed)
+    train_set = data.dataset(config.data, inputs, train_labels, train=True, seed=config.seed)
     train_loader = data.loader(train_set, context, config.data.batch_size, config.data.workers,
                                train=True, seed=config.seed)
     val_loader = None
-    if val_labels is not None:
+    if val_labels is not None:  # validation: the test protocol at the training segments
         protocol = data.Protocol(segments=config.data.segments, clips=1, crops=1)
-        val_set = data.dataset(config.data.root, inputs, val_labels, train=False,
-                               input_size=config.data.input_size,
-                               clip_len=config.data.clip_len,
-                               frame_stride=config.data.frame_stride, protocol=protocol,
-                               seed=config.seed)
+        val_set = data.dataset(config.data, inputs, val_labels, train=False,
+                               protocol=protocol, seed=config.seed)
         val_loader = data.loader(val_set, context, config.data.batch_size,
                                  config.data.workers, train=False)
 
@@ -179,8 +173,10 @@ def train_one_epoch(model: torch.nn.Module, loader: torch.utils.data.DataLoader,
     model.train()
     totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, items
     waited = 0.0
+    # the bar only on rank 0, and only on a terminal (None: tqdm's check); logs get the
+    # epoch lines
     bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{config.epochs}", unit="step",
-               disable=not context.is_main, leave=False, dynamic_ncols=True)
+               disable=None if context.is_main else True, leave=False, dynamic_ncols=True)
     lr = learning_rate(config.optim, step, steps_per_epoch, config.epochs)
     started = last = time.perf_counter()
     for batch in loader:

@@ -15,6 +15,7 @@ from stddcn import checkpoint, train as train_module
 from stddcn.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from stddcn.data import Protocol
 from stddcn.evaluate import evaluate_run
+from stddcn.models import create_model
 from stddcn.runlog import read_log
 from stddcn.train import train
 
@@ -201,3 +202,86 @@ def test_config_file_and_options_compose(shards, tmp_path):
     code, output = _cli("train", str(shards["shards"]), "--config", str(settings), "--model",
                         "rgb", "--out", str(tmp_path / "other"))
     assert code == 2 and "unknown setting 'learning_rate'" in output
+
+
+@pytest.mark.parametrize("family", ["rgb", "rgb3d"])
+def test_device_and_worker_normalisation_train_the_same_weights(shards, tmp_path, family):
+    """RGB items normalised on the device (uint8) or in the workers (float32) are the same
+    numbers, so one epoch from each ends with identical weights. (Flow is not: resizing its
+    uint8 steps rounds, within one step; flowkit's tests bound that.)"""
+    runs = {}
+    for on_device in (True, False):
+        config = _config(shards, tmp_path / str(on_device), family, epochs=1)
+        config = dataclasses.replace(config, data=dataclasses.replace(
+            config.data, device_normalize=on_device, flip=True, batch_size=4))
+        train(config)
+        runs[on_device] = checkpoint.load(tmp_path / str(on_device) / "last.pt")["model"]
+    for name, tensor in runs[True].items():
+        assert torch.equal(tensor, runs[False][name]), name
+
+
+def test_two_stream_without_runs_trains_both_streams(shards, tmp_path):
+    """--model two-stream alone trains RUN/rgb and RUN/flow, then fuses them into RUN."""
+    code, output = _cli("train", str(shards["shards"]), "--model", "two-stream", "--out",
+                        str(tmp_path / "fused"), "--arch", "resnet-tiny", "--epochs", "1",
+                        "--input-size", "32", "--device", "cpu", "--workers", "0",
+                        "--val-split", str(shards["split"]))
+    assert code == 0, output
+    assert "two-stream (1:1.5): val top-1" in output
+    for stream in ("rgb", "flow"):
+        config = checkpoint.config_of(checkpoint.load(tmp_path / "fused" / stream / "last.pt"))
+        assert config.model.name == stream
+    fused = checkpoint.load(tmp_path / "fused" / "last.pt")
+    assert set(fused["streams"]) == {"rgb", "flow"} and len(fused["config"]["streams"]) == 2
+
+
+def test_pretrained_weights_turn_on_partial_bn_and_bf16_runs_on_the_cpu(shards, tmp_path):
+    """--pretrained FILE (a torchvision-format state dict) loads into the flow stream with
+    TSN's partial BN on by default; bf16 autocast trains on the CPU; fp16 is refused there."""
+    weights = tmp_path / "imagenet.pth"
+    torch.save(create_model("rgb", num_classes=1000, arch="resnet-tiny").backbone.state_dict(),
+               weights)
+    args = ["train", str(shards["shards"]), "--model", "flow", "--arch", "resnet-tiny",
+            "--pretrained", str(weights), "--epochs", "1", "--input-size", "32", "--device",
+            "cpu", "--workers", "0"]
+    code, output = _cli(*args, "--out", str(tmp_path / "run"), "--precision", "bf16")
+    assert code == 0, output
+    config = checkpoint.config_of(checkpoint.load(tmp_path / "run" / "last.pt"))
+    assert config.model.partial_bn and config.precision == "bf16"
+    assert config.model.pretrained == str(weights.resolve())
+    code, output = _cli(*args, "--out", str(tmp_path / "half"), "--precision", "fp16")
+    assert code == 2 and "fp16 needs a CUDA device" in output
+
+
+def test_a_diverging_loss_stops_with_exit_3(shards, tmp_path):
+    """A learning rate that blows the loss up ends the run with one line and exit code 3."""
+    code, output = _cli("train", str(shards["shards"]), "--model", "rgb", "--arch",
+                        "resnet-tiny", "--out", str(tmp_path / "run"), "--epochs", "3",
+                        "--input-size", "32", "--device", "cpu", "--workers", "0",
+                        "--lr", "1e12", "--grad-clip", "none", "--batch-size", "2")
+    assert code == 3, output
+    assert "the loss became" in output and "lower --lr" in output
+
+
+def test_tensorboard_events_are_written_when_installed(shards, tmp_path):
+    """With the tensorboard extra installed, RUN/tensorboard receives event files."""
+    pytest.importorskip("tensorboard")
+    train(_config(shards, tmp_path / "run", "rgb", epochs=1, log_every=1))
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(read_log(tmp_path / "run", "step")) == 1  # 8 videos, batch 8: one step
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_matches_the_cpu(shards, tmp_path):
+    """On a GPU (channels-last on), one fp32 epoch ends near the CPU's weights, and bf16
+    autocast with device normalisation trains."""
+    weights = {}
+    for device in ("cpu", "cuda"):
+        train(_config(shards, tmp_path / device, "flow", epochs=1, device=device))
+        weights[device] = checkpoint.load(tmp_path / device / "last.pt")["model"]
+    for name, tensor in weights["cpu"].items():
+        if tensor.is_floating_point():
+            torch.testing.assert_close(weights["cuda"][name], tensor, rtol=1e-3, atol=1e-4)
+    result = train(_config(shards, tmp_path / "bf16", "rgb3d", epochs=2, device="cuda",
+                           precision="bf16"))
+    assert result.epochs == 2

@@ -18,6 +18,16 @@ def scaled(width: int, mult: float) -> int:
     return max(1, int(round(width * mult)))
 
 
+def init_weights(model: nn.Module) -> None:
+    """torchvision's ResNet initialisation: He-normal convolutions (fan out), BatchNorm 1, 0."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 convs and a shortcut (ResNet-18/34); the first conv carries the stride."""
 
@@ -100,12 +110,7 @@ class ResNet2d(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.feature_dim = self.inplanes
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
+        init_weights(self)
 
     def _make_layer(self, block: type[BasicBlock] | type[Bottleneck], planes: int,
                     blocks: int, stride: int) -> nn.Sequential:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from stddcn.models.registry import register_arch
-from stddcn.models.resnet2d import scaled
+from stddcn.models.resnet2d import init_weights, scaled
 
 
 class Conv3DSimple(nn.Conv3d):
@@ -108,12 +108,7 @@ class VideoResNet(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.avgpool = nn.AdaptiveAvgPool3d((1, 1, 1))
         self.feature_dim = self.inplanes
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
+        init_weights(self)
 
     def _make_layer(self, conv_builder: ConvBuilder, planes: int, blocks: int,
                     stride: int) -> nn.Sequential:
