@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 import click
 
-from stddcn.config import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig, load_yaml
+from stddcn.config import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
+from stddcn.config_files import load_yaml
 
 MODELS = ("rgb", "flow", "two-stream", "rgb3d", "flow3d")
 _DEFAULTS = TrainConfig()
@@ -106,6 +107,9 @@ _OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
     ("--flip/--no-flip", "data.flip", {"default": None},
      "Random horizontal flips in training (flow u negated); --no-flip where a mirror image "
      "changes the class (moving left vs right)."),
+    ("--skip-missing", "data.skip_missing", {"is_flag": True, "default": None},
+     "Leave out split videos that the shards do not hold (failed at extraction) instead of "
+     "refusing to start; their number is printed."),
     ("--device-normalize/--worker-normalize", "data.device_normalize", {"default": None},
      "Normalise uint8 items on the training device (a quarter of float32's bytes through the "
      "DataLoader), or in the DataLoader workers."),

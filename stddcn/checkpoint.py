@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 import flowkit
-from stddcn.config import TrainConfig, from_dict, to_dict
+from stddcn.config import ModelConfig, TrainConfig
+from stddcn.config_files import from_dict, to_dict
 from stddcn.errors import CheckpointError
-from stddcn.models import (ActionModel, ModelConfig, TwoStream, create_model,
-                           use_channels_last)
+from stddcn.models import ActionModel, TwoStream, create_model, use_channels_last
 
 FORMAT = "stddcn-checkpoint"
 VERSION = 1

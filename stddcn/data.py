@@ -137,7 +137,8 @@ def dataset(settings: DataConfig, inputs: Inputs, labels: Labels, *, train: bool
         transform = (tsn_train_transform(size, normalize, settings.flip) if train else
                      tsn_test_transform(size, protocol.crops, normalize=normalize))
     return ShardDataset(root, inputs.modality, sampler, split=labels.videos,
-                        transform=transform, seed=seed, quantized_flow=flow and not in_workers)
+                        transform=transform, seed=seed, skip_missing=settings.skip_missing,
+                        quantized_flow=flow and not in_workers)
 
 
 def _stores_quantized_flow(root: str) -> bool:

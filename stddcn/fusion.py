@@ -12,7 +12,8 @@ import dataclasses
 from pathlib import Path
 
 from stddcn import checkpoint, data, distributed
-from stddcn.config import TrainConfig, resolve, save_yaml, to_dict
+from stddcn.config import TrainConfig, resolve
+from stddcn.config_files import save_yaml, to_dict
 from stddcn.errors import SettingsError
 from stddcn.evaluate import predict
 from stddcn.models import TwoStream, create_model

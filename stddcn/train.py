@@ -23,7 +23,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from stddcn import checkpoint, data, distributed
-from stddcn.config import TrainConfig, check, differences, resolve, save_yaml
+from stddcn.config import TrainConfig, check, resolve
+from stddcn.config_files import differences, save_yaml
 from stddcn.distributed import Context
 from stddcn.errors import SettingsError, TrainingError
 from stddcn.evaluate import predict
@@ -109,9 +110,12 @@ def _train(config: TrainConfig, resume: bool, context: Context) -> TrainResult:
                                protocol=protocol, seed=config.seed)
         val_loader = data.loader(val_set, context, config.data.batch_size,
                                  config.data.workers, train=False)
+        if context.is_main:
+            _report_skipped(val_set, val_labels, "validation")
 
     # -- the data and the model fit together: now the run folder is taken
     if context.is_main:
+        _report_skipped(train_set, train_labels, "training")
         run.mkdir(parents=True, exist_ok=True)
         save_yaml(config, run / "config.yaml")
 
@@ -278,6 +282,14 @@ def _restore_rng(states: list[dict[str, Any]], context: Context) -> None:
         checkpoint.set_rng_state(states[context.rank])
     else:
         _seed_everything(1_000_003 * len(states) + context.rank)
+
+
+def _report_skipped(dataset: Any, labels: data.Labels, what: str) -> None:
+    """Say how many split videos --skip-missing left out (none without it: they are errors)."""
+    missing = len(labels.videos) - len(dataset)
+    if missing:
+        tqdm.write(f"{what} on {len(dataset)} videos: {missing} of the split are not in the "
+                   "shards and were skipped")
 
 
 def _print_epoch(epoch: int, epochs: int, stats: dict[str, float],

@@ -285,3 +285,15 @@ def test_cuda_training_matches_the_cpu(shards, tmp_path):
     result = train(_config(shards, tmp_path / "bf16", "rgb3d", epochs=2, device="cuda",
                            precision="bf16"))
     assert result.epochs == 2
+
+
+def test_skip_missing_trains_on_the_stored_part_of_a_split(shards, tmp_path):
+    """--skip-missing trains on the split's stored videos and says how many it left out."""
+    split = tmp_path / "partly.csv"
+    split.write_text("video_id,label\nright/right_0.mkv,0\nleft/left_1.mkv,1\nnope/a.mkv,1\n")
+    code, output = _cli("train", str(shards["shards"]), "--model", "rgb", "--arch",
+                        "resnet-tiny", "--split", str(split), "--skip-missing", "--out",
+                        str(tmp_path / "run"), "--epochs", "1", "--input-size", "32",
+                        "--device", "cpu", "--workers", "0")
+    assert code == 0, output
+    assert "training on 2 videos: 1 of the split are not in the shards and were skipped" in output

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from stddcn import checkpoint
-from stddcn.config import (DataConfig, ModelConfig, OptimConfig, TrainConfig, differences,
-                           from_dict, load_yaml, resolve, save_yaml)
+from stddcn.config import DataConfig, ModelConfig, OptimConfig, TrainConfig, resolve
+from stddcn.config_files import differences, from_dict, load_yaml, save_yaml
 from stddcn.errors import CheckpointError, SettingsError
 from stddcn.metrics import accuracy, confusion_matrix, top_k_hits
 from stddcn.models import create_model
