@@ -18,7 +18,7 @@ from stddcn.errors import SettingsError
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine")
 PRECISIONS = ("fp32", "bf16", "fp16")
-CLIP_MODELS = ("rgb3d", "flow3d")
+CLIP_MODELS = ("rgb3d", "flow3d", "d3d", "two-stream3d")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,10 @@ class ModelConfig:
             and affine parameters frozen during training.
         fusion_weights: late fusion weights of the streams, in the order of ``modalities``
             (two-stream: rgb, flow; TSN's 1 : 1.5).
+        connections: STDDCN's dense cross-pathway connections: "both", "appearance-to-motion",
+            "motion-to-appearance" or "none" (two streams joined only by the fusion head).
+        connect_blocks: STDDCN: the backbone stages (1-4) whose input also receives the other
+            pathway's outputs of every earlier stage.
     """
 
     name: str = "rgb"
@@ -50,6 +54,31 @@ class ModelConfig:
     pretrained: str | None = None
     partial_bn: bool = False
     fusion_weights: tuple[float, ...] = (1.0, 1.5)
+    connections: str = "both"
+    connect_blocks: tuple[int, ...] = (2, 3, 4)
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Distillation from a teacher's class scores to a student's.
+
+    STDDCN: the fusion head teaches both pathways' heads, KL at ``temperature``. D3D: a frozen
+    flow3d run (``TrainConfig.teacher``) teaches the RGB network, mean squared error of logits.
+
+    Attributes:
+        weight: w (STDDCN) or lambda (D3D) of the distillation term; None: the model's default
+            (STDDCN 1.0, D3D 1.0); 0 turns distillation off.
+        kind: "kl" (KL(teacher || student) of softmax at ``temperature``, times T^2) or "mse"
+            (mean squared difference of the logits); None: STDDCN kl, D3D mse.
+        temperature: T of the KL term.
+        detach_teacher: no gradient from the distillation term into the teacher (STDDCN's
+            fusion head; a D3D teacher is always frozen).
+    """
+
+    weight: float | None = None
+    kind: str | None = None
+    temperature: float = 2.0
+    detach_teacher: bool = True
 
 
 @dataclass(frozen=True)
@@ -133,6 +162,8 @@ class TrainConfig:
         seed: seeds data sampling, augmentation, initialisation and dropout.
         streams: two-stream only: trained rgb and flow runs (or checkpoints) to fuse; empty:
             train both streams first, into out/rgb and out/flow.
+        teacher: d3d only: the trained flow3d run (or checkpoint) to distil from, frozen.
+        distill: the distillation term of stddcn and d3d.
         log_every: steps between step lines in log.jsonl.
     """
 
@@ -147,6 +178,8 @@ class TrainConfig:
     sync_bn: bool = False
     seed: int = 0
     streams: tuple[str, ...] = ()
+    teacher: str | None = None
+    distill: DistillConfig = field(default_factory=DistillConfig)
     log_every: int = 10
 
     @property
