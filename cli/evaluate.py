@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from flowkit.cli.options import protocol_options
+
 EXAMPLES = """\b
 Examples:
   flowkit eval runs/flow                                  # the run's data and val split
@@ -26,13 +28,7 @@ Writes predictions.csv, confusion.png and eval.json beside the checkpoint (or in
 @click.option("--split", type=click.Path(exists=True, dir_okay=False),
               help="Test split: UCF101 testlist, HMDB51 split file (its test part) or CSV "
                    "[default: the run's --val-split].")
-@click.option("--segments", type=click.IntRange(min=1), default=25, show_default=True,
-              help="Segments per video for 2D models (TSN tests on 25).")
-@click.option("--clips", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Clips per video for 3D models, evenly spread.")
-@click.option("--crops", type=click.Choice(["1", "3", "10"]), default="1", show_default=True,
-              help="Crops per frame: centre; 3 along the long side; or 10 (corners, centre "
-                   "and their flips).")
+@protocol_options
 @click.option("--head", help="Score with this named head of a several-headed model (e.g. rgb "
                              "or flow of a two-stream run) [default: the model's prediction].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,

@@ -131,3 +131,20 @@ def parse_devices(ctx: click.Context, param: click.Parameter, value: str | None
     if not all(names):
         raise click.BadParameter(f"expected a comma-separated list such as 0,1, got {value!r}")
     return tuple(f"cuda:{name}" if name.isdigit() else name for name in names)
+
+
+def protocol_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--segments``, ``--clips`` and ``--crops``: the TSN / I3D test protocol of a trained
+    network (flowkit eval, flowkit predict)."""
+    options = [
+        click.option("--segments", type=click.IntRange(min=1), default=25, show_default=True,
+                     help="Segments per video for 2D models (TSN tests on 25)."),
+        click.option("--clips", type=click.IntRange(min=1), default=10, show_default=True,
+                     help="Clips per video for 3D models, evenly spread."),
+        click.option("--crops", type=click.Choice(["1", "3", "10"]), default="1",
+                     show_default=True, help="Crops per frame: centre; 3 along the long side; "
+                                             "or 10 (corners, centre and their flips)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command

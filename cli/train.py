@@ -13,10 +13,11 @@ from typing import Any, Callable
 
 import click
 
-from stddcn.config import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
+from stddcn.config import DISTILL_KINDS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 from stddcn.config_files import load_yaml
 
-MODELS = ("rgb", "flow", "two-stream", "rgb3d", "flow3d")
+MODELS = ("rgb", "flow", "two-stream", "stddcn", "rgb3d", "flow3d", "two-stream3d", "d3d")
+CONNECTIONS = ("both", "appearance-to-motion", "motion-to-appearance", "none")
 _DEFAULTS = TrainConfig()
 
 
@@ -47,7 +48,7 @@ def _ints(ctx: click.Context, param: click.Parameter, value: str | None
     try:
         return tuple(int(part) for part in value.split(",") if part.strip())
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated epochs such as 10,20, got "
+        raise click.BadParameter(f"expected comma-separated integers such as 10,20, got "
                                  f"{value!r}") from None
 
 
@@ -89,10 +90,28 @@ _OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
     ("--num-classes", "model.num_classes", {"type": click.IntRange(min=0)},
      "Classes of the classifier (0: as many as the split names)."),
     ("--fusion-weights", "model.fusion_weights", {"callback": _floats},
-     "two-stream: weights of the rgb and flow scores, e.g. 1,1.5."),
+     "two-stream, two-stream3d: weights of the rgb and flow scores, e.g. 1,1.5."),
     ("--streams", "streams", {"nargs": 2, "type": click.Path(exists=True)},
-     "two-stream: fuse these trained rgb and flow runs (RGB_RUN FLOW_RUN) instead of training "
-     "both streams."),
+     "two-stream, two-stream3d: fuse these trained rgb and flow runs (RGB_RUN FLOW_RUN; rgb3d "
+     "and flow3d runs for two-stream3d) instead of training both streams."),
+    ("--connections", "model.connections", {"type": click.Choice(CONNECTIONS)},
+     "stddcn: dense connections between the appearance and motion pathways (none: joined by "
+     "the fusion head only)."),
+    ("--connect-blocks", "model.connect_blocks", {"callback": _ints},
+     "stddcn: backbone stages (1-4) whose input also takes the other pathway's earlier "
+     "stages, e.g. 2,3,4."),
+    ("--teacher", "teacher", {"type": click.Path(exists=True)},
+     "d3d: the trained flow3d run (or checkpoint) to distil from; it stays frozen."),
+    ("--distill-weight", "distill.weight", {"type": click.FloatRange(min=0)},
+     "stddcn, d3d: weight of the distillation term (w, lambda); 0 turns it off [default: "
+     "1.0]."),
+    ("--distill-kind", "distill.kind", {"type": click.Choice(DISTILL_KINDS)},
+     "stddcn, d3d: kl (KL(teacher || student) at --temperature, times T^2) or mse of the "
+     "logits [default: kl for stddcn, mse for d3d]."),
+    ("--temperature", "distill.temperature", {"type": click.FloatRange(min=0, min_open=True)},
+     "stddcn, d3d: temperature T of the KL term."),
+    ("--detach-teacher/--no-detach-teacher", "distill.detach_teacher", {"default": None},
+     "stddcn: keep the distillation terms from training the fusion head (the teacher)."),
     ("--epochs", "epochs", {"type": click.IntRange(min=1)}, "Passes over the training set."),
     ("--batch-size", "data.batch_size", {"type": click.IntRange(min=1)},
      "Videos per step, over all processes together."),
@@ -172,6 +191,8 @@ Examples:
   flowkit train shards/ --model rgb3d --arch r2plus1d-18 --clip-len 16 --out runs/rgb3d
   flowkit train shards/ --model two-stream --streams runs/rgb runs/flow --out runs/fused \\
       --val-split ucfTrainTestlist/testlist01.txt
+  flowkit train shards/ --model stddcn --arch resnet50 --out runs/stddcn --precision bf16
+  flowkit train shards/ --model d3d --teacher runs/flow3d --out runs/d3d
   flowkit train shards/ --model flow --out runs/flow --resume     # continue after a stop
   torchrun --nproc_per_node 4 -m flowkit.cli.main train shards/ --model rgb --out runs/rgb
 
@@ -185,8 +206,10 @@ tensorboard package is installed. Evaluate with: flowkit eval RUN.
 @click.command("train", epilog=EXAMPLES)
 @click.argument("data_root", metavar="DATA", type=click.Path(exists=True, file_okay=False))
 @click.option("--model", "model_name", type=click.Choice(MODELS),
-              help="rgb / flow: TSN streams (2D); two-stream: their late fusion; rgb3d / "
-                   "flow3d: 3D CNNs on clips.  [required unless --config names it]")
+              help="rgb / flow: TSN streams (2D); two-stream: their late fusion; stddcn: both "
+                   "pathways densely connected, distilled from their fusion; rgb3d / flow3d: "
+                   "3D CNNs on clips; two-stream3d: their late fusion; d3d: rgb3d distilled "
+                   "from a flow3d --teacher.  [required unless --config names it]")
 @click.option("--out", "out", type=click.Path(file_okay=False),
               help="Run folder for config.yaml, checkpoints and logs.  [required unless "
                    "--config names it]")
@@ -218,8 +241,7 @@ def build_config(data_root: str, model_name: str | None, out: str | None,
     if model_name is not None:
         changes["model.name"] = model_name
     elif not config_file:
-        raise click.UsageError("Missing option '--model' (rgb, flow, two-stream, rgb3d or "
-                               "flow3d).")
+        raise click.UsageError(f"Missing option '--model' ({', '.join(MODELS)}).")
     if out is not None:
         changes["out"] = out
     elif not config.out:
@@ -228,7 +250,7 @@ def build_config(data_root: str, model_name: str | None, out: str | None,
         value = options[_key(option)]
         if value is None:  # not given: the --config file's value, or the default
             continue
-        if value == "none":  # --grad-clip none
+        if path == "optim.grad_clip" and value == "none":
             value = None
         changes[path] = tuple(value) if isinstance(value, (list, tuple)) else value
     if changes.get("model.pretrained") and options["partial_bn"] is None \

@@ -1,8 +1,8 @@
-"""The motion laboratory of docs/results.md, from nothing to the table: make the labelled
+"""The motion laboratory of docs/results.md, from nothing to the tables: make the labelled
 videos, extract TV-L1 flow, train every model with several seeds, test each on the held-out
 split, and print mean +- std test accuracy with every command it ran.
 
-    python scripts/lab.py [--out lab] [--seeds 0,1,2] [--models rgb,flow,two-stream,rgb3d,flow3d]
+    python scripts/lab.py [--out lab] [--seeds 0,1,2] [--variants rgb,flow,...]
 
 Steps already done (a shards folder, a run with last.pt, an eval.json) are skipped, so an
 interrupted run continues where it stopped. Needs only the flowkit command (pip install .).
@@ -20,18 +20,42 @@ import time
 from pathlib import Path
 
 FLOWKIT = [sys.executable, "-m", "flowkit.cli.main"]
-# Shared by every run: tiny backbones at the lab's 64 px (56 px crops), no flips (the classes
-# include left and right), AdamW with a cosine schedule; no selection on the test split.
+# Shared by every trained run: the lab's 64 px frames in 56 px crops, no flips (the classes
+# include left and right), AdamW with a cosine schedule, 30 epochs; no selection on the test
+# split (the last checkpoint is tested).
 COMMON = ["--input-size", "56", "--no-flip", "--optimizer", "adamw", "--lr", "0.002",
           "--weight-decay", "0.05", "--schedule", "cosine", "--dropout", "0.2",
-          "--batch-size", "16", "--workers", "2", "--device", "cpu"]
-SETTINGS = {"rgb": ["--arch", "resnet-tiny", "--epochs", "30"],
-            "flow": ["--arch", "resnet-tiny", "--epochs", "30"],
-            "rgb3d": ["--arch", "r3d-tiny", "--epochs", "30", "--clip-len", "8",
-                      "--frame-stride", "2"],
-            "flow3d": ["--arch", "r3d-tiny", "--epochs", "30", "--clip-len", "8",
-                       "--frame-stride", "2"]}
-FUSED = {"two-stream": ("rgb", "flow")}
+          "--batch-size", "16", "--workers", "2", "--device", "cpu", "--epochs", "30"]
+TSN = ["--arch", "resnet-tiny"]
+CLIPS = ["--arch", "r3d-tiny", "--clip-len", "8", "--frame-stride", "2"]
+# variant: (model, its options); "{seed}" in an option becomes the seed
+TRAINED = {
+    "rgb": ("rgb", TSN), "flow": ("flow", TSN),
+    "stddcn": ("stddcn", TSN),
+    "stddcn-kd-only": ("stddcn", [*TSN, "--connections", "none"]),
+    "stddcn-dense-only": ("stddcn", [*TSN, "--distill-weight", "0"]),
+    "stddcn-motion-to-appearance": ("stddcn", [*TSN, "--connections", "motion-to-appearance"]),
+    "stddcn-appearance-to-motion": ("stddcn", [*TSN, "--connections", "appearance-to-motion"]),
+    "stddcn-motion-to-appearance-dense-only": (
+        "stddcn", [*TSN, "--connections", "motion-to-appearance", "--distill-weight", "0"]),
+    "stddcn-temperature4": ("stddcn", [*TSN, "--temperature", "4"]),
+    "rgb3d": ("rgb3d", CLIPS), "flow3d": ("flow3d", CLIPS),
+    "d3d": ("d3d", [*CLIPS, "--teacher", "runs/flow3d-seed{seed}"]),
+    "d3d-kl": ("d3d", [*CLIPS, "--teacher", "runs/flow3d-seed{seed}", "--distill-kind", "kl"]),
+    "d3d-weight10": ("d3d", [*CLIPS, "--teacher", "runs/flow3d-seed{seed}",
+                             "--distill-weight", "10"]),
+}
+# variant: (model, the variants it fuses)
+FUSED = {"two-stream": ("two-stream", ("rgb", "flow")),
+         "two-stream3d": ("two-stream3d", ("rgb3d", "flow3d"))}
+# variant: heads tested on their own besides the prediction
+HEADS = {variant: ("appearance", "motion") for variant in TRAINED
+         if variant.startswith("stddcn")}
+DEFAULT = ",".join((  # fusions and students after what they use
+    "rgb", "flow", "two-stream", "stddcn", "stddcn-kd-only", "stddcn-dense-only",
+    "stddcn-motion-to-appearance", "stddcn-appearance-to-motion",
+    "stddcn-motion-to-appearance-dense-only", "stddcn-temperature4", "rgb3d", "flow3d",
+    "two-stream3d", "d3d", "d3d-kl", "d3d-weight10"))
 
 
 def run(command: list[str], log: Path) -> None:
@@ -46,18 +70,51 @@ def run(command: list[str], log: Path) -> None:
         raise SystemExit(f"failed (exit {done.returncode}); see {log}")
 
 
+def train_variant(variant: str, seed: str, out: Path, log: Path) -> Path:
+    """Train (or fuse) one variant for one seed, unless done; its run folder."""
+    run_dir = out / "runs" / f"{variant}-seed{seed}"
+    if (run_dir / "last.pt").exists():
+        return run_dir
+    started = time.perf_counter()
+    shards = str(out / "shards")
+    if variant in FUSED:
+        model, parts = FUSED[variant]
+        streams = [str(out / "runs" / f"{part}-seed{seed}") for part in parts]
+        run([*FLOWKIT, "train", shards, "--model", model, "--streams", *streams, "--out",
+             str(run_dir), "--input-size", "56", "--device", "cpu"], log)
+    else:
+        model, options = TRAINED[variant]
+        options = [str(out / o.format(seed=seed)) if o.startswith("runs/") else o
+                   for o in options]
+        run([*FLOWKIT, "train", shards, "--model", model, "--split",
+             str(out / "videos" / "trainlist01.txt"), "--out", str(run_dir), "--seed", seed,
+             *COMMON, *options], log)
+    print(f"  {variant} seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
+    return run_dir
+
+
+def test_variant(run_dir: Path, head: str | None, out: Path, log: Path) -> dict:
+    """Test a run's last checkpoint (or one head of it) on the test split, unless done."""
+    folder = run_dir if head is None else run_dir / f"head-{head}"
+    if not (folder / "eval.json").exists():
+        run([*FLOWKIT, "eval", str(run_dir / "last.pt"), "--split",
+             str(out / "videos" / "testlist01.txt"), "--workers", "2", "--device", "cpu",
+             "--json", "--out", str(folder), *(["--head", head] if head else [])], log)
+    return json.loads((folder / "eval.json").read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("lab"))
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--models", default="rgb,flow,two-stream,rgb3d,flow3d")
+    parser.add_argument("--variants", default=DEFAULT)
     parser.add_argument("--classes", default="8")
     parser.add_argument("--videos-per-class", default="30")
     args = parser.parse_args()
-    out, log = args.out, args.out / "lab.log"
+    out = args.out.resolve()
+    log = out / "lab.log"
     out.mkdir(parents=True, exist_ok=True)
     videos, shards = out / "videos", out / "shards"
-    train_list, test_list = videos / "trainlist01.txt", videos / "testlist01.txt"
     if not (videos / "truth.json").exists():
         run([*FLOWKIT, "synth", str(videos), "--task", "motion", "--classes", args.classes,
              "--videos-per-class", args.videos_per_class], log)
@@ -68,35 +125,20 @@ def main() -> None:
         print(f"  extraction: {time.perf_counter() - started:.0f} s", flush=True)
 
     results: dict[str, list[dict]] = {}
-    for model in args.models.split(","):
+    for variant in args.variants.split(","):
         for seed in args.seeds.split(","):
-            run_dir = out / "runs" / f"{model}-seed{seed}"
-            if not (run_dir / "last.pt").exists():
-                started = time.perf_counter()
-                if model in FUSED:
-                    streams = [str(out / "runs" / f"{m}-seed{seed}") for m in FUSED[model]]
-                    run([*FLOWKIT, "train", str(shards), "--model", model, "--streams",
-                         *streams, "--out", str(run_dir), "--input-size", "56",
-                         "--device", "cpu"], log)
-                else:
-                    run([*FLOWKIT, "train", str(shards), "--model", model, "--split",
-                         str(train_list), "--out", str(run_dir), "--seed", seed, *COMMON,
-                         *SETTINGS[model]], log)
-                print(f"  {model} seed {seed}: {time.perf_counter() - started:.0f} s",
-                      flush=True)
-            if not (run_dir / "eval.json").exists():
-                run([*FLOWKIT, "eval", str(run_dir / "last.pt"), "--split", str(test_list),
-                     "--workers", "2", "--device", "cpu", "--json"], log)
-            results.setdefault(model, []).append(json.loads((run_dir / "eval.json").read_text()))
+            run_dir = train_variant(variant, seed, out, log)
+            for head in (None, *HEADS.get(variant, ())):
+                name = variant if head is None else f"{variant} ({head} head)"
+                results.setdefault(name, []).append(test_variant(run_dir, head, out, log))
 
-    print("\n| model | test top-1 (mean +- std) | per seed | mean class accuracy |")
-    print("| --- | ---: | --- | ---: |")
-    for model, figures in results.items():
+    print("\n| variant | test top-1 (mean +- std) | per seed |")
+    print("| --- | ---: | --- |")
+    for name, figures in results.items():
         top1 = [100 * f["top1"] for f in figures]
-        classes = [100 * f["mean_class_accuracy"] for f in figures]
         spread = statistics.stdev(top1) if len(top1) > 1 else 0.0
-        print(f"| {model} | {statistics.mean(top1):.1f} +- {spread:.1f} | "
-              f"{', '.join(f'{t:.1f}' for t in top1)} | {statistics.mean(classes):.1f} |")
+        print(f"| {name} | {statistics.mean(top1):.1f} +- {spread:.1f} | "
+              f"{', '.join(f'{t:.1f}' for t in top1)} |")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,11 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine")
 PRECISIONS = ("fp32", "bf16", "fp16")
 CLIP_MODELS = ("rgb3d", "flow3d", "d3d", "two-stream3d")
+#: late fusions of separately trained runs, and the models of their streams
+FUSIONS = {"two-stream": ("rgb", "flow"), "two-stream3d": ("rgb3d", "flow3d")}
+DISTILL_KINDS = ("kl", "mse")
+#: per distilled model: the weight and kind of its distillation term when left open
+DISTILL_DEFAULTS = {"stddcn": (1.0, "kl"), "d3d": (1.0, "mse")}
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,8 @@ class ModelConfig:
     """Settings of one action-recognition model; ``create_model(config)`` builds it.
 
     Attributes:
-        name: the model family, one of ``list_models()`` (rgb, flow, two-stream, rgb3d, flow3d).
+        name: the model family, one of ``list_models()`` (rgb, flow, two-stream, stddcn, rgb3d,
+            flow3d, two-stream3d, d3d).
         num_classes: classes of the classifier (K).
         arch: backbone, one of ``list_archs()``; None takes the family's default
             (resnet50 for 2D models, r2plus1d-18 for 3D ones).
@@ -222,10 +228,20 @@ def check(config: TrainConfig) -> None:
          f"precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
     need(config.model.num_classes >= 0,
          f"num_classes must be >= 0 (0: from the data), got {config.model.num_classes}")
-    need(not config.streams or config.model.name == "two-stream",
-         "--streams applies to --model two-stream only")
     need(len(config.streams) in (0, 2),
          f"--streams takes two runs (rgb, flow), got {len(config.streams)}")
+    need(not config.streams or config.model.name in FUSIONS,
+         "--streams applies to --model two-stream and two-stream3d only")
+    need(config.teacher is None or config.model.name == "d3d",
+         "--teacher applies to --model d3d only")
+    need(config.teacher is not None or config.model.name != "d3d",
+         "--model d3d needs --teacher, a trained flow3d run to distil from")
+    distill = config.distill
+    need(distill.kind is None or distill.kind in DISTILL_KINDS,
+         f"distillation kind must be one of {', '.join(DISTILL_KINDS)}, got {distill.kind!r}")
+    need(distill.weight is None or distill.weight >= 0,
+         f"distillation weight must be >= 0, got {distill.weight}")
+    need(distill.temperature > 0, f"temperature must be > 0, got {distill.temperature}")
 
 
 def resolve(config: TrainConfig, num_classes: int, device: str) -> TrainConfig:
@@ -247,10 +263,16 @@ def resolve(config: TrainConfig, num_classes: int, device: str) -> TrainConfig:
         steps = tuple(sorted({max(1, config.epochs // 2), max(1, (3 * config.epochs) // 4)}))
     channels_last = (device.startswith("cuda") if config.channels_last is None
                      else config.channels_last)
+    distill = config.distill
+    if config.model.name in DISTILL_DEFAULTS:
+        weight, kind = DISTILL_DEFAULTS[config.model.name]
+        distill = dataclasses.replace(
+            distill, weight=weight if distill.weight is None else distill.weight,
+            kind=distill.kind or kind)
     return dataclasses.replace(
         config, model=model, data=dataclasses.replace(config.data, input_size=size),
         optim=dataclasses.replace(config.optim, lr_steps=tuple(steps)), device=device,
-        channels_last=channels_last)
+        channels_last=channels_last, distill=distill, teacher=_absolute(config.teacher))
 
 
 def _absolute(path: str | None) -> str | None:

@@ -9,6 +9,7 @@ RGB with ImageNet's mean and standard deviation.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
@@ -16,9 +17,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 import flowkit
-from flowkit.data import (ClipSampler, Normalize, SegmentSampler, ShardDataset,
-                          clip_test_transform, clip_train_transform, normalize_batch,
-                          read_class_names, read_split, tsn_test_transform, tsn_train_transform)
+from flowkit.data import (ClipSampler, Normalize, Sampler, SegmentSampler, ShardDataset,
+                          Transform, clip_test_transform, clip_train_transform,
+                          normalize_batch, read_class_names, read_split, tsn_test_transform,
+                          tsn_train_transform)
 from flowkit.errors import ConfigError
 from stddcn.config import DataConfig
 from stddcn.distributed import Context
@@ -45,6 +47,11 @@ class Inputs:
     @classmethod
     def of(cls, model: ActionModel) -> "Inputs":
         return cls(tuple(model.modalities), model.layout == "clips", model.flow_length or 1)
+
+    def with_modalities(self, modalities: tuple[str, ...]) -> "Inputs":
+        """These inputs plus ``modalities`` (a teacher's), sampled together."""
+        return dataclasses.replace(
+            self, modalities=tuple(dict.fromkeys((*self.modalities, *modalities))))
 
     @property
     def modality(self) -> str:
@@ -113,32 +120,42 @@ def read_labels(root: str, split: str | None, subset: str,
 
 def dataset(settings: DataConfig, inputs: Inputs, labels: Labels, *, train: bool,
             protocol: Protocol | None = None, seed: int = 0) -> ShardDataset:
-    """A ShardDataset of ``settings.root`` sampling for training (random segments or clips,
-    TSN scale jitter or Inception crops, flips unless ``settings.flip`` is False) or testing
-    (centred segments or clips, ``protocol.crops`` crops), at ``settings.input_size``.
+    """A ShardDataset of ``settings.root`` sampling as :func:`sampling` says.
 
     Items stay uint8 for :func:`model_inputs` to normalise on the device, unless
     ``settings.device_normalize`` is False or the shards store float16 flow (no uint8 form):
     then the workers normalise and items are float32.
     """
-    protocol = protocol or Protocol()
-    root, size = settings.root, settings.input_size
     flow = "flow" in inputs.modalities
-    in_workers = not settings.device_normalize or (flow and not _stores_quantized_flow(root))
-    normalize = NORMALIZE if in_workers else None
+    in_workers = not settings.device_normalize or (flow and not _stores_quantized_flow(
+        settings.root))
+    sampler, transform = sampling(settings, inputs, train=train, protocol=protocol,
+                                  normalize=in_workers)
+    return ShardDataset(settings.root, inputs.modality, sampler, split=labels.videos,
+                        transform=transform, seed=seed, skip_missing=settings.skip_missing,
+                        quantized_flow=flow and not in_workers)
+
+
+def sampling(settings: DataConfig, inputs: Inputs, *, train: bool,
+             protocol: Protocol | None = None, normalize: bool = False
+             ) -> tuple[Sampler, Transform]:
+    """The sampler and transform of training (random segments or clips, TSN scale jitter or
+    Inception crops, flips unless ``settings.flip`` is False) or testing (centred segments or
+    evenly spread clips, resize and ``protocol.crops`` crops), at ``settings.input_size``;
+    ``normalize`` ends the transform with :data:`NORMALIZE` (else items stay uint8)."""
+    protocol = protocol or Protocol()
+    size, norm = settings.input_size, NORMALIZE if normalize else None
     if inputs.clips:
         sampler = ClipSampler(settings.clip_len, settings.frame_stride,
                               1 if train else protocol.clips, train)
-        transform = (clip_train_transform(size, normalize, settings.flip) if train else
-                     clip_test_transform(size, protocol.crops, normalize=normalize))
+        transform = (clip_train_transform(size, norm, settings.flip) if train else
+                     clip_test_transform(size, protocol.crops, normalize=norm))
     else:
         sampler = SegmentSampler(settings.segments if train else protocol.segments, train,
                                  inputs.flow_length)
-        transform = (tsn_train_transform(size, normalize, settings.flip) if train else
-                     tsn_test_transform(size, protocol.crops, normalize=normalize))
-    return ShardDataset(root, inputs.modality, sampler, split=labels.videos,
-                        transform=transform, seed=seed, skip_missing=settings.skip_missing,
-                        quantized_flow=flow and not in_workers)
+        transform = (tsn_train_transform(size, norm, settings.flip) if train else
+                     tsn_test_transform(size, protocol.crops, normalize=norm))
+    return sampler, transform
 
 
 def _stores_quantized_flow(root: str) -> bool:

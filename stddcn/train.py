@@ -11,33 +11,27 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from stddcn import checkpoint, data, distributed
-from stddcn.config import TrainConfig, check, resolve
-from stddcn.config_files import differences, save_yaml
+from stddcn import checkpoint, data, distributed, runs
+from stddcn.config import FUSIONS, TrainConfig, check, resolve
+from stddcn.config_files import save_yaml
 from stddcn.distributed import Context
 from stddcn.errors import SettingsError, TrainingError
 from stddcn.evaluate import predict
-from stddcn.losses import CrossEntropy
+from stddcn.losses import Loss, create_loss
 from stddcn.metrics import Accuracy
 from stddcn.models import ActionModel, create_model, use_channels_last
 from stddcn.optim import create_optimizer, learning_rate, set_learning_rate
 from stddcn.precision import autocast, check_precision, grad_scaler
 from stddcn.runlog import RunLog
-
-#: settings a resumed run may change: they do not change what is computed
-RESUMABLE_CHANGES = ("epochs", "data.workers", "device", "log_every")
-
 
 @dataclass
 class TrainResult:
@@ -60,7 +54,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
             a run (without ``resume``), or a resumed run whose settings differ.
     """
     check(config)
-    if config.model.name == "two-stream":
+    if config.model.name in FUSIONS:
         from stddcn.fusion import train_two_stream
         return train_two_stream(config, resume)
     context = distributed.start(config.device)
@@ -81,7 +75,7 @@ def _train(config: TrainConfig, resume: bool, context: Context) -> TrainResult:
     run = Path(resolved.out)
 
     # -- a fresh run folder, or the state of the run being resumed
-    state = _start(run, config, resolved, resume, context)
+    state = runs.start_or_resume(run, config, resolved, resume)
     config = checkpoint.config_of(state) if state else resolved
     config = dataclasses.replace(config, **{k: getattr(resolved, k) for k in
                                             ("epochs", "device", "log_every")},
@@ -90,17 +84,20 @@ def _train(config: TrainConfig, resume: bool, context: Context) -> TrainResult:
 
     # -- the model: the same initial weights on every process (seeded), then DDP keeps them
     # equal; dropout draws differ per process (seed + rank)
-    _seed_everything(config.seed)
+    runs.seed_everything(config.seed)
     model = create_model(config.model)
     use_channels_last(model, bool(config.channels_last))
     if config.sync_bn and context.distributed:
         model = distributed.convert_sync_batchnorm(model, context.device)
     model.to(context.device)
-    _seed_everything(config.seed + context.rank)
-    inputs = data.Inputs.of(model)
+    runs.seed_everything(config.seed + context.rank)
+    teacher = _teacher(config, context) if config.teacher else None
+    inputs = data.Inputs.of(model)  # what the model reads: validation and test
+    train_inputs = inputs if teacher is None else inputs.with_modalities(teacher.modalities)
 
     # -- the data
-    train_set = data.dataset(config.data, inputs, train_labels, train=True, seed=config.seed)
+    train_set = data.dataset(config.data, train_inputs, train_labels, train=True,
+                             seed=config.seed)
     train_loader = data.loader(train_set, context, config.data.batch_size, config.data.workers,
                                train=True, seed=config.seed)
     val_loader = None
@@ -122,7 +119,7 @@ def _train(config: TrainConfig, resume: bool, context: Context) -> TrainResult:
     # -- the optimiser, the loss scaler (fp16 only), the loss
     optimizer = create_optimizer(model, config.optim)
     scaler = grad_scaler(config.precision, context.device)
-    loss_fn = CrossEntropy()
+    loss_fn = create_loss(config)
 
     # -- resume: weights, optimiser, scaler, random generators and counters as they were
     epoch, step, best = 0, 0, {"top1": None, "epoch": None}
@@ -132,7 +129,7 @@ def _train(config: TrainConfig, resume: bool, context: Context) -> TrainResult:
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         epoch, step, best = state["epoch"], state["step"], state["best"]
-        _restore_rng(state["rng"], context)
+        runs.restore_rng(state["rng"], context)
     wrapped = model
     if context.distributed:
         device_ids = [torch.device(context.device).index] if context.device.startswith("cuda") \
@@ -145,9 +142,9 @@ def _train(config: TrainConfig, resume: bool, context: Context) -> TrainResult:
     try:
         while epoch < config.epochs:
             train_loader.sampler.set_epoch(epoch)
-            stats, step = train_one_epoch(wrapped, train_loader, inputs, optimizer, scaler,
-                                          loss_fn, config, context, epoch, step,
-                                          steps_per_epoch, log)
+            stats, step = train_one_epoch(wrapped, teacher, train_loader, train_inputs,
+                                          optimizer, scaler, loss_fn, config, context, epoch,
+                                          step, steps_per_epoch, log)
             epoch += 1
             values: dict[str, Any] = dict(stats)
             if val_loader is not None:
@@ -159,21 +156,23 @@ def _train(config: TrainConfig, resume: bool, context: Context) -> TrainResult:
             log.write("epoch", epoch, step, **values)
             if context.is_main:
                 _print_epoch(epoch, config.epochs, stats, last_val)
-            _save(run, config, train_labels, model, optimizer, scaler, epoch, step, best,
-                  values, context, improved=best["epoch"] == epoch)
+            runs.save_epoch(run, config, train_labels.class_names, model, optimizer, scaler,
+                            epoch, step, best, values, context,
+                            improved=best["epoch"] == epoch)
     finally:
         log.close()
     return TrainResult(run, epoch, best["top1"], last_val)
 
 
-def train_one_epoch(model: torch.nn.Module, loader: torch.utils.data.DataLoader,
-                    inputs: data.Inputs, optimizer: torch.optim.Optimizer,
-                    scaler: torch.amp.GradScaler, loss_fn: CrossEntropy, config: TrainConfig,
-                    context: Context, epoch: int, step: int, steps_per_epoch: int,
+def train_one_epoch(model: torch.nn.Module, teacher: ActionModel | None,
+                    loader: torch.utils.data.DataLoader, inputs: data.Inputs,
+                    optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                    loss_fn: Loss, config: TrainConfig, context: Context, epoch: int,
+                    step: int, steps_per_epoch: int,
                     log: RunLog) -> tuple[dict[str, float], int]:
-    """One pass over this process's share of the training set. Returns the epoch's figures
-    over all processes (loss, accuracy, clips/s, share of time waiting for data) and the
-    global step after it."""
+    """One pass over this process's share of the training set (``teacher``, frozen, scoring
+    each batch for a distillation loss). Returns the epoch's figures over all processes (loss,
+    accuracy, clips/s, share of time waiting for data) and the global step after it."""
     model.train()
     totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, items
     waited = 0.0
@@ -190,7 +189,9 @@ def train_one_epoch(model: torch.nn.Module, loader: torch.utils.data.DataLoader,
         set_learning_rate(optimizer, lr)
         with autocast(config.precision, context.device):
             output = model(tensors)
-            loss = loss_fn(output, labels)
+            with torch.no_grad():
+                taught = teacher(tensors) if teacher is not None else None
+            loss = loss_fn(output, labels, taught)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss.total).backward()
         if config.optim.grad_clip is not None:
@@ -227,61 +228,19 @@ def train_one_epoch(model: torch.nn.Module, loader: torch.utils.data.DataLoader,
              "lr": lr}, step)
 
 
-def _start(run: Path, config: TrainConfig, resolved: TrainConfig, resume: bool,
-           context: Context) -> dict[str, Any] | None:
-    """The checkpoint to resume from (None: a fresh start); refuses to overwrite a run."""
-    last = run / checkpoint.LAST
-    if not resume:
-        if last.exists() or (run / "config.yaml").exists():
-            raise SettingsError(f"{run} already holds a run; pass --resume to continue it, or "
-                              "choose another --out")
-        return None
-    if not last.exists():
-        return None  # interrupted before its first checkpoint: start afresh
-    state = checkpoint.load(last)
-    stored = checkpoint.config_of(state)
-    if config.optim.lr_steps is None:  # decay epochs were derived from the first --epochs
-        resolved = dataclasses.replace(resolved, optim=dataclasses.replace(
-            resolved.optim, lr_steps=stored.optim.lr_steps))
-    changed = differences(stored, resolved, ignore=RESUMABLE_CHANGES)
-    if changed:
-        raise SettingsError(f"{run}: --resume with other settings than the run's: "
-                          f"{'; '.join(changed)}; use the run's settings (see "
-                          f"{run / 'config.yaml'}) or another --out")
-    return state
-
-
-def _save(run: Path, config: TrainConfig, labels: data.Labels, model: ActionModel,
-          optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, epoch: int,
-          step: int, best: dict[str, Any], values: dict[str, Any], context: Context,
-          improved: bool) -> None:
-    """last.pt after every epoch (and best.pt when validation improved), by rank 0, with
-    every process's random generators."""
-    rng = distributed.gather_objects(context, checkpoint.rng_state())
-    if context.is_main:
-        state = checkpoint.make_state(config, labels.class_names, model,
-                                      optimizer=optimizer.state_dict(),
-                                      scaler=scaler.state_dict(), rng=rng, epoch=epoch,
-                                      step=step, best=best, metrics=values)
-        checkpoint.save(run / checkpoint.LAST, state)
-        if improved:
-            checkpoint.save(run / checkpoint.BEST, state)
-    distributed.barrier(context)
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _restore_rng(states: list[dict[str, Any]], context: Context) -> None:
-    """This process's generators as saved; a run resumed on another number of processes
-    re-seeds instead (its data order stays exact; dropout draws differ)."""
-    if len(states) == context.world_size:
-        checkpoint.set_rng_state(states[context.rank])
-    else:
-        _seed_everything(1_000_003 * len(states) + context.rank)
+def _teacher(config: TrainConfig, context: Context) -> ActionModel:
+    """The frozen teacher of a distilled student (D3D: a flow3d run): eval mode, no gradients,
+    on the training device; its classes must be the student's."""
+    path = checkpoint.find(config.teacher)
+    teacher, teacher_config, _ = checkpoint.load_model(path, context.device)
+    if teacher.layout != "clips" or teacher_config.model.num_classes != \
+            config.model.num_classes:
+        raise SettingsError(f"--teacher {path}: a {teacher_config.model.name} run with "
+                            f"{teacher_config.model.num_classes} classes cannot teach a "
+                            f"{config.model.name} model of {config.model.num_classes} classes; "
+                            "give a flow3d run trained on the same classes")
+    teacher.requires_grad_(False)
+    return teacher
 
 
 def _report_skipped(dataset: Any, labels: data.Labels, what: str) -> None:

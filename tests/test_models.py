@@ -91,7 +91,8 @@ def torchvision_state(arch: str, **kw) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("name", list_models())
 def test_model_forward_backward(name):
-    """Every family gives finite (B, K) logits and gradients on every trainable parameter."""
+    """Every family gives finite (B, K) logits, and the loss of its prediction and every head
+    gives gradients on every trainable parameter (a distilled network's students included)."""
     torch.manual_seed(0)
     model = tiny_model(name)
     out = model(inputs_for(model))
@@ -100,7 +101,9 @@ def test_model_forward_backward(name):
     if name == "two-stream":
         assert set(out.heads) == {"rgb", "flow"}
         assert all(h.shape == (B, K) for h in out.heads.values())
-    F.cross_entropy(out.logits, torch.tensor([0, 3])).backward()
+    labels = torch.tensor([0, 3])
+    loss = F.cross_entropy(out.logits, labels)
+    (loss + sum(F.cross_entropy(h, labels) for h in out.heads.values())).backward()
     for pname, param in model.named_parameters():
         assert param.grad is not None, f"no gradient on {pname}"
         assert torch.isfinite(param.grad).all(), pname
@@ -438,7 +441,7 @@ def test_head_init_and_consensus():
 
 def test_unknown_names_list_valid_ones():
     """Unknown models, archs and fields, and archs of the wrong kind, list what is valid."""
-    with pytest.raises(ModelError, match="unknown model 'tsm'; valid models: flow, flow3d, rgb"):
+    with pytest.raises(ModelError, match="unknown model 'tsm'; valid models: d3d, flow, flow3d, rgb"):
         create_model("tsm")
     with pytest.raises(ModelError, match="unknown arch 'resnet9'; valid archs: .*resnet18"):
         create_backbone("resnet9")

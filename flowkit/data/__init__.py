@@ -3,7 +3,8 @@
 The public API of flowkit's data side; the training package (stddcn) uses only these names.
 """
 
-from flowkit.data.dataset import MODALITIES, ShardDataset
+from flowkit.data.dataset import (MODALITIES, ShardDataset, VideoArrays, read_item,
+                                  video_file_item)
 from flowkit.data.items import Batch, Item, Sample
 from flowkit.data.sampling import (ClipSampler, FrameIndices, Sampler, SegmentSampler,
                                    VideoExtent, flow_stack_indices)
@@ -13,13 +14,15 @@ from flowkit.data.transforms import (CenterCrop, Compose, HorizontalFlip, MultiS
                                      Normalize, RandomResizedCrop, Resize, TenCrop, ThreeCrop,
                                      Transform, clip_test_transform, clip_train_transform,
                                      normalize_batch, tsn_test_transform, tsn_train_transform)
+from flowkit.frames import DecodedVideo, VideoDecoder, read_extract_config
 
 __all__ = [
-    "MODALITIES", "Batch", "CenterCrop", "ClipSampler", "Compose", "FrameIndices",
-    "HorizontalFlip", "Item", "MultiScaleCrop", "Normalize", "RandomResizedCrop", "Resize",
-    "Sample", "Sampler", "SegmentSampler", "ShardDataset", "TenCrop", "ThreeCrop", "Transform",
-    "VideoExtent", "clip_test_transform", "clip_train_transform", "flow_stack_indices",
-    "normalize_batch", "read_class_index", "read_class_names", "read_csv_split",
-    "read_hmdb51_split", "read_split", "read_ucf101_split", "tsn_test_transform",
-    "tsn_train_transform",
+    "Batch", "CenterCrop", "ClipSampler", "Compose", "DecodedVideo", "FrameIndices",
+    "HorizontalFlip", "Item", "MODALITIES", "MultiScaleCrop", "Normalize", "RandomResizedCrop",
+    "Resize", "Sample", "Sampler", "SegmentSampler", "ShardDataset", "TenCrop", "ThreeCrop",
+    "Transform", "VideoArrays", "VideoDecoder", "VideoExtent", "clip_test_transform",
+    "clip_train_transform", "flow_stack_indices", "normalize_batch", "read_class_index",
+    "read_class_names", "read_csv_split", "read_extract_config", "read_hmdb51_split", "read_item",
+    "read_split", "read_ucf101_split", "tsn_test_transform", "tsn_train_transform",
+    "video_file_item",
 ]

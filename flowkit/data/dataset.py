@@ -11,7 +11,7 @@ comes from ``np.random.default_rng([seed, e, i])``, whatever the DataLoader work
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping, Protocol
 
 import cv2
 import numpy as np
@@ -22,8 +22,9 @@ from flowkit.data.items import (FLOW, FLOW_BOUND, FLOW_SCALE, RGB, Item, Sample,
                                 is_quantized_flow)
 from flowkit.data.sampling import FrameIndices, Sampler, SegmentSampler, VideoExtent
 from flowkit.data.transforms import Transform
-from flowkit.errors import ConfigError
-from flowkit.reader import ShardReader, Video
+from flowkit.errors import ConfigError, DecodeError
+from flowkit.frames import DecodedVideo, VideoDecoder
+from flowkit.reader import ShardReader
 
 MODALITIES = ("rgb", "flow", "rgb+flow")
 
@@ -113,46 +114,114 @@ class ShardDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         num_flows = len(video.flows) if FLOW in self.modality else 0
         indices = self.sampler(VideoExtent(len(video.frames), num_flows, video.flow_step), rng)
-        sample = self._read(video, indices)
-        if self.transform is not None:
-            sample = self.transform(sample, rng)
-        clip_len = indices.frames.shape[1] if indices.clips else None
-        frames = indices.frames if indices.clips else indices.frames[:, 0]
-        item: Item = {"label": torch.tensor(label, dtype=torch.int64), "video_id": video_id,
-                      "frame_indices": torch.from_numpy(frames.astype(np.int64)),
-                      "flow_indices": torch.from_numpy(indices.flows.astype(np.int64))}
-        if RGB in sample:
-            item[RGB] = _rgb_tensor(sample[RGB], clip_len)
-        if FLOW in sample:
-            item[FLOW] = _flow_tensor(sample[FLOW], clip_len)
-            if is_quantized_flow(sample):
-                item[FLOW_BOUND] = torch.tensor(sample[FLOW_BOUND], dtype=torch.float64)
-                item[FLOW_SCALE] = torch.from_numpy(flow_scale(sample))
-        return item
+        return read_item(video, indices, self.modality, label=label, transform=self.transform,
+                         rng=rng, quantized_flow=self.quantized_flow)
 
-    def _read(self, video: Video, indices: FrameIndices) -> Sample:
-        """The sample's arrays: rgb (K*T, H, W, 3); flow (K, L, H, W, 2) for segments, or
-        (K*T, 1, H, W, 2) for clips (each clip frame is a stack of one flow)."""
-        sample: Sample = {}
-        if RGB in self.modality:
-            sample[RGB] = video.frames[indices.frames.reshape(-1)]
-        if FLOW in self.modality:
-            data = self._read_flows(video, indices.flows.reshape(-1), sample)
-            shape = (-1, 1) if indices.clips else indices.flows.shape
-            sample[FLOW] = data.reshape(*shape, *data.shape[1:])
-        return sample
 
-    def _read_flows(self, video: Video, positions: np.ndarray, sample: Sample) -> np.ndarray:
-        """Flows at ``positions`` in pixels, or as stored uint8 steps with ``quantized_flow``
-        (then ``sample["flow_bound"]`` is set)."""
-        if not self.quantized_flow:
-            return video.flows[positions]
-        bound = video.flow_bound
-        if bound is None:
-            raise ConfigError(f"video {video.video_id!r} stores float16 flow, which has no "
-                              "quantised form; use quantized_flow=False")
-        sample[FLOW_BOUND] = bound
-        return video.flows.quantized(positions)
+class VideoArrays(Protocol):
+    """What :func:`read_item` reads: a stored :class:`~flowkit.reader.Video`, or a video decoded
+    in memory (:class:`flowkit.frames.DecodedVideo`).
+
+    ``frames[positions]`` gives (K, H, W, 3) uint8; ``flows[positions]`` (K, H, W, 2) float32
+    pixels and ``flows.quantized(positions)`` the stored values; both have ``len()``.
+    """
+
+    video_id: str
+    frames: Any
+    flows: Any
+
+    @property
+    def flow_bound(self) -> float | None: ...
+
+    @property
+    def flow_step(self) -> int: ...
+
+
+def read_item(video: VideoArrays, indices: FrameIndices, modality: str, *, label: int = -1,
+              transform: Transform | None = None, rng: np.random.Generator | None = None,
+              quantized_flow: bool = False) -> Item:
+    """The Item of ``video`` at ``indices`` (what ``ShardDataset[i]`` returns): read the
+    ``modality`` arrays, ``transform(sample, rng)``, lay them out as channel-first tensors.
+
+    With ``quantized_flow`` flow stays as its stored uint8 steps (see :class:`ShardDataset`).
+    """
+    sample = _read(video, indices, modality, quantized_flow)
+    if transform is not None:
+        sample = transform(sample, rng)
+    clip_len = indices.frames.shape[1] if indices.clips else None
+    frames = indices.frames if indices.clips else indices.frames[:, 0]
+    item: Item = {"label": torch.tensor(label, dtype=torch.int64), "video_id": video.video_id,
+                  "frame_indices": torch.from_numpy(frames.astype(np.int64)),
+                  "flow_indices": torch.from_numpy(indices.flows.astype(np.int64))}
+    if RGB in sample:
+        item[RGB] = _rgb_tensor(sample[RGB], clip_len)
+    if FLOW in sample:
+        item[FLOW] = _flow_tensor(sample[FLOW], clip_len)
+        if is_quantized_flow(sample):
+            item[FLOW_BOUND] = torch.tensor(sample[FLOW_BOUND], dtype=torch.float64)
+            item[FLOW_SCALE] = torch.from_numpy(flow_scale(sample))
+    return item
+
+
+def video_file_item(path: Path | str, decoder: VideoDecoder, sampler: Sampler,
+                    modality: str = "rgb", *, transform: Transform | None = None,
+                    quantized_flow: bool = False, label: int = -1,
+                    rng: np.random.Generator | None = None) -> tuple[Item, DecodedVideo]:
+    """The item a ShardDataset would give for the video file ``path`` had it been extracted
+    with ``decoder.config``, decoded in memory without writing shards (:mod:`flowkit.frames`).
+
+    A first pass counts the frames, ``sampler`` picks the indices, a second pass keeps only
+    those frames and computes only those flows; an "rgb" item computes no flow at all. Also
+    returns the decoded video, whose ``flows_computed`` says how many flows were computed.
+
+    Raises:
+        DecodeError: the file cannot be decoded, or is too short for one flow.
+        ConfigError: an unknown modality, or flow asked for while the settings compute none.
+    """
+    if modality not in MODALITIES:
+        raise ConfigError(f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
+    flow, step = FLOW in modality, decoder.config.flow_step
+    if flow:
+        decoder.flow_backend()  # refuse settings without flow before decoding
+    num_frames = decoder.count_frames(path)
+    num_flows = (num_frames - 1) // step if flow else 0
+    if flow and num_flows == 0:
+        raise DecodeError(f"{path}: {num_frames} frame(s), too short for a flow (frame step "
+                          f"{step})")
+    indices = sampler(VideoExtent(num_frames, num_flows, step), rng)
+    video = decoder.decode(path, indices.frames.reshape(-1) if RGB in modality else (),
+                           indices.flows.reshape(-1) if flow else ())
+    item = read_item(video, indices, modality, label=label, transform=transform, rng=rng,
+                     quantized_flow=quantized_flow)
+    return item, video
+
+
+def _read(video: VideoArrays, indices: FrameIndices, modality: str,
+          quantized_flow: bool) -> Sample:
+    """The sample's arrays: rgb (K*T, H, W, 3); flow (K, L, H, W, 2) for segments, or
+    (K*T, 1, H, W, 2) for clips (each clip frame is a stack of one flow)."""
+    sample: Sample = {}
+    if RGB in modality:
+        sample[RGB] = video.frames[indices.frames.reshape(-1)]
+    if FLOW in modality:
+        data = _read_flows(video, indices.flows.reshape(-1), sample, quantized_flow)
+        shape = (-1, 1) if indices.clips else indices.flows.shape
+        sample[FLOW] = data.reshape(*shape, *data.shape[1:])
+    return sample
+
+
+def _read_flows(video: VideoArrays, positions: np.ndarray, sample: Sample,
+                quantized_flow: bool) -> np.ndarray:
+    """Flows at ``positions`` in pixels, or as stored uint8 steps with ``quantized_flow``
+    (then ``sample["flow_bound"]`` is set)."""
+    if not quantized_flow:
+        return video.flows[positions]
+    bound = video.flow_bound
+    if bound is None:
+        raise ConfigError(f"video {video.video_id!r} stores float16 flow, which has no "
+                          "quantised form; use quantized_flow=False")
+    sample[FLOW_BOUND] = bound
+    return video.flows.quantized(positions)
 
 
 def _planar(images: np.ndarray) -> np.ndarray:

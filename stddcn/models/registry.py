@@ -16,6 +16,7 @@ from torch import nn
 from stddcn.errors import ModelError
 from stddcn.models.base import ActionModel
 from stddcn.config import ModelConfig
+from stddcn.models.cross import check_connections
 
 ModelFactory = Callable[[ModelConfig], ActionModel]
 ArchFactory = Callable[..., nn.Module]
@@ -116,6 +117,7 @@ def check_config(config: ModelConfig) -> None:
                          f"{config.fusion_weights!r}")
     if config.arch is not None and config.arch not in _ARCHS:
         raise ModelError(f"unknown arch {config.arch!r}; valid archs: {_listing(list_archs())}")
+    check_connections(config.connections, config.connect_blocks)
 
 
 def create_model(config_or_name: ModelConfig | str, **overrides: Any) -> ActionModel:

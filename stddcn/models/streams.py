@@ -118,3 +118,10 @@ def rgb3d(config: ModelConfig) -> StreamModel:
 def flow3d(config: ModelConfig) -> StreamModel:
     """Flow clips (B, V, 2, T, H, W), one (x, y) flow per time step, 3D backbone."""
     return build_stream(config, "flow", "clips")
+
+
+@register_model("d3d")
+def d3d(config: ModelConfig) -> StreamModel:
+    """D3D's student: a 3D CNN on RGB clips (as rgb3d); the distillation from a frozen flow3d
+    teacher is in its training (stddcn.losses.TeacherDistillation), so tests need RGB only."""
+    return build_stream(config, "rgb", "clips")

@@ -69,3 +69,11 @@ def two_stream(config: ModelConfig) -> TwoStream:
     streams = {modality: build_stream(config, modality, "segments")
                for modality in ("rgb", "flow")}
     return TwoStream(streams, config.fusion_weights)
+
+
+@register_model("two-stream3d")
+def two_stream3d(config: ModelConfig) -> TwoStream:
+    """``rgb3d`` and ``flow3d`` from the same settings, fused late (the baseline of D3D)."""
+    streams = {modality: build_stream(config, modality, "clips")
+               for modality in ("rgb", "flow")}
+    return TwoStream(streams, config.fusion_weights)
