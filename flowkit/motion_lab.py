@@ -55,7 +55,8 @@ import numpy as np
 from flowkit.errors import ConfigError, FlowkitError
 from flowkit.manifest import write_text_atomic
 from flowkit.sprites import Sprite, composite, sprite_texture
-from flowkit.synth import CODECS, check_codec, check_fps, check_size, moving_texture, write_video
+from flowkit.synth import (CODECS, check_codec, check_fps, check_integers, check_size,
+                           moving_texture, write_video)
 
 SLOW, FAST = (1.0, 1.5), (3.0, 4.0)  # px/frame
 ANGULAR = (5.0, 10.0)                # degrees/frame
@@ -127,10 +128,8 @@ class MotionLabConfig:
     codec: str = "ffv1"
 
     def __post_init__(self) -> None:
-        for name in ("num_classes", "videos_per_class", "num_frames", "width", "height", "seed"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-                raise ConfigError(f"{name} must be an integer, got {value!r}")
+        check_integers(self, ("num_classes", "videos_per_class", "num_frames", "width",
+                              "height", "seed"))
         if not 2 <= self.num_classes <= len(VOCABULARY):
             raise ConfigError(f"the number of classes must be 2 to {len(VOCABULARY)}, got "
                               f"{self.num_classes}; classes in order: "

@@ -71,6 +71,14 @@ _TEXTURE_SIGMA = 2.0  # px: Gaussian blur of the noise; leaves 1e-9 of the energ
 _CONTRAST = 45.0  # grey levels per standard deviation of the texture, around 128
 
 
+def check_integers(config: object, names: tuple[str, ...]) -> None:
+    """Raise ConfigError unless each field ``names`` of ``config`` is an integer (not a bool)."""
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+
+
 def check_codec(codec: str) -> None:
     if codec not in CODECS:
         raise ConfigError(f"unknown codec {codec!r}; choose one of {sorted(CODECS)}")
@@ -119,10 +127,7 @@ class SynthConfig:
     codec: str = "libx264"
 
     def __post_init__(self) -> None:
-        for name in ("num_videos", "num_frames", "width", "height", "seed"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-                raise ConfigError(f"{name} must be an integer, got {value!r}")
+        check_integers(self, ("num_videos", "num_frames", "width", "height", "seed"))
         if self.num_videos < 1 or self.num_frames < 1:
             raise ConfigError(
                 f"num_videos and num_frames must be >= 1, got {self.num_videos}, {self.num_frames}"

@@ -127,13 +127,20 @@ def dataset(settings: DataConfig, inputs: Inputs, labels: Labels, *, train: bool
     then the workers normalise and items are float32.
     """
     flow = "flow" in inputs.modalities
-    in_workers = not settings.device_normalize or (flow and not _stores_quantized_flow(
-        settings.root))
+    in_workers = normalize_in_workers(settings, flow,
+                                      not flow or _stores_quantized_flow(settings.root))
     sampler, transform = sampling(settings, inputs, train=train, protocol=protocol,
                                   normalize=in_workers)
     return ShardDataset(settings.root, inputs.modality, sampler, split=labels.videos,
                         transform=transform, seed=seed, skip_missing=settings.skip_missing,
                         quantized_flow=flow and not in_workers)
+
+
+def normalize_in_workers(settings: DataConfig, reads_flow: bool, quantized_flow: bool) -> bool:
+    """Whether items are normalised in the DataLoader workers (float32) rather than left uint8
+    for :func:`model_inputs` to normalise on the device: when ``settings`` asks for it, or when
+    flow is read but not stored quantised (float16 has no uint8 form)."""
+    return not settings.device_normalize or (reads_flow and not quantized_flow)
 
 
 def sampling(settings: DataConfig, inputs: Inputs, *, train: bool,

@@ -19,7 +19,7 @@ from stddcn import checkpoint, data, distributed, report
 from stddcn.distributed import Context
 from stddcn.metrics import Accuracy, accuracy
 from stddcn.models import ActionModel
-from stddcn.precision import autocast
+from stddcn.precision import autocast, inference_precision
 
 
 @dataclass
@@ -102,7 +102,9 @@ def evaluate_run(run_or_checkpoint: Path | str, data_root: str, split: str | Non
                                seed=config.seed)
         loader = data.loader(dataset, context, batch_size * context.world_size, workers,
                              train=False)
-        result = predict(model, loader, inputs, context, precision or config.precision, head)
+        result = predict(model, loader, inputs, context,
+                         inference_precision(precision or config.precision, context.device),
+                         head)
         out = Path(out_dir) if out_dir else path.parent
         metrics = result.accuracy()
         csv_path, png_path = out / "predictions.csv", out / "confusion.png"

@@ -31,3 +31,9 @@ def autocast(precision: str, device: str) -> ContextManager:
 def grad_scaler(precision: str, device: str) -> torch.amp.GradScaler:
     """Dynamic loss scaling for fp16 (gradients would underflow); a no-op otherwise."""
     return torch.amp.GradScaler(torch.device(device).type, enabled=precision == "fp16")
+
+
+def inference_precision(precision: str, device: str) -> str:
+    """The precision to score with: a run's own, except that fp16 (CUDA only) becomes fp32 on
+    other devices, so a run trained in fp16 can be tested anywhere."""
+    return "fp32" if precision == "fp16" and not device.startswith("cuda") else precision

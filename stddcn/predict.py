@@ -26,7 +26,7 @@ from flowkit.errors import ConfigError, FlowkitError
 from stddcn import checkpoint, data, distributed
 from stddcn.config import TrainConfig
 from stddcn.models import ActionModel
-from stddcn.precision import autocast
+from stddcn.precision import autocast, inference_precision
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def predict_videos(run_or_checkpoint: Path | str, videos: Sequence[Path | str],
         inputs = data.Inputs.of(model)
         reader = _Reader.of(config, inputs, protocol, extract_config, context.device)
         scorer = _Scorer(model, inputs, context.device,
-                         _precision(precision or config.precision, context.device), head)
+                         inference_precision(precision or config.precision, context.device), head)
         results: list[VideoPrediction] = []
         pending: list[tuple[VideoPrediction, dict]] = []
         for video in videos:
@@ -142,10 +142,8 @@ class _Reader:
         decoder = VideoDecoder(settings, device)
         if flow:  # a backend that cannot run here is the run's error, not every video's
             decoder.flow_backend()
-        # as stddcn.data.dataset: items stay uint8 for model_inputs, unless the run normalised
-        # in its workers or the shards store float16 flow (no uint8 form)
-        in_workers = (not config.data.device_normalize
-                      or (flow and settings.storage.flow_dtype == "float16"))
+        in_workers = data.normalize_in_workers(config.data, flow,
+                                               settings.storage.flow_dtype != "float16")
         sampler, transform = data.sampling(config.data, inputs, train=False,
                                            protocol=protocol, normalize=in_workers)
         return cls(decoder, sampler, transform, inputs.modality, flow and not in_workers)
@@ -153,11 +151,6 @@ class _Reader:
     def __call__(self, video: Path | str) -> tuple[dict, DecodedVideo]:
         return video_file_item(video, self.decoder, self.sampler, self.modality,
                                transform=self.transform, quantized_flow=self.quantized_flow)
-
-
-def _precision(precision: str, device: str) -> str:
-    """fp16 autocast is for CUDA: a run trained in fp16 scores in fp32 elsewhere."""
-    return "fp32" if precision == "fp16" and not device.startswith("cuda") else precision
 
 
 def _error_text(exc: BaseException, video: Path | str) -> str:

@@ -33,6 +33,7 @@ from stddcn.optim import create_optimizer, learning_rate, set_learning_rate
 from stddcn.precision import autocast, check_precision, grad_scaler
 from stddcn.runlog import RunLog
 
+
 @dataclass
 class TrainResult:
     """Where a run is and how it ended."""

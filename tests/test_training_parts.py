@@ -92,3 +92,12 @@ def test_damaged_and_foreign_checkpoints_are_named(tmp_path):
                           ("none.pt", "no such checkpoint file")):
         with pytest.raises(CheckpointError, match=f"{name}: {message}"):
             checkpoint.load(tmp_path / name)
+
+
+def test_a_run_trained_in_fp16_is_tested_in_fp32_off_cuda():
+    """eval and predict share one rule: fp16 autocast is CUDA's; elsewhere a run scores in fp32,
+    other precisions stay as trained."""
+    from stddcn.precision import inference_precision
+    assert inference_precision("fp16", "cpu") == "fp32"
+    assert inference_precision("fp16", "cuda:0") == "fp16"
+    assert inference_precision("bf16", "cpu") == "bf16"
