@@ -37,7 +37,8 @@ Writes predictions.csv, confusion.png and eval.json beside the checkpoint (or in
               help="DataLoader worker processes.")
 @click.option("--device", help="cpu, cuda or cuda:N [default: cuda when available].")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]),
-              help="Arithmetic [default: the run's training precision].")
+              help="Arithmetic [default: the run's training precision; fp16 runs score in "
+                   "fp32 off CUDA].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for predictions.csv, confusion.png and eval.json [default: the "
                    "checkpoint's folder].")
