@@ -59,14 +59,27 @@ def collect_videos(inputs: Sequence[Path | str], extensions: Iterable[str] = VID
 
 
 def _walk_folder(root: Path, extensions: tuple[str, ...]) -> list[VideoSource]:
+    """Videos under ``root``, following folder links but entering each real folder once
+    (a link to an ancestor would otherwise list every video again at each depth)."""
     found = []
+    entered: set[tuple[int, int]] = set()
     for folder, subfolders, files in os.walk(root, followlinks=True):
+        identity = _folder_identity(folder)
+        if identity in entered:
+            subfolders.clear()
+            continue
+        entered.add(identity)
         subfolders.sort()
         for name in files:
             if name.rsplit(".", 1)[-1].lower() in extensions and "." in name:
                 path = Path(folder, name)
                 found.append(VideoSource(path.relative_to(root).as_posix(), path.resolve()))
     return sorted(found, key=lambda video: video.video_id)
+
+
+def _folder_identity(folder: str) -> tuple[int, int]:
+    status = os.stat(folder)
+    return status.st_dev, status.st_ino
 
 
 def read_list_file(path: Path, root: Path | str | None = None) -> list[VideoSource]:

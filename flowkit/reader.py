@@ -46,7 +46,11 @@ class ArrayView:
         """``decode`` the rows at ``index``; an int index drops the leading axis, as numpy does."""
         dataset = self._dataset()
         if dataset is None:
-            raise ShardError(f"video {self._video.video_id!r} stores no {self._name} data")
+            self._positions(index)  # IndexError for any int index: there are no items
+            empty = self._empty()
+            if empty is None:
+                raise ShardError(f"video {self._video.video_id!r} stores no {self._name} data")
+            return empty
         data = decode(dataset, self._positions(index))
         return data[0] if isinstance(index, (int, np.integer)) else data
 
@@ -65,6 +69,10 @@ class ArrayView:
 
     def _decode(self, dataset: h5py.Dataset, positions: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def _empty(self) -> np.ndarray | None:
+        """What a video with no dataset of this kind reads as; None: it stores no such data."""
+        return None
 
 
 class FrameView(ArrayView):
@@ -123,6 +131,12 @@ class FlowView(ArrayView):
                                  f"{x.shape} / {y.shape}, its attributes say {(height, width)}")
             cv2.merge([x, y], out[row])  # interleaves u, v faster than two strided copies
         return out
+
+    def _empty(self) -> np.ndarray | None:
+        """A one-frame video of a shard with flow has no flow dataset: zero flows, not none."""
+        if not self._video.has_flows:
+            return None
+        return np.empty((0, *self._video._size(), 2), dtype=np.float32)
 
     def quantized(self, index: Index) -> np.ndarray:
         """The values at ``index`` as stored: uint8 (also for jpeg, decoded) or float16."""
@@ -202,16 +216,24 @@ class Video:
 
     @property
     def has_flows(self) -> bool:
-        """Whether a flow dataset is stored (not with ``--flow none``)."""
-        return self._dataset("flow") is not None
+        """Whether flow was extracted (not ``--flow none``); a one-frame video has flow, with
+        zero items."""
+        return (self._dataset("flow") is not None
+                or self._shard().get("flow_backend", "none") != "none")
 
     @property
     def flow_bound(self) -> float | None:
         """Bound B of quantised flow (uint8 or jpeg storage: pixels = q * 2B / 255 - B), or None
         for float16 storage and for videos stored without flow."""
-        if not self.has_flows or self._stored_attr("flow", "dtype") == "float16":
+        shard = self._shard()
+        if not self.has_flows or self._stored_attr("flow", "dtype",
+                                                   shard.get("flow_dtype")) == "float16":
             return None
-        return float(self._stored_attr("flow", "bound"))
+        return float(self._stored_attr("flow", "bound", shard.get("bound")))
+
+    def _shard(self) -> dict[str, Any]:
+        """Root attributes of this video's shard (read once per reader)."""
+        return self._reader.shard_attrs(self.entry.shard)
 
     @property
     def flow_step(self) -> int:
