@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from flowkit.interop import LAYOUTS, export_rawframes, import_rawframes
+from flowkit.interop import (FLOW_LIST_NAME, LAYOUTS, LIST_NAME, export_rawframes,
+                             import_rawframes)
 
 _LAYOUT_HELP = ("File naming: mmaction2 = img_00001.jpg, x_00001.jpg, y_00001.jpg (1-based); "
                 "denseflow = img_00000.jpg, flow_x_00000.jpg, flow_y_00000.jpg (0-based).")
@@ -19,7 +20,9 @@ Examples:
 
 \b
 Writes one folder per video (its id without extension), rawframes_list.txt
-("video_dir num_frames label", label -1 when unknown) and flowkit_export.json
+("video_dir num_frames label", label -1 when unknown) for RGB pipelines,
+rawframes_list_flow.txt (the same with the number of flows, one fewer) for
+MMAction2's Flow pipelines (it reads x/y files 1..total_frames), and flowkit_export.json
 (layout, bound, flow step: what an import needs to round-trip). JPEG-stored RGB
 and flow are written byte for byte; other flow becomes grayscale JPEG at quality 95.
 """
@@ -53,9 +56,11 @@ def export_command(folder: Path, out_dir: Path, layout: str, video_ids: tuple[st
     """Write an output folder's videos as MMAction2 / denseflow rawframe folders."""
     export_rawframes(folder, out_dir, layout, list(video_ids) or None,
                      jpeg_quality=jpeg_quality, overwrite=overwrite)
-    lines = (out_dir / "rawframes_list.txt").read_text().splitlines()
-    click.echo(f"{out_dir}: {len(lines)} videos in {layout} layout; list in "
-               f"{out_dir / 'rawframes_list.txt'}")
+    lines = (out_dir / LIST_NAME).read_text().splitlines()
+    lists = f"RGB list {out_dir / LIST_NAME}"
+    if (out_dir / FLOW_LIST_NAME).exists():
+        lists += f", flow list {out_dir / FLOW_LIST_NAME}"
+    click.echo(f"{out_dir}: {len(lines)} videos in {layout} layout; {lists}")
 
 
 @click.command("import", epilog=IMPORT_EXAMPLES)

@@ -73,6 +73,70 @@ def test_mmaction2_export_names_are_1_based_with_a_list(jpeg_shards, tmp_path):
     assert info["videos"]["right/right_0"] == "right/right_0.mkv"
 
 
+def _mmaction2_frame_indices(total: int, clip_len: int, num_clips: int, interval: int,
+                             test_mode: bool, rng: np.random.Generator) -> np.ndarray:
+    """The 1-based file indices MMAction2 1.2's SampleFrames (out_of_bound_opt "loop",
+    keep_tail_frames False) gives RawFrameDecode for a list entry of ``total`` frames."""
+    if test_mode:
+        span = (clip_len - 1) * interval + 1
+        max_offset = max(total - span, 0)
+        offsets = (np.round(np.arange(num_clips) * max_offset / (num_clips - 1)).astype(int)
+                   if num_clips > 1 else np.array([max_offset // 2]))
+    else:
+        span = clip_len * interval
+        average = (total - span + 1) // num_clips
+        if average > 0:
+            offsets = np.arange(num_clips) * average + rng.integers(average, size=num_clips)
+        elif total > max(num_clips, span):
+            offsets = np.sort(rng.integers(total - span + 1, size=num_clips))
+        elif average == 0:
+            offsets = np.around(np.arange(num_clips) * (total - span + 1.0) / num_clips)
+        else:
+            offsets = np.zeros(num_clips, dtype=int)
+    indices = offsets[:, None] + np.arange(clip_len)[None, :] * interval
+    return np.mod(indices, total).astype(int).reshape(-1) + 1  # RawframeDataset start_index 1
+
+
+# (clip_len, num_clips, frame_interval, test_mode) of the TSN and I3D configs MMAction2 ships.
+_MMACTION2_PIPELINES = [(1, 3, 1, False), (1, 25, 1, True), (5, 3, 1, False), (5, 3, 1, True),
+                        (5, 25, 1, True), (32, 1, 2, False), (32, 10, 2, True)]
+
+
+@pytest.mark.parametrize("pipeline", _MMACTION2_PIPELINES)
+def test_mmaction2_sampling_finds_every_file_with_the_lists_we_export(jpeg_shards, tmp_path,
+                                                                      pipeline):
+    """RGB pipelines read img_ files by rawframes_list.txt, Flow pipelines x_/y_ files by
+    rawframes_list_flow.txt; every index MMAction2 can draw names a file that is there. With the
+    frame count (the old single list) the Flow test pipeline asked for a file one past the end."""
+    out = export_rawframes(jpeg_shards, tmp_path / "mm", "mmaction2")
+    clip_len, num_clips, interval, test_mode = pipeline
+    rng = np.random.default_rng(0)
+    for list_name, prefixes in (("rawframes_list.txt", ["img_"]),
+                                ("rawframes_list_flow.txt", ["x_", "y_"])):
+        for line in (out / list_name).read_text().splitlines():
+            folder, total, _ = line.split()
+            for _ in range(1 if test_mode else 20):
+                for index in _mmaction2_frame_indices(int(total), clip_len, num_clips, interval,
+                                                      test_mode, rng):
+                    for prefix in prefixes:
+                        assert (out / folder / f"{prefix}{index:05d}.jpg").is_file()
+    frames_as_total = _mmaction2_frame_indices(5, 5, 3, 1, True, rng)
+    assert not all((out / "up" / "up_3" / f"x_{i:05d}.jpg").is_file() for i in frames_as_total)
+
+
+def test_flow_list_counts_flows_and_is_absent_without_flow(jpeg_shards, tiny_videos, tmp_path):
+    out = export_rawframes(jpeg_shards, tmp_path / "mm", "mmaction2")
+    lines = (out / "rawframes_list_flow.txt").read_text().splitlines()
+    assert lines == [f"{vid.rsplit('.', 1)[0]} 4 {label}" for label, vid in enumerate(IDS)]
+    rgb_only = tmp_path / "rgb_only"
+    extract(collect_videos([tiny_videos / "labels.txt"]), rgb_only,
+            ExtractConfig(decode=DecodeConfig(short_side=None), flow="none"), workers=1,
+            progress=False)
+    out = export_rawframes(rgb_only, tmp_path / "rgb_frames", "mmaction2")
+    assert (out / "rawframes_list.txt").is_file()
+    assert not (out / "rawframes_list_flow.txt").exists()
+
+
 def test_denseflow_export_names_are_0_based_and_bytes_are_stored_ones(jpeg_shards, tmp_path):
     """denseflow: img_00000.., flow_x_00000..; files are the stored JPEG bytes exactly."""
     out = export_rawframes(jpeg_shards, tmp_path / "df", "denseflow", videos=["up/up_3.mkv"])

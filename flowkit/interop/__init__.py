@@ -7,6 +7,7 @@ A rawframe folder holds one video as JPEG files, one folder per video::
         img_00001.jpg ...               RGB frame 0             denseflow: img_00000.jpg
         x_00001.jpg, y_00001.jpg ...    u, v of flow 0 (gray)   denseflow: flow_x_00000.jpg, ...
       rawframes_list.txt                "video_dir num_frames label" per video (label -1: unknown)
+      rawframes_list_flow.txt           "video_dir num_flows label": the list for Flow pipelines
       flowkit_export.json               layout, bound, flow step, source settings, folder -> id
 
 mmaction2 names are 1-based, denseflow names 0-based; flowkit indices stay 0-based.
@@ -24,6 +25,7 @@ export followed by an import gives back bit-identical JPEG data.
 from flowkit.interop.export import export_rawframes
 from flowkit.interop.layouts import (
                                      EXPORT_INFO_NAME,
+                                     FLOW_LIST_NAME,
                                      IMPORTED_BACKEND,
                                      LAYOUTS,
                                      LIST_NAME,
@@ -33,5 +35,5 @@ from flowkit.interop.layouts import (
 )
 from flowkit.interop.pack import ImportReport, import_rawframes
 
-__all__ = ["EXPORT_INFO_NAME", "IMPORTED_BACKEND", "LAYOUTS", "LIST_NAME", "ImportReport",
+__all__ = ["EXPORT_INFO_NAME", "FLOW_LIST_NAME", "IMPORTED_BACKEND", "LAYOUTS", "LIST_NAME", "ImportReport",
            "RawframeLayout", "export_rawframes", "get_layout", "import_rawframes", "video_folder"]

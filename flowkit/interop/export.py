@@ -12,6 +12,7 @@ from flowkit.codec import encode_jpeg, quantize_flow
 from flowkit.errors import ConfigError, InputError
 from flowkit.interop.layouts import (
     EXPORT_INFO_NAME,
+    FLOW_LIST_NAME,
     LIST_NAME,
     RawframeLayout,
     get_layout,
@@ -31,9 +32,11 @@ def export_rawframes(root: Path | str, out_dir: Path | str, layout: str = "mmact
 
     RGB stored as JPEG and flow stored as JPEG are written byte for byte; raw RGB is encoded at
     ``jpeg_quality``; uint8 flow planes (and float16 flow, quantised with the stored bound) are
-    encoded as grayscale JPEG at quality 95. Also writes ``rawframes_list.txt`` (MMAction2's
-    annotation list: ``video_dir num_frames label``, label -1 when unknown) and
-    ``flowkit_export.json``.
+    encoded as grayscale JPEG at quality 95. Also writes ``flowkit_export.json`` and MMAction2's
+    annotation lists (``video_dir total_frames label``, label -1 when unknown):
+    ``rawframes_list.txt`` counts frames, for RGB pipelines; ``rawframes_list_flow.txt`` (when
+    the shards hold flow) counts flows, one fewer, for Flow pipelines: MMAction2 reads flow
+    files 1..total_frames, so a list counting frames sends it to a file that is not there.
 
     Args:
         videos: ids to export (default: every video stored ok).
@@ -60,16 +63,20 @@ def export_rawframes(root: Path | str, out_dir: Path | str, layout: str = "mmact
         if ids:
             shard_info = reader.shard_attrs(reader[ids[0]].entry.shard)
         out_dir.mkdir(parents=True, exist_ok=True)
-        lines = []
+        lines, flow_lines = [], []
         for video_id, folder in folders.items():
             video = reader[video_id]
             target = out_dir / folder
             _prepare_folder(target, spec, overwrite)
             _export_video(video, reader.shard_attrs(video.entry.shard), target, spec,
                           jpeg_quality)
-            label = video.entry.label
-            lines.append(f"{folder} {video.entry.num_frames} {-1 if label is None else label}\n")
+            label = -1 if video.entry.label is None else video.entry.label
+            lines.append(f"{folder} {video.entry.num_frames} {label}\n")
+            if video.has_flows:
+                flow_lines.append(f"{folder} {video.entry.num_flows} {label}\n")
     write_text_atomic(out_dir / LIST_NAME, "".join(lines))
+    if flow_lines:
+        write_text_atomic(out_dir / FLOW_LIST_NAME, "".join(flow_lines))
     info = _export_info(root, spec, shard_info, jpeg_quality, folders)
     write_text_atomic(out_dir / EXPORT_INFO_NAME, json.dumps(info, indent=1) + "\n")
     return out_dir

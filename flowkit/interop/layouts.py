@@ -9,7 +9,8 @@ from pathlib import PurePosixPath
 from flowkit.errors import ConfigError
 
 LAYOUTS = ("mmaction2", "denseflow")
-LIST_NAME = "rawframes_list.txt"
+LIST_NAME = "rawframes_list.txt"            # "video_dir num_frames label": RGB pipelines
+FLOW_LIST_NAME = "rawframes_list_flow.txt"  # "video_dir num_flows label": Flow pipelines
 EXPORT_INFO_NAME = "flowkit_export.json"
 IMPORTED_BACKEND = "imported"   # flow_backend of shards packed from rawframe folders
 
