@@ -9,10 +9,11 @@ import click
 from flowkit.cli.options import (flow_config_from_options, flow_methods_help,
                                  flow_parameter_options, parse_devices, parse_size,
                                  precision_option)
-from flowkit.config import ExtractConfig
+from flowkit.config import DECODE_ERROR_CHOICES, ExtractConfig
 from flowkit.extract import extract
 from flowkit.flow import list_backends
 from flowkit.inputs import VIDEO_EXTENSIONS, collect_videos
+from flowkit.partitions import check_partition, select_partition
 from flowkit.shards import COMPRESSIONS, FLOW_DTYPES, RGB_FORMATS, StorageConfig
 from flowkit.video import DecodeConfig
 
@@ -24,6 +25,8 @@ Examples:
   flowkit extract clips/ --out out --tvl1-nscales 3 --bound 15 --short-side 0
   flowkit extract UCF101/ --out ucf101_raft --flow raft --raft-weights raft-things.pth \\
       --devices 0,1 --batch-size 32 --precision bf16
+  flowkit extract UCF101/ --out part3 --num-partitions 8 --partition 3   # one job of 8
+  flowkit merge ucf101_tvl1 part0 part1 part2 part3 part4 part5 part6 part7
 
 \b
 Rerunning the same command resumes: videos the manifest holds as done are skipped.
@@ -80,6 +83,17 @@ folder locked; 3 the run could not go on.
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Frame pairs per flow backend call (one forward pass for the PyTorch methods).")
 @precision_option
+@click.option("--on-decode-error", type=click.Choice(DECODE_ERROR_CHOICES), default="fail",
+              show_default=True,
+              help="A video that fails to decode part-way or is truncated (ends clearly short of "
+                   "its container's duration): fail records it as failed; keep stores the frames "
+                   "before the error as ok, with a warning in the manifest. Must match on resume.")
+@click.option("--num-partitions", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Split the videos into this many partitions by a stable hash of their ids "
+                   "(for job arrays); this run extracts only --partition. Join the folders "
+                   "with flowkit merge.")
+@click.option("--partition", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Which partition this run extracts, 0-based, below --num-partitions.")
 @click.option("--overwrite", is_flag=True, help="Delete earlier flowkit output in --out first.")
 @click.option("--retry-failed", is_flag=True, help="Try the videos that failed before again.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary.")
@@ -90,12 +104,13 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
                     jpeg_quality: int, compression: str, gzip_level: int,
                     videos_per_shard: int | None, workers: int | None, threads: int | None,
                     device: str, devices: tuple[str, ...], batch_size: int, precision: str,
-                    overwrite: bool, retry_failed: bool, quiet: bool, **flow_params: object) -> None:
+                    on_decode_error: str, num_partitions: int, partition: int, overwrite: bool, retry_failed: bool, quiet: bool, **flow_params: object) -> None:
     """Decode videos and write RGB frames and optical flow into HDF5 shards.
 
     INPUTS are video files, folders (searched recursively) or list files (.txt: one path
     per line, optionally followed by an integer label, as UCF101's trainlist01.txt).
     """
+    check_partition(num_partitions, partition)
     config = ExtractConfig(
         decode=DecodeConfig(short_side=short_side or None, size=size, fps=fps),
         flow=flow_method,
@@ -103,10 +118,15 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
         flow_step=step,
         storage=StorageConfig(rgb=rgb_format, jpeg_quality=jpeg_quality, flow_dtype=flow_dtype,
                               bound=bound, compression=compression, gzip_level=gzip_level),
-        device=device, devices=devices, batch_size=batch_size)
+        device=device, devices=devices, batch_size=batch_size, on_decode_error=on_decode_error)
     sources = collect_videos(inputs, extensions=ext.split(","), list_root=list_root)
     if not sources:
         raise click.UsageError(f"no videos with extensions {ext} found in the inputs")
+    if num_partitions > 1:
+        total = len(sources)
+        sources = select_partition(sources, num_partitions, partition)
+        click.echo(f"partition {partition} of {num_partitions}: {len(sources)} of {total} videos",
+                   err=True)
     report = extract(sources, out_dir, config, workers=workers, threads=threads,
                      videos_per_shard=videos_per_shard,
                      overwrite=overwrite, retry_failed=retry_failed, progress=not quiet)
@@ -114,6 +134,9 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
     click.echo(f"{report.out_dir}: {report.total} videos, {report.ok} ok, {len(report.failed)} "
                f"failed; this run: {report.processed} videos, {report.frames} frames in "
                f"{report.seconds:.1f} s ({rate:.1f} frames/s), {report.skipped} already done")
+    for entry in report.warned:
+        click.echo(f"kept with a warning: {entry.video_id}: {entry.num_frames} frames; "
+                   f"{entry.warning}")
     for entry in report.failed:
         click.echo(f"failed: {entry.video_id}: {entry.error}")
     if not report.all_ok:

@@ -62,12 +62,13 @@ def _register() -> None:
     from flowkit.cli.flow import flow_command
     from flowkit.cli.inspect import info_command, verify_command, view_command
     from flowkit.cli.interop import export_command, import_command
+    from flowkit.cli.merge import merge_command
     from flowkit.cli.evaluate import eval_command
     from flowkit.cli.predict import predict_command
     from flowkit.cli.synth import synth_command
     from flowkit.cli.train import train_command
 
-    for command in (synth_command, extract_command, info_command, verify_command,
+    for command in (synth_command, extract_command, merge_command, info_command, verify_command,
                     view_command, flow_command, export_command, import_command,
                     train_command, eval_command, predict_command):
         main.add_command(command)

@@ -14,6 +14,11 @@ from flowkit.video import DecodeConfig
 
 CONFIG_NAME = "extract_config.json"
 NO_FLOW = "none"
+DECODE_ERROR_CHOICES = ("fail", "keep")  # what ExtractConfig.on_decode_error may be
+RUN_SETTINGS = ("device", "devices", "batch_size")  # where and how fast, not what is stored
+# Output settings added after the first release, with the value that gives the old behaviour:
+# a folder whose saved config lacks one was made with that value and resumes with it.
+_LATER_OUTPUT_DEFAULTS = {"on_decode_error": "fail"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +28,12 @@ class ExtractConfig:
     ``flow_params`` is the backend's own config dataclass (e.g. TVL1Config); None means the
     backend's defaults. ``device``, ``devices`` (several GPUs, one worker process each; overrides
     ``device``) and ``batch_size`` decide where and how fast flow is computed, not what.
+
+    ``on_decode_error`` is what becomes of a video whose decoding fails part-way or that is
+    truncated: "fail" records it as failed, "keep" stores the frames decoded before the error
+    (and the flows between them) as ok with a warning. It decides what is stored, so it is an
+    output setting: a resumed run must use the same value, or the folder would hold truncated
+    videos under one rule and failures under the other.
     """
 
     decode: DecodeConfig = DecodeConfig()
@@ -33,6 +44,7 @@ class ExtractConfig:
     device: str = "cpu"
     devices: tuple[str, ...] = ()
     batch_size: int = 8
+    on_decode_error: str = "fail"
 
     def __post_init__(self) -> None:
         if self.flow != NO_FLOW and self.flow_params is None:
@@ -44,6 +56,9 @@ class ExtractConfig:
         object.__setattr__(self, "devices", tuple(self.devices))
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.on_decode_error not in DECODE_ERROR_CHOICES:
+            raise ConfigError(f"on_decode_error must be one of {', '.join(DECODE_ERROR_CHOICES)}, "
+                              f"got {self.on_decode_error!r}")
 
     def run_devices(self) -> list[str]:
         """The devices flow runs on: ``devices`` when given, else ``device``."""
@@ -78,4 +93,5 @@ def saved_output_settings(path: Path) -> dict[str, Any]:
 
 
 def _output_part(settings: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in settings.items() if key not in ("device", "devices", "batch_size")}
+    settings = {**_LATER_OUTPUT_DEFAULTS, **settings}
+    return {key: value for key, value in settings.items() if key not in RUN_SETTINGS}

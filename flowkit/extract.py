@@ -50,6 +50,7 @@ class ExtractReport:
     total: int
     ok: int
     failed: list[ManifestEntry]
+    warned: list[ManifestEntry]  # stored ok, but cut short by a decode error (kept)
     skipped: int           # videos already done before this run
     processed: int         # videos this run worked on
     frames: int            # frames this run decoded
@@ -122,7 +123,7 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
             bar.close()
     return ExtractReport(
         out_dir=out_dir, total=len(manifest), ok=len(manifest.with_status(OK)),
-        failed=manifest.with_status(FAILED), skipped=len(manifest) - processed,
+        failed=manifest.with_status(FAILED), warned=manifest.with_warning(), skipped=len(manifest) - processed,
         processed=processed, frames=frames, seconds=time.perf_counter() - started)
 
 
@@ -149,18 +150,19 @@ def _check_or_save_config(out_dir: Path, config: ExtractConfig) -> None:
     if path.exists():
         previous = saved_output_settings(path)
         if previous != config.output_settings():
-            changed = _differences(previous, config.output_settings())
+            changed = setting_differences(previous, config.output_settings())
             raise ConfigError(f"{out_dir} holds output made with other settings ({changed}); "
                               "rerun with the same options to resume, or use --overwrite")
     config.save(path)
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:
+def setting_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:
+    """The settings that differ, as "key: old -> new" (nested keys dotted), comma-separated."""
     changes = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            inner = _differences(a, b, f"{prefix}{key}.")
+            inner = setting_differences(a, b, f"{prefix}{key}.")
             changes.extend([inner] if inner else [])
         elif a != b:
             changes.append(f"{prefix}{key}: {a} -> {b}")
@@ -198,7 +200,7 @@ def assign_new_shards(manifest: Manifest, entries: list[ManifestEntry],
     for position, entry in enumerate(entries):
         manifest.put(dataclasses.replace(
             entry, shard=SHARD_PATTERN.format(first + position // per_shard), status=PENDING,
-            num_frames=None, num_flows=None, error=None))
+            num_frames=None, num_flows=None, error=None, warning=None))
 
 
 def _needs_work(manifest: Manifest, out_dir: Path, shard: str) -> bool:
@@ -303,7 +305,8 @@ def extract_shard(path: Path, entries: Sequence[ManifestEntry], config: ExtractC
 
     Flow runs on ``device`` (default: ``config.device``). A video that fails (bad file, decode
     error, backend error) is left out of the shard and returned as failed with its error; the
-    others are unaffected.
+    others are unaffected. Under ``config.on_decode_error == "keep"`` a decode error after at
+    least one frame keeps the frames before it: the video is ok, with the error as its warning.
     """
     on_progress = on_progress or (lambda videos, frames: None)
     backend = None if config.flow == NO_FLOW else get_backend(
@@ -316,13 +319,14 @@ def extract_shard(path: Path, entries: Sequence[ManifestEntry], config: ExtractC
                           "backend": config.flow}
             try:
                 with shard.video(entry.video_id, flow_attrs) as video:
-                    extract_video(Path(entry.source), entry.label, config, backend, video,
-                                  lambda frames: on_progress(0, frames))
-                done.append(dataclasses.replace(entry, status=OK, num_frames=video.num_frames,
-                                                num_flows=video.num_flows, error=None))
+                    kept = extract_video(Path(entry.source), entry.label, config, backend, video,
+                                         lambda frames: on_progress(0, frames))
+                done.append(dataclasses.replace(
+                    entry, status=OK, num_frames=video.num_frames, num_flows=video.num_flows,
+                    error=None, warning=_error_text(kept, entry.source) if kept else None))
             except Exception as exc:  # noqa: BLE001  one bad video must never stop a run
                 done.append(dataclasses.replace(entry, status=FAILED, num_frames=None,
-                                                num_flows=None,
+                                                num_flows=None, warning=None,
                                                 error=_error_text(exc, entry.source)))
             on_progress(1, 0)
     return [dataclasses.replace(e, shard=path.name) for e in done]
@@ -360,11 +364,17 @@ def _library_threads(threads: int | None) -> Iterator[None]:
 
 def extract_video(path: Path, label: int | None, config: ExtractConfig,
                   backend: FlowBackend | None, video: VideoWriter,
-                  on_frames: Callable[[int], None] = lambda n: None) -> None:
+                  on_frames: Callable[[int], None] = lambda n: None) -> DecodeError | None:
     """Stream one video into ``video``: every frame, and flow between frames ``step`` apart.
 
     Only ``batch_size`` frame pairs (and as many decoded frames ahead, decoded in a thread
-    while flow runs) are held in memory at once.
+    while flow runs) are held in memory at once. Returns the decode error that ended the video
+    early when ``config.on_decode_error`` is "keep" (the frames before it, and the flows between
+    them, are stored), else None.
+
+    Raises:
+        DecodeError: the video cannot be decoded, or fails part-way under "fail", or no frame
+            decodes.
     """
     info = probe(path)
     step, batch = config.flow_step, config.batch_size
@@ -380,19 +390,25 @@ def extract_video(path: Path, label: int | None, config: ExtractConfig,
             seconds.clear()
 
     frame = None
+    kept: DecodeError | None = None
     reported, reported_at = 0, time.monotonic()
-    for index, frame in enumerate(prefetch(iter_frames(path, config.decode), depth=batch)):
-        video.append_frame(frame)
-        if backend is not None and index % step == 0:
-            if anchor is not None:
-                firsts.append(anchor)
-                seconds.append(frame)
-                if len(firsts) == batch:
-                    flush()
-            anchor = frame
-        if time.monotonic() - reported_at >= PROGRESS_INTERVAL_S:
-            on_frames(index + 1 - reported)
-            reported, reported_at = index + 1, time.monotonic()
+    try:
+        for index, frame in enumerate(prefetch(iter_frames(path, config.decode), depth=batch)):
+            video.append_frame(frame)
+            if backend is not None and index % step == 0:
+                if anchor is not None:
+                    firsts.append(anchor)
+                    seconds.append(frame)
+                    if len(firsts) == batch:
+                        flush()
+                anchor = frame
+            if time.monotonic() - reported_at >= PROGRESS_INTERVAL_S:
+                on_frames(index + 1 - reported)
+                reported, reported_at = index + 1, time.monotonic()
+    except DecodeError as error:
+        if config.on_decode_error != "keep" or frame is None:
+            raise
+        kept = error
     if backend is not None:
         flush()
     on_frames(video.num_frames - reported)
@@ -407,6 +423,7 @@ def extract_video(path: Path, label: int | None, config: ExtractConfig,
         "rotation": info.rotation, "codec": info.codec,
         "header_frames": info.header_frames or 0,
     })
+    return kept
 
 
 def shard_attributes(config: ExtractConfig) -> dict[str, Any]:

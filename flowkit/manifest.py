@@ -22,7 +22,12 @@ PENDING, OK, FAILED = "pending", "ok", "failed"
 
 @dataclasses.dataclass(frozen=True)
 class ManifestEntry:
-    """What is known of one video: where it came from, where it went, and how it ended."""
+    """What is known of one video: where it came from, where it went, and how it ended.
+
+    ``warning`` is set on an ok video stored incompletely (a decode error or truncation kept
+    under ``on_decode_error="keep"``): the error that ended it. Manifests written before the
+    field existed read as None.
+    """
 
     video_id: str
     source: str
@@ -32,6 +37,7 @@ class ManifestEntry:
     num_frames: int | None = None
     num_flows: int | None = None
     error: str | None = None
+    warning: str | None = None
 
 
 class Manifest:
@@ -60,6 +66,10 @@ class Manifest:
 
     def with_status(self, status: str) -> list[ManifestEntry]:
         return [entry for entry in self if entry.status == status]
+
+    def with_warning(self) -> list[ManifestEntry]:
+        """Videos stored with a warning (kept despite a decode error), in manifest order."""
+        return [entry for entry in self if entry.warning]
 
     def shards(self) -> list[str]:
         """Shard file names in first-planned order."""

@@ -221,9 +221,9 @@ class ShardWriter:
         if exc_type is not None:
             self.tmp_path.unlink(missing_ok=True)
             return
-        _fsync_path(self.tmp_path)
+        fsync_path(self.tmp_path)
         os.replace(self.tmp_path, self.path)
-        _fsync_path(self.path.parent)
+        fsync_path(self.path.parent)
 
 
 class _VideoContext:
@@ -239,7 +239,8 @@ class _VideoContext:
             del self._videos[self._name]
 
 
-def _fsync_path(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries (its links and renames), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -36,22 +36,29 @@ class FolderSummary:
     def failures(self) -> list[ManifestEntry]:
         return [entry for entry in self.entries if entry.status == FAILED]
 
+    @property
+    def warnings(self) -> list[ManifestEntry]:
+        """Videos stored ok but cut short by a decode error (extracted with on_decode_error keep)."""
+        return [entry for entry in self.entries if entry.status == OK and entry.warning]
+
     def to_json(self) -> dict[str, Any]:
         """The summary as a JSON-ready dict with a ``videos`` list."""
         return {
             "root": str(self.root),
             "videos_total": len(self.entries), "videos_ok": self.count(OK),
             "videos_failed": self.count(FAILED), "videos_pending": self.count(PENDING),
+            "videos_with_warnings": len(self.warnings),
             "frames": self.frames, "flows": self.flows,
             "shard_files": self.shard_files, "bytes_on_disk": self.bytes_on_disk,
             "config": self.config,
             "videos": [{"id": e.video_id, "status": e.status, "num_frames": e.num_frames,
-                        "num_flows": e.num_flows, "error": e.error, "label": e.label,
+                        "num_flows": e.num_flows, "error": e.error, "warning": e.warning,
+                        "label": e.label,
                         "shard": e.shard, "source": e.source} for e in self.entries],
         }
 
     def to_text(self) -> str:
-        """A human-readable report, failures listed last."""
+        """A human-readable report, videos kept with warnings and failures listed last."""
         lines = [
             f"{self.root}: {len(self.entries)} videos, {self.count(OK)} ok, "
             f"{self.count(FAILED)} failed, {self.count(PENDING)} pending",
@@ -60,6 +67,10 @@ class FolderSummary:
         ]
         if self.config:
             lines.append("  parameters: " + _flatten(self.config))
+        if self.warnings:
+            lines.append("stored with warnings (frames before a decode error kept):")
+            lines.extend(f"  {e.video_id}: {e.num_frames} frames; {e.warning}"
+                         for e in self.warnings)
         if self.failures:
             lines.append("failed:")
             lines.extend(f"  {e.video_id}: {e.error}" for e in self.failures)

@@ -27,6 +27,18 @@ from flowkit.errors import ConfigError, DecodeError
 # sorting timestamps within a few frames restores them. Only used when resampling to a frame rate.
 _REORDER_WINDOW = 4
 
+# A video whose decoding ends cleanly but clearly short of what its container states is
+# truncated (a file cut inside its data, e.g. by an interrupted copy). "Clearly": the decoded
+# frames end more than this fraction of the stated length (and more than _TRUNCATION_FRAMES
+# frame periods) early; the stated length is the longer of the container's duration and the
+# header's frame count times the frame period. Without times, fewer than that fraction of the
+# header's frames decode (and more than _TRUNCATION_FRAMES fewer). Times are compared, not
+# counts, because counts lie even in whole files: the cinepak file of shared/data states 444
+# frames and decodes 68 whose times span all of its 29.6 s (a variable frame rate). Complete
+# files end within a frame of their stated length (UCF101 avi, Kinetics mp4, synth's videos).
+TRUNCATION_FRACTION = 0.1
+_TRUNCATION_FRAMES = 2
+
 # Containers round times to their time base (30 fps in 1/1000 s ticks: 0, 33, 67 ms), so a frame
 # less than half a tick, and at most this many seconds, after a resampling target counts as on it.
 _MAX_TOLERANCE = Fraction(1, 1000)
@@ -236,10 +248,13 @@ def _decoded(path: Path, container: av.container.InputContainer,
 
     Raises DecodeError when FFmpeg fails mid-stream, when the demuxer flags a packet as corrupt
     (how a file cut inside a packet shows; with frame threading the decoder itself may stay
-    silent about it), or when no frame decodes. Frames before the damage are yielded first, so
-    the error names the first frame that could not be decoded.
+    silent about it), when no frame decodes, or when decoding ends cleanly but clearly short of
+    what the container states (see ``TRUNCATION_FRACTION``). Frames before the damage are
+    yielded first, so the error names the first frame that could not be decoded.
     """
     count = 0
+    end = Fraction(0)  # end time (pts + duration) of the latest decoded frame, seconds
+    period = 1 / Fraction(stream.average_rate) if stream.average_rate else None
     try:
         for packet in container.demux(stream):
             if packet.is_corrupt:
@@ -251,6 +266,7 @@ def _decoded(path: Path, container: av.container.InputContainer,
                     "good frames (the demuxer flagged a packet as corrupt)"
                 )
             for frame in packet.decode():
+                end = max(end, _frame_end(frame, period, count))
                 yield frame
                 count += 1
     except (av.error.FFmpegError, OSError) as error:
@@ -260,6 +276,56 @@ def _decoded(path: Path, container: av.container.InputContainer,
         ) from error
     if count == 0:
         raise DecodeError(f"{path}: no frame could be decoded")
+    shortfall = _truncation(container, stream, count, end, period)
+    if shortfall:
+        raise DecodeError(f"{path}: truncated: {count} frames decoded, the container states "
+                          f"{shortfall}")
+
+
+def _frame_end(frame: av.VideoFrame, period: Fraction | None, index: int) -> Fraction:
+    """When ``frame`` stops showing, in seconds: its pts plus its duration (or one frame
+    period); without a pts, ``index + 1`` frame periods; 0 when nothing tells."""
+    base = Fraction(frame.time_base) if frame.time_base else None
+    duration = frame.duration * base if frame.duration and base is not None else period
+    if frame.pts is None or base is None:
+        return (index + 1) * period if period else Fraction(0)
+    return frame.pts * base + (duration or 0)
+
+
+def _stated_duration(container: av.container.InputContainer,
+                     stream: av.video.stream.VideoStream) -> Fraction | None:
+    """The video stream's stated duration in seconds; the container's only when the video is
+    its only stream (an audio track may run longer than the picture)."""
+    if stream.duration and stream.time_base:
+        return stream.duration * Fraction(stream.time_base)
+    if container.duration and len(container.streams) == 1:
+        return Fraction(container.duration, av.time_base)
+    return None
+
+
+def _truncation(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                count: int, end: Fraction, period: Fraction | None) -> str | None:
+    """What the container states, when the decoded frames clearly fall short of it; else None.
+
+    The stated length is the longer of the stated duration and the header's frame count times
+    the frame period (an AVI cut before its index states a duration of what is left, but its
+    header still counts every frame). It is compared with when the decoded frames end; without
+    times, the header's frame count with the decoded count (see ``TRUNCATION_FRACTION``).
+    """
+    header = int(stream.frames or 0)
+    stated = max(_stated_duration(container, stream) or 0, header * (period or 0))
+    if stated and end:
+        start = stream.start_time * Fraction(stream.time_base) if (
+            stream.start_time is not None and stream.time_base) else Fraction(0)
+        slack = max(TRUNCATION_FRACTION * stated, _TRUNCATION_FRAMES * (period or 0))
+        if start + stated - end <= slack:
+            return None
+        frames = f"{header} frames, " if header else (
+            f"about {round(stated / period)} frames, " if period else "")
+        return f"{frames}{float(stated):.2f} s (decoded frames end at {float(end - start):.2f} s)"
+    if header and header - count > max(TRUNCATION_FRACTION * header, _TRUNCATION_FRAMES):
+        return f"{header} frames"
+    return None
 
 
 def _to_rgb(path: Path, index: int, frame: av.VideoFrame, config: DecodeConfig) -> np.ndarray:

@@ -8,6 +8,16 @@ from pathlib import Path
 import pytest
 
 from flowkit.synth import SynthConfig, make_synthetic_videos
+from helpers import shared_data_dir
+
+
+@pytest.fixture
+def videos() -> Path:
+    """The shared real videos folder (UCF101 avi, Kinetics mp4, cinepak avi), or skip."""
+    data = shared_data_dir()
+    if data is None or not (data / "videos").is_dir():
+        pytest.skip("shared real data ../shared/data/videos not found next to the project")
+    return data / "videos"
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import numpy as np
 
 
@@ -46,3 +47,16 @@ def translated_texture_pair(
         rgb = 127.5 + 255.0 * unit[..., None] * gains
         frames.append(np.clip(np.round(rgb), 0, 255).astype(np.uint8))
     return frames[0], frames[1]
+
+
+def faststart_copy(source: Path, target: Path) -> Path:
+    """``target``: the video stream of ``source`` remuxed into an mp4 with its index (moov)
+    first, as ``ffmpeg -movflags +faststart`` writes it, so a cut copy still opens."""
+    with av.open(str(source)) as reading, \
+            av.open(str(target), "w", container_options={"movflags": "+faststart"}) as writing:
+        stream = writing.add_stream_from_template(reading.streams.video[0])
+        for packet in reading.demux(reading.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                writing.mux(packet)
+    return target

@@ -15,21 +15,12 @@ import pytest
 from flowkit.errors import ConfigError, DecodeError
 from flowkit.synth import write_video
 from flowkit.video import DecodeConfig, iter_frames, output_size, probe
-from helpers import shared_data_dir
+from helpers import faststart_copy
 
 FIXTURES = Path(__file__).resolve().parent / "data"
 UCF = "v_ApplyEyeMakeup_g01_c01.avi"
 KINETICS = "kinetics_arm_wrestling.mp4"
 CINEPAK = "opencv_tree_cinepak.avi"
-
-
-@pytest.fixture
-def videos() -> Path:
-    """The shared real videos folder, or skip."""
-    data = shared_data_dir()
-    if data is None or not (data / "videos").is_dir():
-        pytest.skip("shared real data ../shared/data/videos not found next to the project")
-    return data / "videos"
 
 
 def count(path: Path, config: DecodeConfig | None = None) -> int:
@@ -301,15 +292,7 @@ def test_truncated_mp4_with_index_at_end_fails_to_open(videos: Path, tmp_path: P
 
 def test_truncated_faststart_mp4_yields_frames_then_fails(videos: Path, tmp_path: Path) -> None:
     """A faststart copy cut in half yields its first N frames, then DecodeError at frame N."""
-    whole = tmp_path / "faststart.mp4"
-    with av.open(str(videos / KINETICS)) as source, \
-            av.open(str(whole), "w", container_options={"movflags": "+faststart"}) as target:
-        stream = target.add_stream_from_template(source.streams.video[0])
-        for packet in source.demux(source.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                target.mux(packet)
-    data = whole.read_bytes()
+    data = faststart_copy(videos / KINETICS, tmp_path / "faststart.mp4").read_bytes()
     cut = tmp_path / "faststart_cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
     reported = []
@@ -321,11 +304,3 @@ def test_truncated_faststart_mp4_yields_frames_then_fails(videos: Path, tmp_path
         reported.append((decoded, int(re.search(r"at frame (\d+)", str(caught.value))[1])))
     assert reported[0] == reported[1] and reported[0][0] == reported[0][1]
     assert 100 < reported[0][0] < 180  # half the bytes hold about half of the 280 frames
-
-
-def test_truncated_avi_yields_fewer_frames(videos: Path, tmp_path: Path) -> None:
-    """The UCF101 avi cut to 150 kB decodes its first 78 frames without error (header: 164)."""
-    path = tmp_path / "cut.avi"
-    path.write_bytes((videos / UCF).read_bytes()[:150_000])
-    assert count(path) == 78
-    assert probe(path).header_frames == 164
