@@ -123,8 +123,8 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
             bar.close()
     return ExtractReport(
         out_dir=out_dir, total=len(manifest), ok=len(manifest.with_status(OK)),
-        failed=manifest.with_status(FAILED), warned=manifest.with_warning(), skipped=len(manifest) - processed,
-        processed=processed, frames=frames, seconds=time.perf_counter() - started)
+        failed=manifest.with_status(FAILED), warned=manifest.with_warning(),
+        skipped=len(manifest) - processed, processed=processed, frames=frames, seconds=time.perf_counter() - started)
 
 
 # -- planning ---------------------------------------------------------------------------------
