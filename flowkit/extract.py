@@ -124,7 +124,8 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
     return ExtractReport(
         out_dir=out_dir, total=len(manifest), ok=len(manifest.with_status(OK)),
         failed=manifest.with_status(FAILED), warned=manifest.with_warning(),
-        skipped=len(manifest) - processed, processed=processed, frames=frames, seconds=time.perf_counter() - started)
+        skipped=len(manifest) - processed, processed=processed, frames=frames,
+        seconds=time.perf_counter() - started)
 
 
 # -- planning ---------------------------------------------------------------------------------
