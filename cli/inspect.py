@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from flowkit.preview import sample_preview, stack_vertically, videos_preview
+from flowkit.preview import (DEFAULT_MAX_HEIGHT, compose, legend_panel, sample_panel,
+                             shown_magnitude, video_panel)
 from flowkit.reader import open_shards
 from flowkit.summary import summarize
 from flowkit.verify import verify
@@ -60,14 +61,20 @@ def verify_command(folder: Path, quiet: bool) -> None:
               help="Seed of the sample's random crop and flip.")
 @click.option("--max-magnitude", type=click.FloatRange(min=0, min_open=True),
               help="Flow length (px) shown fully saturated [default: the largest shown].")
+@click.option("--max-height", type=click.IntRange(min=200), default=DEFAULT_MAX_HEIGHT,
+              show_default=True,
+              help="Largest height of the PNG in pixels: pictures shrink to fit, captions do not.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="PNG file to write.")
 def view_command(folder: Path, video_ids: tuple[str, ...], count: int, transform_name: str,
-                 crop_size: int, seed: int, max_magnitude: float | None, out_path: Path) -> None:
+                 crop_size: int, seed: int, max_magnitude: float | None, max_height: int,
+                 out_path: Path) -> None:
     """Write a PNG of RGB frames above their optical flow in Middlebury colours.
 
-    Below each video's stored frames comes the same video as a training sample sees it (crop,
-    scale, flip: a flipped flow is mirrored and its u negated), unless --transform none.
+    Each row is labelled with the video, its class and the frame indices; below the stored
+    frames comes each video as a training sample sees it (crop, scale, flip: a flipped flow is
+    mirrored and its u negated), unless --transform none. A legend gives the colour wheel with
+    its magnitude scale, the storage bound and the share of flow values clipped at it.
     """
     with open_shards(folder) as reader:
         if not reader.videos:
@@ -77,13 +84,21 @@ def view_command(folder: Path, video_ids: tuple[str, ...], count: int, transform
             if video_id not in reader:
                 raise click.BadParameter(f"no stored video {video_id!r} in {folder}",
                                          param_hint="--video")
-        images = [videos_preview([reader[v] for v in video_ids], count, max_magnitude)]
+        videos = [reader[v] for v in video_ids]
+        magnitude = max_magnitude or shown_magnitude(videos, count)
+        panels = [video_panel(video, count, magnitude) for video in videos]
+        legend = legend_panel(videos, magnitude)
     if transform_name != "none":
         from flowkit.data.transforms import CenterCrop, Compose, HorizontalFlip, MultiScaleCrop
 
-        transform = (Compose([MultiScaleCrop(crop_size), HorizontalFlip()])
-                     if transform_name == "train" else CenterCrop(crop_size))
-        images += [sample_preview(folder, v, transform, count, seed, max_magnitude)
+        if transform_name == "train":
+            transform = Compose([MultiScaleCrop(crop_size), HorizontalFlip()])
+            description = f"random multi-scale {crop_size} px crop + random horizontal flip"
+        else:
+            transform, description = CenterCrop(crop_size), f"centre {crop_size} px crop"
+        panels += [sample_panel(folder, v, transform, description, count, seed, magnitude)
                    for v in video_ids]
-    save_png(out_path, stack_vertically(images))
-    click.echo(f"wrote {out_path} ({', '.join(video_ids)})")
+    image = compose([*panels, legend], max_height)
+    save_png(out_path, image)
+    click.echo(f"wrote {out_path} ({image.shape[1]}x{image.shape[0]} px; "
+               f"{', '.join(video_ids)})")

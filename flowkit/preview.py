@@ -1,39 +1,78 @@
-"""Pictures of stored videos: evenly spaced RGB frames above their flow in colour."""
+"""Previews that explain themselves: each row of RGB frames above their flow in colour is
+labelled (video, class, frame indices, or "training sample"), and a legend gives the colour
+wheel with its magnitude scale, the storage bound and how much flow was clipped at it.
+
+A preview is a list of :class:`Panel` (a caption above a picture) composed into one image no
+taller than ``max_height``: the pictures shrink, the captions keep their size.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
+import cv2
 import numpy as np
 
 from flowkit.reader import Video
-from flowkit.viz import GAP_VALUE, max_flow_magnitude, preview_grid
+from flowkit.viz import GAP_VALUE, color_legend, max_flow_magnitude, preview_grid, text_block
 
+DEFAULT_MAX_HEIGHT = 2000  # pixels: what a browser shows whole on most screens
+MIN_TILE = 128  # pixels: smaller frames (a 64x64 laboratory video) are enlarged, pixel by pixel
 _GAP = 4
 
 
-def videos_preview(videos: list[Video], count: int = 4,
-                   max_magnitude: float | None = None) -> np.ndarray:
-    """The previews of several videos one below the other, on one flow colour scale.
+@dataclasses.dataclass(frozen=True)
+class Panel:
+    """One labelled part of a preview: ``caption`` (lines split at newlines) above ``image``."""
 
-    ``max_magnitude`` None uses the largest flow shown in any of them.
-    """
-    picks = [_pick(video, count) for video in videos]
-    if max_magnitude is None:
-        shown = [max_flow_magnitude(f) for _, flows in picks for f in flows if f is not None]
-        max_magnitude = max(shown, default=0.0) or 1.0
-    return stack_vertically([preview_grid(list(frames), flows, max_magnitude=max_magnitude,
-                                          gap=_GAP) for frames, flows in picks])
+    caption: str
+    image: np.ndarray
+    shrinks: bool = True  # False: keep its size when the page must fit a height (the legend)
 
 
-def sample_preview(root: Path | str, video_id: str, transform: Callable, count: int = 4,
-                   seed: int = 0, max_magnitude: float | None = None) -> np.ndarray:
+def picked_frames(video: Video, count: int) -> list[int]:
+    """``count`` frame indices spread over ``video``, preferring frames where a flow starts."""
+    num_flows, step = len(video.flows), video.flow_step
+    if num_flows:
+        flows = np.linspace(0, num_flows - 1, min(count, num_flows)).round().astype(int)
+        chosen = flows * step
+    else:
+        num_frames = len(video.frames)
+        chosen = np.linspace(0, num_frames - 1, min(count, num_frames)).round().astype(int)
+    return list(dict.fromkeys(int(i) for i in chosen))
+
+
+def shown_magnitude(videos: Sequence[Video], count: int) -> float:
+    """The largest flow length among the flows a preview of ``videos`` shows (1.0 if none)."""
+    largest = 0.0
+    for video in videos:
+        for index in picked_frames(video, count):
+            if index % video.flow_step == 0 and index // video.flow_step < len(video.flows):
+                largest = max(largest, max_flow_magnitude(video.flows[index // video.flow_step]))
+    return largest or 1.0
+
+
+def video_panel(video: Video, count: int, max_magnitude: float) -> Panel:
+    """``count`` stored frames of ``video`` above the flow that starts at each."""
+    chosen = picked_frames(video, count)
+    step = video.flow_step
+    flows = [video.flows[i // step] if i % step == 0 and i // step < len(video.flows) else None
+             for i in chosen]
+    grid = preview_grid(list(video.frames[chosen]), flows, max_magnitude=max_magnitude, gap=_GAP)
+    caption = (f"{video.video_id}  {_class_text(video)}  frames {_indices(chosen)}; "
+               f"below each frame: its flow to frame +{step}")
+    return Panel(caption, _enlarged(grid, video.frames[0].shape[:2]))
+
+
+def sample_panel(root: Path | str, video_id: str, transform: Callable, description: str,
+                 count: int = 4, seed: int = 0, max_magnitude: float | None = None) -> Panel:
     """What a network is given: ``count`` TSN segments of a video after ``transform``.
 
     The sample comes from :class:`ShardDataset` itself (rgb+flow, stacks of one flow), so crops,
     scales and flips (mirrored, u negated) are exactly those of training. ``transform`` must not
-    normalise, so that the frames can be shown.
+    normalise, so that the frames can be shown; ``description`` says what it does.
     """
     from flowkit.data.dataset import ShardDataset  # torch loads only when a sample is shown
     from flowkit.data.sampling import SegmentSampler
@@ -43,32 +82,82 @@ def sample_preview(root: Path | str, video_id: str, transform: Callable, count: 
     item = dataset[0]
     frames = item["rgb"].permute(0, 2, 3, 1).numpy()
     flows = list(item["flow"].permute(0, 2, 3, 1).numpy())
-    return preview_grid(list(frames), flows, max_magnitude=max_magnitude, gap=_GAP)
+    grid = preview_grid(list(frames), flows, max_magnitude=max_magnitude, gap=_GAP)
+    caption = (f"{video_id}  training sample: {description} (seed {seed}), "
+               f"frames {_indices(item['frame_indices'].tolist())}")
+    return Panel(caption, _enlarged(grid, frames.shape[1:3]))
 
 
-def stack_vertically(images: list[np.ndarray]) -> np.ndarray:
-    """RGB images one below the other, grey gaps between, narrower ones padded with grey."""
-    width = max(image.shape[1] for image in images)
-    rows = []
-    for image in images:
-        padded = np.full((image.shape[0], width, 3), GAP_VALUE, np.uint8)
-        padded[:, :image.shape[1]] = image
-        rows += [padded, np.full((_GAP, width, 3), GAP_VALUE, np.uint8)]
-    return np.concatenate(rows[:-1])
+def clipped_fraction(video: Video) -> float | None:
+    """Share of stored flow components at the bound (quantised to 0 or 255: |f| >= B); None
+    when the flow is stored as float16 (not clipped) or there is none."""
+    if video.flow_bound is None or len(video.flows) == 0:
+        return None
+    stored = video.flows.quantized(slice(None))
+    return float(np.count_nonzero((stored == 0) | (stored == 255)) / stored.size)
 
 
-def _pick(video: Video, count: int) -> tuple[np.ndarray, list[np.ndarray | None]]:
-    """``count`` frames spread over ``video`` and the flow starting at each (or None)."""
-    num_frames = len(video.frames)
-    num_flows = len(video.flows)
-    step = video.flow_step
-    flow_starts = np.arange(num_flows) * step
-    if num_flows:  # prefer frames that have a flow, spread over the video
-        chosen = flow_starts[np.linspace(0, num_flows - 1, min(count, num_flows)).round().astype(int)]
-    else:
-        chosen = np.linspace(0, num_frames - 1, min(count, num_frames)).round().astype(int)
-    chosen = list(dict.fromkeys(int(i) for i in chosen))
-    frames = video.frames[chosen]
-    flows = [video.flows[i // step] if i % step == 0 and i // step < num_flows else None
-             for i in chosen]
-    return frames, flows
+def legend_panel(videos: Sequence[Video], max_magnitude: float) -> Panel:
+    """The colour wheel (rim: ``max_magnitude`` px) and, for quantised flow, the bound and the
+    share of the shown videos' flow values clipped at it (the worst video named)."""
+    lines = ["flow colours (the disc: flow (u, v) at (u, v) from its centre): hue = direction,",
+             "right red, down yellow, left cyan, up violet; saturation = length: white 0 px,",
+             f"full colour {max_magnitude:.3g} px (the rim), darker beyond"]
+    shares = {video.video_id: clipped_fraction(video) for video in videos}
+    known = {video_id: share for video_id, share in shares.items() if share is not None}
+    if known:
+        bound = next(v.flow_bound for v in videos if v.video_id in known)
+        worst = max(known, key=known.__getitem__)
+        overall = sum(known.values()) / len(known)
+        lines.append(f"stored within +-{bound:g} px; clipped at the bound: {overall:.2%} of "
+                     f"flow values shown (most: {worst}, {known[worst]:.2%})")
+    elif videos:
+        lines.append("flow stored as float16: nothing clipped")
+    disc = color_legend(max_magnitude)
+    return Panel("\n".join(lines), disc, shrinks=False)
+
+
+def compose(panels: Sequence[Panel], max_height: int = DEFAULT_MAX_HEIGHT) -> np.ndarray:
+    """Panels one below the other, captions above pictures, on a white page; pictures shrink
+    by one factor so that the page is at most ``max_height`` pixels tall (when it can be)."""
+    captions = [text_block(panel.caption) for panel in panels]
+    fixed = sum(c.shape[0] for c in captions) + 2 * _GAP * len(panels) + sum(
+        panel.image.shape[0] for panel in panels if not panel.shrinks)
+    pictures = sum(panel.image.shape[0] for panel in panels if panel.shrinks)
+    scale = min(1.0, max(max_height - fixed, 1) / max(pictures, 1))
+    parts = []
+    for caption, panel in zip(captions, panels):
+        image = panel.image
+        if scale < 1.0 and panel.shrinks:
+            size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        parts += [caption, image, np.full((2 * _GAP, 1, 3), 255, np.uint8)]
+    width = max(part.shape[1] for part in parts)
+    page = [np.pad(part, ((0, 0), (0, width - part.shape[1]), (0, 0)), constant_values=255)
+            for part in parts[:-1]]
+    return np.concatenate(page)
+
+
+def _enlarged(grid: np.ndarray, tile: tuple[int, ...]) -> np.ndarray:
+    """``grid`` enlarged by a whole factor (nearest pixel) so that its tiles reach MIN_TILE."""
+    factor = -(-MIN_TILE // max(1, min(tile)))
+    if factor <= 1:
+        return grid
+    return cv2.resize(grid, (grid.shape[1] * factor, grid.shape[0] * factor),
+                      interpolation=cv2.INTER_NEAREST)
+
+
+def _class_text(video: Video) -> str:
+    """"class up (label 3)": the class folder of the id (UCF101's layout) and the label."""
+    label = video.entry.label
+    label_text = "no label" if label is None or label < 0 else f"label {label}"
+    folder = video.video_id.split("/")[0] if "/" in video.video_id else None
+    return f"class {folder} ({label_text})" if folder else label_text
+
+
+def _indices(indices: Sequence[int]) -> str:
+    return ", ".join(str(i) for i in indices)
+
+
+__all__ = ["DEFAULT_MAX_HEIGHT", "GAP_VALUE", "Panel", "clipped_fraction", "compose",
+           "legend_panel", "picked_frames", "sample_panel", "shown_magnitude", "video_panel"]

@@ -149,8 +149,39 @@ def preview_grid(
     return grid
 
 
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_FONT_SCALE = 0.45
+_LINE_HEIGHT = 16  # pixels per text line at _FONT_SCALE, descenders included
+
+
+def text_block(text: str, width: int = 0, background: int = 255) -> np.ndarray:
+    """(H, W, 3) uint8 RGB image of ``text`` (one line per newline) in black on ``background``,
+    at least ``width`` pixels wide and as wide as the longest line."""
+    lines = text.split("\n")
+    widths = [cv2.getTextSize(line, _FONT, _FONT_SCALE, 1)[0][0] for line in lines]
+    image = np.full((_LINE_HEIGHT * len(lines) + 4, max([width, *widths]) + 8, 3), background,
+                    dtype=np.uint8)
+    for number, line in enumerate(lines):
+        cv2.putText(image, line, (4, _LINE_HEIGHT * (number + 1) - 2), _FONT, _FONT_SCALE,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    return image
+
+
+def color_legend(max_magnitude: float, diameter: int = 121) -> np.ndarray:
+    """The colour wheel as a disc: the colour of flow (u, v) at (u, v) from the centre, the rim
+    at ``max_magnitude``; (diameter, diameter, 3) uint8 RGB, grey outside the disc."""
+    radius = (diameter - 1) / 2
+    offsets = (np.arange(diameter) - radius) / radius
+    u, v = np.meshgrid(offsets, offsets)
+    flow = np.stack([u, v], axis=-1).astype(np.float32) * max_magnitude
+    disc = flow_to_color(flow, max_magnitude)
+    disc[np.hypot(u, v) > 1.0] = GAP_VALUE
+    return disc
+
+
 def save_png(path: str | Path, image_rgb: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8 RGB image as a PNG file (whatever the suffix of ``path``).
+    """Write an (H, W, 3) uint8 RGB image as a PNG file (whatever the suffix of ``path``),
+    at PNG's strongest compression.
 
     Raises:
         InputError: the image has the wrong shape/dtype, or the file cannot be written.
@@ -163,7 +194,8 @@ def save_png(path: str | Path, image_rgb: np.ndarray) -> None:
             f"got {image_rgb.shape} {image_rgb.dtype}"
         )
     # imencode + write, rather than imwrite, so the error can say why writing failed.
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if not ok:
         raise InputError(f"cannot save {path}: OpenCV could not encode the image as PNG")
     try:

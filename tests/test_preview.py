@@ -1,0 +1,98 @@
+"""Previews that explain themselves: captions, the legend, clipping, and the page height."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from flowkit.config import ExtractConfig
+from flowkit.extract import extract
+from flowkit.inputs import collect_videos
+from flowkit.preview import (MIN_TILE, Panel, clipped_fraction, compose, legend_panel,
+                             picked_frames, sample_panel, shown_magnitude, video_panel)
+from flowkit.reader import open_shards
+from flowkit.shards import StorageConfig
+from flowkit.video import DecodeConfig
+from flowkit.viz import color_legend, flow_to_color, text_block
+
+
+@pytest.fixture(scope="module")
+def shards(tiny_videos, tmp_path_factory):
+    """The four 64x48 tiny videos (1 px per frame) with Farneback flow, stored within +-0.5 px
+    (so that part of it is clipped), and the same with float16 flow."""
+    out = {}
+    for name, storage in (("clipped", StorageConfig(bound=0.5)),
+                          ("float16", StorageConfig(flow_dtype="float16"))):
+        folder = tmp_path_factory.mktemp(name)
+        extract(collect_videos([tiny_videos / "labels.txt"]), folder,
+                ExtractConfig(decode=DecodeConfig(short_side=None), flow="farneback",
+                              storage=storage), workers=1, progress=False)
+        out[name] = folder
+    return out
+
+
+def test_video_panel_names_video_class_label_and_frames(shards):
+    with open_shards(shards["clipped"]) as reader:
+        video = reader["left/left_1.mkv"]
+        assert picked_frames(video, 3) == [0, 2, 3]
+        panel = video_panel(video, 3, max_magnitude=1.0)
+    assert panel.caption.startswith("left/left_1.mkv  class left (label 1)  frames 0, 2, 3;")
+    # 64x48 tiles are enlarged 3x (nearest pixel) to reach MIN_TILE = 128 on the short side.
+    assert panel.image.shape == (3 * (2 * 48 + 4), 3 * (3 * 64 + 2 * 4), 3)
+    assert 3 * 48 >= MIN_TILE
+
+
+def test_sample_panel_says_it_is_a_training_sample(shards):
+    from flowkit.data.transforms import CenterCrop
+
+    panel = sample_panel(shards["clipped"], "up/up_3.mkv", CenterCrop(32), "centre 32 px crop",
+                         count=2, seed=5)
+    assert re.fullmatch(r"up/up_3\.mkv  training sample: centre 32 px crop \(seed 5\), "
+                        r"frames \d, \d", panel.caption)
+    assert panel.image.shape == (4 * (2 * 32 + 4), 4 * (2 * 32 + 4), 3)
+
+
+def test_clipped_fraction_counts_stored_values_at_the_bound(shards):
+    with open_shards(shards["clipped"]) as reader:
+        video = reader["right/right_0.mkv"]
+        stored = video.flows.quantized(slice(None))
+        expected = np.mean((stored == 0) | (stored == 255))
+        assert 0.2 < expected < 1.0  # 1 px motion, stored within +-0.5 px
+        assert clipped_fraction(video) == pytest.approx(expected)
+        legend = legend_panel([reader[v] for v in reader], 2.0)
+    assert "stored within +-0.5 px; clipped at the bound:" in legend.caption
+    assert "full colour 2 px (the rim)" in legend.caption
+    assert not legend.shrinks
+    np.testing.assert_array_equal(legend.image, color_legend(2.0))
+    with open_shards(shards["float16"]) as reader:
+        assert clipped_fraction(reader["right/right_0.mkv"]) is None
+        assert "float16: nothing clipped" in legend_panel([reader["right/right_0.mkv"]], 1).caption
+
+
+def test_color_legend_rim_is_the_colour_of_flow_at_the_given_length():
+    disc = color_legend(3.0, diameter=101)
+    centre, right_rim = disc[50, 50], disc[50, 100]
+    assert tuple(centre) == (255, 255, 255)  # zero flow is white
+    expected = flow_to_color(np.array([[[3.0, 0.0]]], dtype=np.float32), 3.0)[0, 0]
+    np.testing.assert_array_equal(right_rim, expected)
+    assert tuple(disc[0, 0]) == (128, 128, 128)  # outside the disc
+
+
+def test_compose_fits_the_height_by_shrinking_pictures_not_captions_or_legend():
+    tall = [Panel(f"video {i}", np.zeros((800, 300, 3), np.uint8)) for i in range(4)]
+    legend = Panel("legend line 1\nline 2", np.zeros((121, 121, 3), np.uint8), shrinks=False)
+    page = compose([*tall, legend], max_height=1000)
+    assert page.shape[0] <= 1000
+    captions = 4 * text_block("video 0").shape[0] + text_block("legend line 1\nline 2").shape[0]
+    assert page.shape[0] >= captions + 121
+    assert compose(tall[:1], max_height=2000).shape[0] == text_block("v").shape[0] + 800
+
+
+def test_shown_magnitude_is_the_largest_flow_shown(shards):
+    with open_shards(shards["float16"]) as reader:
+        videos = [reader[v] for v in reader]
+        largest = max(np.hypot(*np.moveaxis(v.flows[i], -1, 0)).max()
+                      for v in videos for i in picked_frames(v, 2) if i < len(v.flows))
+        assert shown_magnitude(videos, 2) == pytest.approx(largest)
