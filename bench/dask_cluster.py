@@ -54,7 +54,7 @@ def main() -> None:
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     starts: dict[str, list[float]] = {name: [0.0] for name in runs}
     same: dict[str, bool] = {}
-    load_before = os.getloadavg()
+    load_before = [round(value, 1) for value in os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         make_synthetic_videos(tmp / "videos", SynthConfig(num_videos=args.videos,
@@ -84,7 +84,7 @@ def main() -> None:
     for result in results:
         result["pairs_per_s"] = pairs / result["seconds"]
         result["vs_local"] = base / result["seconds"]
-    load = {"before": load_before, "after": os.getloadavg()}
+    load = {"before": load_before, "after": [round(value, 1) for value in os.getloadavg()]}
     print(f"machine: {machine()}")
     print(f"{args.videos} synthetic videos 340x256 x {args.frames} frames, {pairs} TV-L1 pairs, "
           f"one video a shard, 1 OpenCV thread a worker; median of {args.rounds} rounds; "
