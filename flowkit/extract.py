@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import queue
@@ -69,7 +70,8 @@ def auto_videos_per_shard(num_videos: int) -> int:
 def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: ExtractConfig, *,
             workers: int | None = None, threads: int | None = None,
             videos_per_shard: int | None = None, overwrite: bool = False,
-            retry_failed: bool = False, progress: bool = True) -> ExtractReport:
+            retry_failed: bool = False, progress: bool = True,
+            dask: str | None = None) -> ExtractReport:
     """Extract ``sources`` into shards in ``out_dir``, resuming any earlier run there.
 
     Args:
@@ -80,6 +82,8 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
         overwrite: delete this folder's earlier flowkit output first.
         retry_failed: plan videos that failed before again (into new shards).
         progress: show a progress bar.
+        dask: run the shards on the dask.distributed scheduler at this address instead of local
+            worker processes (``workers`` then has no effect); see :mod:`flowkit.cluster`.
 
     Raises:
         LockError: another run holds ``out_dir``.
@@ -112,9 +116,13 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
         processed = sum(len(entries) for entries in work.values())
         bar = ProgressBar(total=processed, enabled=progress)
         frames = 0
+        run_shards = _run_shards
+        if dask is not None:
+            from flowkit.cluster import run_shards_on_dask
+            run_shards = functools.partial(run_shards_on_dask, dask)
         try:
-            for entries in _run_shards(work, out_dir, config, workers, threads, devices,
-                                       bar.update):
+            for entries in run_shards(work, out_dir, config, workers, threads, devices,
+                                      bar.update):
                 for entry in entries:
                     manifest.put(entry)
                     frames += entry.num_frames or 0
@@ -301,10 +309,11 @@ class _QueueListener:
 
 def extract_shard(path: Path, entries: Sequence[ManifestEntry], config: ExtractConfig,
                   on_progress: ProgressFn | None = None, threads: int | None = None,
-                  device: str | None = None) -> list[ManifestEntry]:
+                  device: str | None = None, tmp_tag: str = "") -> list[ManifestEntry]:
     """Write one shard with the videos of ``entries``; return their updated entries.
 
-    Flow runs on ``device`` (default: ``config.device``). A video that fails (bad file, decode
+    Flow runs on ``device`` (default: ``config.device``). ``tmp_tag`` names the temporary file
+    uniquely (see :class:`ShardWriter`). A video that fails (bad file, decode
     error, backend error) is left out of the shard and returned as failed with its error; the
     others are unaffected. Under ``config.on_decode_error == "keep"`` a decode error after at
     least one frame keeps the frames before it: the video is ok, with the error as its warning.
@@ -314,7 +323,7 @@ def extract_shard(path: Path, entries: Sequence[ManifestEntry], config: ExtractC
         config.flow, config.flow_params, device=device or config.device)
     done = []
     with _library_threads(threads), \
-            ShardWriter(path, config.storage, shard_attributes(config)) as shard:
+            ShardWriter(path, config.storage, shard_attributes(config), tmp_tag) as shard:
         for entry in entries:
             flow_attrs = {"bound": config.storage.bound, "step": config.flow_step,
                           "backend": config.flow}

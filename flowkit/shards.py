@@ -178,16 +178,20 @@ class ShardWriter:
     """Writes one shard file atomically.
 
     Use as a context manager: on a clean exit the file is flushed, fsynced and renamed from
-    ``<path>.tmp`` to ``<path>``; on an exception the temporary file is removed.
+    ``<path>.tmp`` to ``<path>``; on an exception the temporary file is removed. ``tmp_tag``
+    makes the temporary name ``<path>.<tag>.tmp``, unique to one writer, for when two writers
+    may write the same shard at once (a task rerun on a cluster while its first try still runs).
 
         with ShardWriter(path, storage, attrs) as shard:
             with shard.video("class/clip.avi", {"source": ...}) as video:
                 video.append_frame(frame)
     """
 
-    def __init__(self, path: Path, storage: StorageConfig, attrs: Mapping[str, Any]) -> None:
+    def __init__(self, path: Path, storage: StorageConfig, attrs: Mapping[str, Any],
+                 tmp_tag: str = "") -> None:
         self.path = Path(path)
-        self.tmp_path = self.path.with_name(self.path.name + TMP_SUFFIX)
+        tag = f".{tmp_tag}" if tmp_tag else ""
+        self.tmp_path = self.path.with_name(f"{self.path.name}{tag}{TMP_SUFFIX}")
         self.storage = storage
         self._attrs = dict(attrs)
         self._file: h5py.File | None = None
