@@ -101,6 +101,9 @@ folder locked; 3 the run could not go on.
               help="Which partition this run extracts, 0-based, below --num-partitions.")
 @click.option("--overwrite", is_flag=True, help="Delete earlier flowkit output in --out first.")
 @click.option("--retry-failed", is_flag=True, help="Try the videos that failed before again.")
+@click.option("--repair", is_flag=True,
+              help="Run flowkit verify first and extract the videos it finds damaged (checksum "
+                   "mismatch, unreadable data, unreadable shard) again, into new shards.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary.")
 @flow_parameter_options
 def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root: Path | None,
@@ -110,8 +113,8 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
                     videos_per_shard: int | None, workers: int | None, threads: int | None,
                     device: str, devices: tuple[str, ...], dask_address: str | None,
                     batch_size: int, precision: str, on_decode_error: str, num_partitions: int,
-                    partition: int, overwrite: bool, retry_failed: bool, quiet: bool,
-                    **flow_params: object) -> None:
+                    partition: int, overwrite: bool, retry_failed: bool, repair: bool,
+                    quiet: bool, **flow_params: object) -> None:
     """Decode videos and write RGB frames and optical flow into HDF5 shards.
 
     INPUTS are video files, folders (searched recursively) or list files (.txt: one path
@@ -136,8 +139,8 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
                    err=True)
     report = extract(sources, out_dir, config, workers=workers, threads=threads,
                      videos_per_shard=videos_per_shard,
-                     overwrite=overwrite, retry_failed=retry_failed, progress=not quiet,
-                     dask=dask_address)
+                     overwrite=overwrite, retry_failed=retry_failed, repair=repair,
+                     progress=not quiet, dask=dask_address)
     rate = report.frames / report.seconds if report.seconds else 0.0
     click.echo(f"{report.out_dir}: {report.total} videos, {report.ok} ok, {len(report.failed)} "
                f"failed; this run: {report.processed} videos, {report.frames} frames in "
@@ -145,6 +148,8 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
     for entry in report.warned:
         click.echo(f"kept with a warning: {entry.video_id}: {entry.num_frames} frames; "
                    f"{entry.warning}")
+    for video_id in report.repaired:
+        click.echo(f"repaired: {video_id}")
     for entry in report.failed:
         click.echo(f"failed: {entry.video_id}: {entry.error}")
     if not report.all_ok:

@@ -31,3 +31,7 @@ class LockError(FlowkitError):
 
 class ExtractionError(FlowkitError):
     """An extraction run cannot go on (a worker process died); finished shards are kept."""
+
+
+class ChecksumError(ShardError):
+    """Stored bytes of a frame or flow disagree with their checksum (damaged on disk)."""

@@ -31,6 +31,7 @@ from flowkit.manifest import FAILED, MANIFEST_NAME, OK, PENDING, Manifest, Manif
 from flowkit.prefetch import prefetch
 from flowkit.progress import ProgressBar
 from flowkit.shards import TMP_SUFFIX, ShardWriter, VideoWriter
+from flowkit.verify import DAMAGED, verify
 from flowkit.versions import library_versions
 from flowkit.video import iter_frames, probe
 
@@ -56,6 +57,7 @@ class ExtractReport:
     processed: int         # videos this run worked on
     frames: int            # frames this run decoded
     seconds: float
+    repaired: list[str] = dataclasses.field(default_factory=list)  # ids re-extracted (--repair)
 
     @property
     def all_ok(self) -> bool:
@@ -70,7 +72,7 @@ def auto_videos_per_shard(num_videos: int) -> int:
 def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: ExtractConfig, *,
             workers: int | None = None, threads: int | None = None,
             videos_per_shard: int | None = None, overwrite: bool = False,
-            retry_failed: bool = False, progress: bool = True,
+            retry_failed: bool = False, repair: bool = False, progress: bool = True,
             dask: str | None = None) -> ExtractReport:
     """Extract ``sources`` into shards in ``out_dir``, resuming any earlier run there.
 
@@ -81,6 +83,8 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
         videos_per_shard: videos per shard file for newly planned videos (default: automatic).
         overwrite: delete this folder's earlier flowkit output first.
         retry_failed: plan videos that failed before again (into new shards).
+        repair: run :func:`flowkit.verify.verify` first and plan the videos it finds damaged
+            again (into new shards; their old groups stay, superseded by the manifest).
         progress: show a progress bar.
         dask: run the shards on the dask.distributed scheduler at this address instead of local
             worker processes (``workers`` then has no effect); see :mod:`flowkit.cluster`.
@@ -106,6 +110,7 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
         remove_temporaries(out_dir)
         _check_or_save_config(out_dir, config)
         manifest = _load_manifest(out_dir)
+        repaired = _replan_damaged(out_dir, manifest, videos_per_shard) if repair else []
         if retry_failed:
             _replan_failed(manifest, videos_per_shard)
         _plan(manifest, sources, videos_per_shard)
@@ -133,7 +138,7 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
         out_dir=out_dir, total=len(manifest), ok=len(manifest.with_status(OK)),
         failed=manifest.with_status(FAILED), warned=manifest.with_warning(),
         skipped=len(manifest) - processed, processed=processed, frames=frames,
-        seconds=time.perf_counter() - started)
+        seconds=time.perf_counter() - started, repaired=repaired)
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -199,6 +204,17 @@ def _plan(manifest: Manifest, sources: Sequence[VideoSource], videos_per_shard: 
 def _replan_failed(manifest: Manifest, videos_per_shard: int | None) -> None:
     """Put failed videos into new shards, as pending, so that they are tried again."""
     assign_new_shards(manifest, manifest.with_status(FAILED), videos_per_shard)
+
+
+def _replan_damaged(out_dir: Path, manifest: Manifest, videos_per_shard: int | None
+                    ) -> list[str]:
+    """Put the videos verify finds damaged into new shards, as pending; return their ids."""
+    if not (out_dir / MANIFEST_NAME).exists():
+        return []
+    damaged = list(dict.fromkeys(problem.video_id for problem in verify(out_dir)
+                                 if problem.kind == DAMAGED and problem.video_id in manifest))
+    assign_new_shards(manifest, [manifest[video_id] for video_id in damaged], videos_per_shard)
+    return damaged
 
 
 def assign_new_shards(manifest: Manifest, entries: list[ManifestEntry],

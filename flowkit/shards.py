@@ -17,10 +17,11 @@ from typing import Any, Mapping, Sequence
 import h5py
 import numpy as np
 
+from flowkit.checksums import CRC_SUFFIX, crc32
 from flowkit.codec import encode_jpeg, quantize_flow
 from flowkit.errors import ConfigError, ShardError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: checksums (fletcher32 chunks, <name>_crc32 of JPEG items)
 FORMAT_NAME = "flowkit-shard"
 TMP_SUFFIX = ".tmp"
 _GROW_BY = 64  # datasets grow in blocks of this many frames, trimmed on finish
@@ -64,21 +65,28 @@ def group_name(video_id: str) -> str:
 
 
 def _filter_kwargs(storage: StorageConfig) -> dict[str, Any]:
+    """HDF5 filters of numeric datasets: the shard's compression, then fletcher32 (last, so
+    that it covers the compressed bytes as stored)."""
     if storage.compression == "lzf":
-        return {"compression": "lzf"}
+        return {"compression": "lzf", "fletcher32": True}
     if storage.compression == "gzip":
-        return {"compression": "gzip", "compression_opts": storage.gzip_level}
-    return {}
+        return {"compression": "gzip", "compression_opts": storage.gzip_level, "fletcher32": True}
+    return {"fletcher32": True}
 
 
 class _GrowingDataset:
-    """An HDF5 dataset appended to one item at a time, created on the first item."""
+    """An HDF5 dataset appended to one item at a time, created on the first item.
+
+    Variable-length (JPEG) items get a CRC32 each in ``<name>_crc32`` (HDF5 checksums no
+    heap data); numeric chunks are checksummed by the fletcher32 filter in ``filters``.
+    """
 
     def __init__(self, group: h5py.Group, name: str, dtype: Any, filters: dict[str, Any],
                  attrs: Mapping[str, Any], vlen_shape: tuple[int, ...] = ()) -> None:
         self._group, self._name, self._dtype = group, name, dtype
         self._filters, self._attrs, self._vlen_shape = filters, attrs, vlen_shape
         self._dataset: h5py.Dataset | None = None
+        self._crcs: h5py.Dataset | None = None
         self.count = 0
 
     def append(self, item: np.ndarray | list[np.ndarray]) -> None:
@@ -89,19 +97,34 @@ class _GrowingDataset:
                 self._name, shape=(0, *item_shape), maxshape=(None, *item_shape),
                 chunks=(1, *item_shape), dtype=self._dtype, **({} if vlen else self._filters))
             self._dataset.attrs.update(self._attrs)
+            if vlen:
+                self._crcs = self._create_crcs(item_shape)
         if self.count == self._dataset.shape[0]:
-            self._dataset.resize(self.count + _GROW_BY, axis=0)
+            for dataset in (self._dataset, self._crcs):
+                if dataset is not None:
+                    dataset.resize(self.count + _GROW_BY, axis=0)
         if self._vlen_shape:
             # Element by element: h5py would read equal-length byte strings as a 2-D array.
             for position, part in enumerate(item):
                 self._dataset[self.count, position] = part
         else:
             self._dataset[self.count] = item
+        if self._crcs is not None:
+            parts = item if self._vlen_shape else [item]
+            self._crcs[self.count] = np.array([crc32(part) for part in parts],
+                                              dtype=np.uint32).reshape(self._crcs.shape[1:])
         self.count += 1
 
+    def _create_crcs(self, item_shape: tuple[int, ...]) -> h5py.Dataset | None:
+        """The ``<name>_crc32`` dataset of a JPEG dataset: a uint32 per JPEG item."""
+        return self._group.create_dataset(
+            self._name + CRC_SUFFIX, shape=(0, *item_shape), maxshape=(None, *item_shape),
+            chunks=(_GROW_BY, *item_shape), dtype=np.uint32, fletcher32=True)
+
     def finish(self) -> None:
-        if self._dataset is not None:
-            self._dataset.resize(self.count, axis=0)
+        for dataset in (self._dataset, self._crcs):
+            if dataset is not None:
+                dataset.resize(self.count, axis=0)
 
 
 class VideoWriter:
