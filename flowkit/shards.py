@@ -18,7 +18,8 @@ import h5py
 import numpy as np
 
 from flowkit.codec import encode_jpeg, quantize_flow
-from flowkit.errors import ConfigError, ShardError
+from flowkit.errors import ConfigError, OutputError, ShardError
+from flowkit.writing import writing
 
 SCHEMA_VERSION = 1
 FORMAT_NAME = "flowkit-shard"
@@ -82,6 +83,10 @@ class _GrowingDataset:
         self.count = 0
 
     def append(self, item: np.ndarray | list[np.ndarray]) -> None:
+        with writing(self._group.file.filename):
+            self._append(item)
+
+    def _append(self, item: np.ndarray | list[np.ndarray]) -> None:
         if self._dataset is None:
             vlen = h5py.check_vlen_dtype(np.dtype(self._dtype)) is not None
             item_shape = self._vlen_shape if vlen else item.shape
@@ -101,7 +106,8 @@ class _GrowingDataset:
 
     def finish(self) -> None:
         if self._dataset is not None:
-            self._dataset.resize(self.count, axis=0)
+            with writing(self._group.file.filename):
+                self._dataset.resize(self.count, axis=0)
 
 
 class VideoWriter:
@@ -162,9 +168,10 @@ class VideoWriter:
         """Trim the datasets and record the counts and ``attrs`` on the group."""
         self._rgb.finish()
         self._flow.finish()
-        self.group.attrs.update({k: _attr_value(v) for k, v in attrs.items()})
-        self.group.attrs["num_frames"] = self.num_frames
-        self.group.attrs["num_flows"] = self.num_flows
+        with writing(self.group.file.filename):
+            self.group.attrs.update({k: _attr_value(v) for k, v in attrs.items()})
+            self.group.attrs["num_frames"] = self.num_frames
+            self.group.attrs["num_flows"] = self.num_flows
 
 
 def _attr_value(value: Any) -> Any:
@@ -178,7 +185,8 @@ class ShardWriter:
     """Writes one shard file atomically.
 
     Use as a context manager: on a clean exit the file is flushed, fsynced and renamed from
-    ``<path>.tmp`` to ``<path>``; on an exception the temporary file is removed.
+    ``<path>.tmp`` to ``<path>``; on an exception the temporary file is removed. An OSError
+    writing the file (disk full, read-only, I/O error) is raised as OutputError.
 
         with ShardWriter(path, storage, attrs) as shard:
             with shard.video("class/clip.avi", {"source": ...}) as video:
@@ -193,12 +201,17 @@ class ShardWriter:
         self._file: h5py.File | None = None
 
     def __enter__(self) -> "ShardWriter":
-        self._file = h5py.File(self.tmp_path, "w", libver=("v110", "latest"))
-        self._file.attrs.update({
-            "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION,
-            **{k: _attr_value(v) for k, v in self._attrs.items()},
-        })
-        self._file.create_group("videos")
+        try:
+            with writing(self.tmp_path):
+                self._file = h5py.File(self.tmp_path, "w", libver=("v110", "latest"))
+                self._file.attrs.update({
+                    "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION,
+                    **{k: _attr_value(v) for k, v in self._attrs.items()},
+                })
+                self._file.create_group("videos")
+        except OutputError:
+            self._discard()
+            raise
         return self
 
     def video(self, video_id: str, flow_attrs: Mapping[str, Any]) -> "_VideoContext":
@@ -208,22 +221,45 @@ class ShardWriter:
         name = group_name(video_id)
         if name in self._file["videos"]:
             raise ShardError(f"{self.tmp_path}: video {video_id!r} is already in this shard")
-        group = self._file["videos"].create_group(name)
-        group.attrs["video_id"] = video_id
+        with writing(self.tmp_path):
+            group = self._file["videos"].create_group(name)
+            group.attrs["video_id"] = video_id
         return _VideoContext(self._file["videos"], name,
                              VideoWriter(group, self.storage, flow_attrs))
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        assert self._file is not None
-        self._file.close()
-        self._file = None
         if exc_type is not None:
-            self.tmp_path.unlink(missing_ok=True)
+            self._discard()
             return
-        _fsync_path(self.tmp_path)
-        os.replace(self.tmp_path, self.path)
-        _fsync_path(self.path.parent)
+        try:
+            with writing(self.tmp_path):
+                assert self._file is not None
+                self._file.flush()  # a full disk fails here, while the file can still be dropped
+                self._file.close()
+                self._file = None
+                _fsync_path(self.tmp_path)
+                os.replace(self.tmp_path, self.path)
+                _fsync_path(self.path.parent)
+        except OutputError:
+            self._discard()
+            raise
+
+    def _discard(self) -> None:
+        """Drop the temporary file: its space is freed at once, and HDF5 closes cleanly.
+
+        HDF5 keeps a file whose writes failed (disk full) open with unwritten data, retries on
+        every later close and may crash the process at exit. Its descriptor is pointed at
+        /dev/null first, so that those writes succeed into nothing.
+        """
+        if self._file is not None:
+            _redirect_to_devnull(self._file)
+            try:
+                self._file.close()
+            except Exception:  # noqa: BLE001  nothing of it is kept either way
+                pass
+            self._file = None
+        self.tmp_path.unlink(missing_ok=True)
 
 
 class _VideoContext:
@@ -235,8 +271,26 @@ class _VideoContext:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if exc_type is not None and self._name in self._videos:
-            del self._videos[self._name]
+        # After a failed write the file is dropped whole: touching it more may crash HDF5.
+        failed_video = isinstance(exc, Exception) and not isinstance(exc, OutputError)
+        if failed_video and self._name in self._videos:
+            with writing(self._videos.file.filename):
+                del self._videos[self._name]
+
+
+def _redirect_to_devnull(file: h5py.File) -> None:
+    """Point the descriptor under ``file`` (HDF5's default sec2 driver) at /dev/null."""
+    try:
+        fd = file.id.get_vfd_handle()
+    except Exception:  # noqa: BLE001  another driver, or already closed: nothing to redirect
+        return
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        os.dup2(devnull, fd)
+    except OSError:
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _fsync_path(path: Path) -> None:
