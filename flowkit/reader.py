@@ -18,7 +18,7 @@ import numpy as np
 
 from flowkit.chunks import RowReader
 from flowkit.codec import decode_jpeg, dequantize_flow
-from flowkit.errors import ShardError
+from flowkit.errors import NotOutputFolderError, ShardError
 from flowkit.manifest import MANIFEST_NAME, OK, Manifest, ManifestEntry
 from flowkit.shards import FORMAT_NAME, SCHEMA_VERSION, group_name, read_attrs
 
@@ -273,7 +273,7 @@ class ShardReader(Mapping[str, Video]):
         self.root = Path(root)
         self.check = check
         if not self.root.is_dir():
-            raise ShardError(f"{self.root}: not a folder")
+            raise NotOutputFolderError(f"{self.root}: not a folder")
         self.manifest = Manifest.read(self.root / MANIFEST_NAME)
         self._ok = {entry.video_id: entry for entry in self.manifest if entry.status == OK}
         self._files: dict[str, h5py.File] = {}

@@ -19,7 +19,8 @@ import numpy as np
 
 from flowkit.checksums import CRC_SUFFIX, crc32
 from flowkit.codec import encode_jpeg, quantize_flow
-from flowkit.errors import ConfigError, ShardError
+from flowkit.errors import ConfigError, OutputError, ShardError
+from flowkit.writing import writing
 
 SCHEMA_VERSION = 2  # 2: checksums (fletcher32 chunks, <name>_crc32 of JPEG items)
 FORMAT_NAME = "flowkit-shard"
@@ -90,6 +91,10 @@ class _GrowingDataset:
         self.count = 0
 
     def append(self, item: np.ndarray | list[np.ndarray]) -> None:
+        with writing(self._group.file.filename):
+            self._append(item)
+
+    def _append(self, item: np.ndarray | list[np.ndarray]) -> None:
         if self._dataset is None:
             vlen = h5py.check_vlen_dtype(np.dtype(self._dtype)) is not None
             item_shape = self._vlen_shape if vlen else item.shape
@@ -122,9 +127,10 @@ class _GrowingDataset:
             chunks=(_GROW_BY, *item_shape), dtype=np.uint32, fletcher32=True)
 
     def finish(self) -> None:
-        for dataset in (self._dataset, self._crcs):
-            if dataset is not None:
-                dataset.resize(self.count, axis=0)
+        with writing(self._group.file.filename):
+            for dataset in (self._dataset, self._crcs):
+                if dataset is not None:
+                    dataset.resize(self.count, axis=0)
 
 
 class VideoWriter:
@@ -185,9 +191,10 @@ class VideoWriter:
         """Trim the datasets and record the counts and ``attrs`` on the group."""
         self._rgb.finish()
         self._flow.finish()
-        self.group.attrs.update({k: _attr_value(v) for k, v in attrs.items()})
-        self.group.attrs["num_frames"] = self.num_frames
-        self.group.attrs["num_flows"] = self.num_flows
+        with writing(self.group.file.filename):
+            self.group.attrs.update({k: _attr_value(v) for k, v in attrs.items()})
+            self.group.attrs["num_frames"] = self.num_frames
+            self.group.attrs["num_flows"] = self.num_flows
 
 
 def _attr_value(value: Any) -> Any:
@@ -204,6 +211,7 @@ class ShardWriter:
     ``<path>.tmp`` to ``<path>``; on an exception the temporary file is removed. ``tmp_tag``
     makes the temporary name ``<path>.<tag>.tmp``, unique to one writer, for when two writers
     may write the same shard at once (a task rerun on a cluster while its first try still runs).
+    An OSError writing the file (disk full, read-only, I/O error) is raised as OutputError.
 
         with ShardWriter(path, storage, attrs) as shard:
             with shard.video("class/clip.avi", {"source": ...}) as video:
@@ -220,12 +228,17 @@ class ShardWriter:
         self._file: h5py.File | None = None
 
     def __enter__(self) -> "ShardWriter":
-        self._file = h5py.File(self.tmp_path, "w", libver=("v110", "latest"))
-        self._file.attrs.update({
-            "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION,
-            **{k: _attr_value(v) for k, v in self._attrs.items()},
-        })
-        self._file.create_group("videos")
+        try:
+            with writing(self.tmp_path):
+                self._file = h5py.File(self.tmp_path, "w", libver=("v110", "latest"))
+                self._file.attrs.update({
+                    "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION,
+                    **{k: _attr_value(v) for k, v in self._attrs.items()},
+                })
+                self._file.create_group("videos")
+        except OutputError:
+            self._discard()
+            raise
         return self
 
     def video(self, video_id: str, flow_attrs: Mapping[str, Any]) -> "_VideoContext":
@@ -235,22 +248,45 @@ class ShardWriter:
         name = group_name(video_id)
         if name in self._file["videos"]:
             raise ShardError(f"{self.tmp_path}: video {video_id!r} is already in this shard")
-        group = self._file["videos"].create_group(name)
-        group.attrs["video_id"] = video_id
+        with writing(self.tmp_path):
+            group = self._file["videos"].create_group(name)
+            group.attrs["video_id"] = video_id
         return _VideoContext(self._file["videos"], name,
                              VideoWriter(group, self.storage, flow_attrs))
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        assert self._file is not None
-        self._file.close()
-        self._file = None
         if exc_type is not None:
-            self.tmp_path.unlink(missing_ok=True)
+            self._discard()
             return
-        fsync_path(self.tmp_path)
-        os.replace(self.tmp_path, self.path)
-        fsync_path(self.path.parent)
+        try:
+            with writing(self.tmp_path):
+                assert self._file is not None
+                self._file.flush()  # a full disk fails here, while the file can still be dropped
+                self._file.close()
+                self._file = None
+                fsync_path(self.tmp_path)
+                os.replace(self.tmp_path, self.path)
+                fsync_path(self.path.parent)
+        except OutputError:
+            self._discard()
+            raise
+
+    def _discard(self) -> None:
+        """Drop the temporary file: its space is freed at once, and HDF5 closes cleanly.
+
+        HDF5 keeps a file whose writes failed (disk full) open with unwritten data, retries on
+        every later close and may crash the process at exit. Its descriptor is pointed at
+        /dev/null first, so that those writes succeed into nothing.
+        """
+        if self._file is not None:
+            _redirect_to_devnull(self._file)
+            try:
+                self._file.close()
+            except Exception:  # noqa: BLE001  nothing of it is kept either way
+                pass
+            self._file = None
+        self.tmp_path.unlink(missing_ok=True)
 
 
 class _VideoContext:
@@ -262,8 +298,26 @@ class _VideoContext:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if exc_type is not None and self._name in self._videos:
-            del self._videos[self._name]
+        # After a failed write the file is dropped whole: touching it more may crash HDF5.
+        failed_video = isinstance(exc, Exception) and not isinstance(exc, OutputError)
+        if failed_video and self._name in self._videos:
+            with writing(self._videos.file.filename):
+                del self._videos[self._name]
+
+
+def _redirect_to_devnull(file: h5py.File) -> None:
+    """Point the descriptor under ``file`` (HDF5's default sec2 driver) at /dev/null."""
+    try:
+        fd = file.id.get_vfd_handle()
+    except Exception:  # noqa: BLE001  another driver, or already closed: nothing to redirect
+        return
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        os.dup2(devnull, fd)
+    except OSError:
+        pass
+    finally:
+        os.close(devnull)
 
 
 def fsync_path(path: Path) -> None:
