@@ -14,22 +14,31 @@ start fresh workers every epoch (so shards reopen their HDF5 files each epoch); 
 measurement keeps the workers alive (persistent_workers=True), layouts interleaved, twice.
 
     python bench/loader.py [--videos 48] [--frames 48] [--epochs 3]
+
+With ``--open-latency-ms 0,0.5,2`` it measures only how a network file system's per-open
+round trip (NFS, Lustre) changes the shards/folders ratio, by a model made here in the bench:
+every file open of either layout first sleeps that long (each HDF5 file a worker opens; each
+JPEG file the folder baseline opens). Warm page cache, uint8 output, fresh and persistent workers.
+
+    python bench/loader.py --open-latency-ms 0,0.5,2
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from common import machine, require_all_ok
+from common import machine, require_all_ok, timed
 from flowkit.codec import dequantize_flow
 from flowkit.config import ExtractConfig
 from flowkit.data.dataset import ShardDataset, _flow_tensor, _rgb_tensor
@@ -45,6 +54,28 @@ from flowkit.synth import SynthConfig, make_synthetic_videos
 
 FLOW_LENGTH = 5
 SHARD_LAYOUTS = ("shards", "raw_shards", "raw_rgb_shards", "jpeg_shards")
+LATENCY_LAYOUTS = ("shards", "jpeg_shards", "folders")
+_open_latency_s = 0.0  # the modelled network round trip of every file open (--open-latency-ms)
+
+
+def _open_delay() -> None:
+    if _open_latency_s:
+        time.sleep(_open_latency_s)
+
+
+def imread(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """cv2.imread after the modelled open latency."""
+    _open_delay()
+    return cv2.imread(str(path), flags)
+
+
+class SlowOpenFile(h5py.File):
+    """h5py.File after the modelled open latency; installed as h5py.File by the latency study
+    only, so that the library's reader opens shards through it."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        _open_delay()
+        super().__init__(*args, **kwargs)
 
 
 class FolderDataset(Dataset):
@@ -65,10 +96,10 @@ class FolderDataset(Dataset):
         folder, num_frames = self.folders[index], self.counts[index]
         indices: FrameIndices = self.sampler(VideoExtent(num_frames, num_frames - 1), rng)
         flows = indices.flows
-        rgb = np.stack([cv2.cvtColor(cv2.imread(str(folder / f"img_{s + 1:05d}.jpg")),
+        rgb = np.stack([cv2.cvtColor(imread(folder / f"img_{s + 1:05d}.jpg"),
                                      cv2.COLOR_BGR2RGB) for s in indices.frames[:, 0]])
-        planes = np.stack([cv2.merge([cv2.imread(str(folder / f"{axis}_{k + 1:05d}.jpg"),
-                                                 cv2.IMREAD_GRAYSCALE) for axis in "xy"])
+        planes = np.stack([cv2.merge([imread(folder / f"{axis}_{k + 1:05d}.jpg",
+                                             cv2.IMREAD_GRAYSCALE) for axis in "xy"])
                            for k in flows.reshape(-1)])
         flow = planes.reshape((*flows.shape, *planes.shape[1:]))
         if self.quantized_flow:
@@ -167,6 +198,71 @@ def read_every_file(folder: Path) -> float:
     return time.perf_counter() - start
 
 
+STORAGE = {"shards": StorageConfig(), "raw_shards": StorageConfig(compression="none"),
+           "raw_rgb_shards": StorageConfig(rgb="raw", compression="none"),
+           "jpeg_shards": StorageConfig(flow_dtype="jpeg")}
+
+
+def make_layouts(tmp: Path, videos: int, frames: int, shard_layouts: tuple[str, ...]
+                 ) -> dict[tuple[str, str], Dataset]:
+    """Extract the synthetic videos into ``shard_layouts`` (and the folders, exported from the
+    JPEG shards); a Dataset per layout and output mode (float32, uint8)."""
+    make_synthetic_videos(tmp / "videos", SynthConfig(num_videos=videos, num_frames=frames))
+    sources = collect_videos([tmp / "videos"])
+    for name in dict.fromkeys([*shard_layouts, "jpeg_shards"]):
+        require_all_ok(extract(sources, tmp / name, ExtractConfig(
+            flow="farneback", storage=STORAGE[name]), progress=False))
+    export_rawframes(tmp / "jpeg_shards", tmp / "folders", layout="mmaction2")
+    reader = open_shards(tmp / "jpeg_shards")
+    folders = [tmp / "folders" / Path(v).with_suffix("") for v in reader.videos]
+    counts = [reader.info(v)["num_frames"] for v in reader.videos]
+    layouts: dict[tuple[str, str], Dataset] = {}
+    for quantized in (False, True):
+        mode = "uint8" if quantized else "float32"
+        transform = tsn_train_transform(224, normalize=None if quantized else Normalize())
+        for name in shard_layouts:
+            layouts[name, mode] = ShardDataset(
+                tmp / name, "rgb+flow", SegmentSampler(num_segments=3, flow_length=FLOW_LENGTH),
+                transform=transform, quantized_flow=quantized)
+        layouts["folders", mode] = FolderDataset(folders, counts, bound=20.0,
+                                                 quantized_flow=quantized)
+    return layouts
+
+
+def open_latency_study(tmp: Path, layouts: dict[tuple[str, str], Dataset],
+                       latencies_ms: list[float], epochs: int) -> None:
+    """Samples/s of each layout (uint8 output, warm cache) with every file open delayed by each
+    of ``latencies_ms``: fresh workers each epoch, then persistent workers."""
+    global _open_latency_s
+    h5py.File = SlowOpenFile  # the library's reader now opens shards through the model
+    files = {name: sum(len(f) for _, _, f in os.walk(tmp / name)) for name in LATENCY_LAYOUTS}
+    rows = []
+    for ms in latencies_ms:
+        _open_latency_s = ms / 1e3
+        sleeps = 200
+        actual = 1e3 * timed(lambda: [_open_delay() for _ in range(sleeps)]) / sleeps
+        row = {"open_latency_ms": ms, "measured_ms_per_open": actual}
+        for name in LATENCY_LAYOUTS:
+            dataset = layouts[name, "uint8"]
+            samples_per_second(dataset, 1, [])  # every file in the page cache
+            row[name] = {"fresh": samples_per_second(dataset, epochs, []),
+                         "persistent": samples_per_second(dataset, epochs, [], persistent=True)}
+        rows.append(row)
+    _open_latency_s = 0.0
+    print("| ms per file open (measured) | shards, fresh workers | jpeg shards, fresh | "
+          "folders, fresh | shards / folders | shards, persistent workers | jpeg shards, "
+          "persistent | folders, persistent | shards / folders |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        cells = [f"{row['open_latency_ms']:g} ({row['measured_ms_per_open']:.3f})"]
+        for workers in ("fresh", "persistent"):
+            cells += [f"{row[name][workers]:.1f}" for name in LATENCY_LAYOUTS]
+            cells.append(f"{row['shards'][workers] / row['folders'][workers]:.2f}x")
+        print("| " + " | ".join(cells) + " |")
+    print(f"files: {files}")
+    print(json.dumps(rows, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=48)
@@ -174,35 +270,21 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--stage-rounds", type=int, default=5,
                         help="rounds of the in-process cost breakdown (median taken)")
+    parser.add_argument("--open-latency-ms", type=lambda text: [float(v) for v in text.split(",")],
+                        help="only the network file system model: ms slept in every file open, "
+                             "e.g. 0,0.5,2")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=".") as tmp:
         tmp = Path(tmp)
-        make_synthetic_videos(tmp / "videos", SynthConfig(num_videos=args.videos,
-                                                          num_frames=args.frames))
-        sources = collect_videos([tmp / "videos"])
-        require_all_ok(extract(sources, tmp / "shards", ExtractConfig(flow="farneback"),
-                               progress=False))
-        require_all_ok(extract(sources, tmp / "raw_shards", ExtractConfig(
-            flow="farneback", storage=StorageConfig(compression="none")), progress=False))
-        require_all_ok(extract(sources, tmp / "raw_rgb_shards", ExtractConfig(
-            flow="farneback", storage=StorageConfig(rgb="raw", compression="none")),
-            progress=False))
-        require_all_ok(extract(sources, tmp / "jpeg_shards", ExtractConfig(
-            flow="farneback", storage=StorageConfig(flow_dtype="jpeg")), progress=False))
-        export_rawframes(tmp / "jpeg_shards", tmp / "folders", layout="mmaction2")
-        reader = open_shards(tmp / "jpeg_shards")
-        folders = [tmp / "folders" / Path(v).with_suffix("") for v in reader.videos]
-        counts = [reader.info(v)["num_frames"] for v in reader.videos]
-        layouts = {}
-        for quantized in (False, True):
-            mode = "uint8" if quantized else "float32"
-            transform = tsn_train_transform(224, normalize=None if quantized else Normalize())
-            for name in SHARD_LAYOUTS:
-                layouts[name, mode] = ShardDataset(
-                    tmp / name, "rgb+flow", SegmentSampler(num_segments=3, flow_length=FLOW_LENGTH),
-                    transform=transform, quantized_flow=quantized)
-            layouts["folders", mode] = FolderDataset(folders, counts, bound=20.0,
-                                                     quantized_flow=quantized)
+        if args.open_latency_ms:
+            layouts = make_layouts(tmp, args.videos, args.frames, ("shards", "jpeg_shards"))
+            print(f"machine: {machine()}")
+            print(f"{args.videos} synthetic videos x {args.frames} frames, TSN 3 segments x "
+                  "(1 RGB + 5 flow pairs), uint8 output, DataLoader 2 workers, batch 8, "
+                  f"{args.epochs} epochs, warm page cache")
+            open_latency_study(tmp, layouts, args.open_latency_ms, args.epochs)
+            return
+        layouts = make_layouts(tmp, args.videos, args.frames, SHARD_LAYOUTS)
         names = sorted({name for name, _ in layouts})
         files = {name: sum(len(f) for _, _, f in os.walk(tmp / name)) for name in names}
         sizes = {name: sum(os.path.getsize(os.path.join(r, n)) for r, _, f in os.walk(tmp / name)

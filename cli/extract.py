@@ -27,6 +27,7 @@ Examples:
       --devices 0,1 --batch-size 32 --precision bf16
   flowkit extract UCF101/ --out part3 --num-partitions 8 --partition 3   # one job of 8
   flowkit merge ucf101_tvl1 part0 part1 part2 part3 part4 part5 part6 part7
+  flowkit extract /nfs/UCF101/ --out /nfs/ucf101_tvl1 --dask tcp://scheduler:8786
 
 \b
 Rerunning the same command resumes: videos the manifest holds as done are skipped.
@@ -72,7 +73,7 @@ folder locked; 3 the run could not go on.
               help="Videos per shard file [default: automatic, at most 100].")
 @click.option("--workers", type=click.IntRange(min=1),
               help="Worker processes, each writing its own shards; the arrays written do not "
-                   "depend on it [default: number of CPU cores].")
+                   "depend on it [default: number of CPU cores; no effect with --dask].")
 @click.option("--threads", type=click.IntRange(min=1),
               help="OpenCV threads in each worker [default: CPU cores / workers].")
 @click.option("--device", default="cpu", show_default=True,
@@ -80,6 +81,10 @@ folder locked; 3 the run could not go on.
 @click.option("--devices", callback=parse_devices,
               help="Several GPUs, e.g. 0,1,2,3: one worker process per GPU, shards split between "
                    "them as they finish (overrides --device; --workers N puts N/len workers on each).")
+@click.option("--dask", "dask_address", metavar="ADDRESS",
+              help="Run the shards as tasks on this Dask scheduler (e.g. tcp://host:8786) instead "
+                   "of local workers. Workers must see --out and the videos at the same paths "
+                   "(a shared file system; checked first). Needs: pip install flowkit[dask].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Frame pairs per flow backend call (one forward pass for the PyTorch methods).")
 @precision_option
@@ -96,6 +101,9 @@ folder locked; 3 the run could not go on.
               help="Which partition this run extracts, 0-based, below --num-partitions.")
 @click.option("--overwrite", is_flag=True, help="Delete earlier flowkit output in --out first.")
 @click.option("--retry-failed", is_flag=True, help="Try the videos that failed before again.")
+@click.option("--repair", is_flag=True,
+              help="Run flowkit verify first and extract the videos it finds damaged (checksum "
+                   "mismatch, unreadable data, unreadable shard) again, into new shards.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary.")
 @flow_parameter_options
 def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root: Path | None,
@@ -103,8 +111,10 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
                     flow_method: str, flow_dtype: str, bound: float, rgb_format: str,
                     jpeg_quality: int, compression: str, gzip_level: int,
                     videos_per_shard: int | None, workers: int | None, threads: int | None,
-                    device: str, devices: tuple[str, ...], batch_size: int, precision: str,
-                    on_decode_error: str, num_partitions: int, partition: int, overwrite: bool, retry_failed: bool, quiet: bool, **flow_params: object) -> None:
+                    device: str, devices: tuple[str, ...], dask_address: str | None,
+                    batch_size: int, precision: str, on_decode_error: str, num_partitions: int,
+                    partition: int, overwrite: bool, retry_failed: bool, repair: bool,
+                    quiet: bool, **flow_params: object) -> None:
     """Decode videos and write RGB frames and optical flow into HDF5 shards.
 
     INPUTS are video files, folders (searched recursively) or list files (.txt: one path
@@ -129,7 +139,8 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
                    err=True)
     report = extract(sources, out_dir, config, workers=workers, threads=threads,
                      videos_per_shard=videos_per_shard,
-                     overwrite=overwrite, retry_failed=retry_failed, progress=not quiet)
+                     overwrite=overwrite, retry_failed=retry_failed, repair=repair,
+                     progress=not quiet, dask=dask_address)
     rate = report.frames / report.seconds if report.seconds else 0.0
     click.echo(f"{report.out_dir}: {report.total} videos, {report.ok} ok, {len(report.failed)} "
                f"failed; this run: {report.processed} videos, {report.frames} frames in "
@@ -137,6 +148,8 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
     for entry in report.warned:
         click.echo(f"kept with a warning: {entry.video_id}: {entry.num_frames} frames; "
                    f"{entry.warning}")
+    for video_id in report.repaired:
+        click.echo(f"repaired: {video_id}")
     for entry in report.failed:
         click.echo(f"failed: {entry.video_id}: {entry.error}")
     if not report.all_ok:

@@ -31,15 +31,18 @@ def info_command(folder: Path, as_json: bool) -> None:
 @click.argument("folder", type=_FOLDER)
 @click.option("--quiet", "-q", is_flag=True, help="Print only problems and the verdict.")
 def verify_command(folder: Path, quiet: bool) -> None:
-    """Read every frame and flow back and check counts and shapes against the manifest."""
+    """Read every frame and flow back; check counts and shapes against the manifest, and
+    stored bytes against their checksums (damaged videos and indices are named)."""
     progress = None
     if not quiet:
         progress = lambda video_id: click.echo(f"checking {video_id}", err=True)  # noqa: E731
-    problems = verify(folder, on_video=progress)
-    for problem in problems:
-        click.echo(f"problem: {problem}")
-    if problems:
-        click.echo(f"{folder}: {len(problems)} problem(s)")
+    found = verify(folder, on_video=progress)
+    for problem in found:
+        click.echo(f"{'problem' if problem.is_failure else 'note'}: {problem}")
+    failures = [problem for problem in found if problem.is_failure]
+    if failures:
+        click.echo(f"{folder}: {len(failures)} problem(s); flowkit extract --repair "
+                   "re-extracts damaged videos")
         raise SystemExit(1)
     click.echo(f"{folder}: all consistent")
 

@@ -9,23 +9,30 @@ import click
 
 import flowkit
 from flowkit.errors import ConfigError, FlowkitError, InputError, LockError
+from flowkit.lifecycle import Interrupted, exit_code, interrupt_on_sigterm
 from stddcn.errors import StddcnError, TrainingError
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1   # the run finished, but some videos failed (listed in the summary)
 EXIT_USAGE = 2         # bad options or inputs, folder locked, settings differ from the folder's
 EXIT_ERROR = 3         # the run could not go on (unreadable shard, disk full, ...)
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT); SIGTERM gives 143: 128 + the signal number
 
 _USAGE_ERRORS = (ConfigError, InputError, LockError, StddcnError)
 _RUN_ERRORS = (TrainingError,)  # stddcn errors that mean "could not go on", not "bad input"
 
 
 class _FlowkitGroup(click.Group):
-    """Turns flowkit errors into one line on stderr and a documented exit code."""
+    """Turns flowkit errors and interruptions into one line on stderr and a documented exit
+    code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with interrupt_on_sigterm():
+                return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            click.echo("flowkit: interrupted; rerun the same command to resume", err=True)
+            ctx.exit(exit_code(exc.signum) if isinstance(exc, Interrupted) else EXIT_INTERRUPTED)
         except (FlowkitError, StddcnError) as exc:
             click.echo(f"flowkit: error: {exc}", err=True)
             usage = isinstance(exc, _USAGE_ERRORS) and not isinstance(exc, _RUN_ERRORS)
@@ -34,9 +41,11 @@ class _FlowkitGroup(click.Group):
 
 EPILOG = """\b
 Exit codes: 0 success; 1 the run finished but some videos failed (see the summary);
-2 usage error (bad option or input, folder locked by another run, settings differ
-from the folder's or the run's); 3 the run could not go on (unreadable shard, disk
-full, training diverged).
+2 usage error (bad option or input, a folder that is not flowkit output, folder
+locked by another run, settings differ from the folder's or the run's); 3 the run
+could not go on (unreadable shard, disk full, read-only or failing output, training
+diverged); 130 interrupted by Ctrl-C, 143 by SIGTERM (rerun the same command to
+resume).
 """
 
 

@@ -104,7 +104,24 @@ def flow_config_from_options(method: str, options: dict[str, Any],
                 raise ConfigError(f"{_option_name(backend, field.name)} applies to --flow "
                                   f"{backend}, not {method}")
             params[field.name] = value
-    return None if method == "none" else make_backend_config(method, **params)
+    if method == "none":
+        return None
+    try:
+        return make_backend_config(method, **params)
+    except ConfigError as exc:
+        raise ConfigError(_with_option_names(str(exc), method)) from None
+
+
+def _with_option_names(message: str, method: str) -> str:
+    """Config field names in ``message`` (``TVL1Config.tau``) as the options that set them
+    (``--tvl1-tau``), so that the user reads what to change on the command line."""
+    config_class = backend_config_class(method)
+    owners = "|".join(klass.__name__ for klass in config_class.__mro__
+                      if dataclasses.is_dataclass(klass))  # checks inherited name their class
+    for field in dataclasses.fields(config_class):
+        option = "--precision" if field.name in SHARED_FIELDS else _option_name(method, field.name)
+        message = re.sub(rf"\b(?:{owners})\.{field.name}\b", option, message)
+    return message
 
 
 def flow_methods_help() -> str:

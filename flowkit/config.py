@@ -9,6 +9,7 @@ from typing import Any
 
 from flowkit.errors import ConfigError
 from flowkit.flow import make_backend_config
+from flowkit.manifest import write_text_atomic
 from flowkit.shards import StorageConfig
 from flowkit.video import DecodeConfig
 
@@ -73,7 +74,7 @@ class ExtractConfig:
         return _output_part(json.loads(json.dumps(self.to_dict())))
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        write_text_atomic(Path(path), json.dumps(self.to_dict(), indent=1) + "\n")
 
 
 def read_saved_config(path: Path) -> dict[str, Any]:

@@ -31,3 +31,18 @@ class LockError(FlowkitError):
 
 class ExtractionError(FlowkitError):
     """An extraction run cannot go on (a worker process died); finished shards are kept."""
+
+
+class ChecksumError(ShardError):
+    """Stored bytes of a frame or flow disagree with their checksum (damaged on disk)."""
+
+
+class NotOutputFolderError(ShardError, InputError):
+    """A folder given as flowkit output holds none (no manifest): a usage error, exit code 2."""
+
+
+class OutputError(FlowkitError):
+    """The output folder cannot be written (disk full, read-only, no permission, I/O error).
+
+    Not a video's fault: the run stops (exit code 3) instead of failing every remaining video.
+    """

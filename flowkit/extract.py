@@ -4,12 +4,15 @@ The parent process plans which shard each video goes to (the plan lives in the m
 hands whole shards to joblib workers, and records each finished shard in the manifest. A
 worker streams a video frame by frame: decode -> JPEG -> flow in batches of pairs -> HDF5.
 Per-video failures are recorded, never raised; a killed run resumes where the manifest says.
+An error writing the output (disk full, read-only, I/O error) is not a video's fault: it stops
+the run as an OutputError, with the temporary files removed. Workers die with the parent.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import queue
@@ -22,16 +25,19 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from flowkit.config import CONFIG_NAME, NO_FLOW, ExtractConfig, saved_output_settings
-from flowkit.errors import ConfigError, DecodeError, ExtractionError, FlowkitError
+from flowkit.errors import ConfigError, DecodeError, ExtractionError, FlowkitError, OutputError
 from flowkit.flow import FlowBackend, check_backend, get_backend
 from flowkit.inputs import VideoSource
+from flowkit.lifecycle import die_with_parent
 from flowkit.lock import FolderLock
 from flowkit.manifest import FAILED, MANIFEST_NAME, OK, PENDING, Manifest, ManifestEntry
 from flowkit.prefetch import prefetch
 from flowkit.progress import ProgressBar
 from flowkit.shards import TMP_SUFFIX, ShardWriter, VideoWriter
+from flowkit.verify import DAMAGED, verify
 from flowkit.versions import library_versions
 from flowkit.video import iter_frames, probe
+from flowkit.writing import writing
 
 SHARD_PATTERN = "shard-{:05d}.h5"
 SHARD_NAME = re.compile(r"shard-(\d+)\.h5")
@@ -55,6 +61,7 @@ class ExtractReport:
     processed: int         # videos this run worked on
     frames: int            # frames this run decoded
     seconds: float
+    repaired: list[str] = dataclasses.field(default_factory=list)  # ids re-extracted (--repair)
 
     @property
     def all_ok(self) -> bool:
@@ -69,7 +76,8 @@ def auto_videos_per_shard(num_videos: int) -> int:
 def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: ExtractConfig, *,
             workers: int | None = None, threads: int | None = None,
             videos_per_shard: int | None = None, overwrite: bool = False,
-            retry_failed: bool = False, progress: bool = True) -> ExtractReport:
+            retry_failed: bool = False, repair: bool = False, progress: bool = True,
+            dask: str | None = None) -> ExtractReport:
     """Extract ``sources`` into shards in ``out_dir``, resuming any earlier run there.
 
     Args:
@@ -79,53 +87,66 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
         videos_per_shard: videos per shard file for newly planned videos (default: automatic).
         overwrite: delete this folder's earlier flowkit output first.
         retry_failed: plan videos that failed before again (into new shards).
+        repair: run :func:`flowkit.verify.verify` first and plan the videos it finds damaged
+            again (into new shards; their old groups stay, superseded by the manifest).
         progress: show a progress bar.
+        dask: run the shards on the dask.distributed scheduler at this address instead of local
+            worker processes (``workers`` then has no effect); see :mod:`flowkit.cluster`.
 
     Raises:
         LockError: another run holds ``out_dir``.
         ConfigError: ``out_dir`` holds output made with other settings (and not ``overwrite``),
             or the flow backend cannot run as configured (device, weights).
+        OutputError: ``out_dir`` cannot be written (disk full, read-only, permission, I/O
+            error); shards finished before are kept and recorded, temporary files removed.
     """
     out_dir = Path(out_dir)
     devices = config.run_devices()
     if config.flow != NO_FLOW:
         check_backend(config.flow, config.flow_params, devices)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
     on_gpus = any(device != "cpu" for device in devices)
     workers = workers or (len(devices) if on_gpus else cores)
     threads = threads or max(1, cores // workers)
     started = time.perf_counter()
-    with FolderLock(out_dir):
-        if overwrite:
-            _remove_outputs(out_dir)
-        remove_temporaries(out_dir)
-        _check_or_save_config(out_dir, config)
+    with FolderLock(out_dir), _removing_temporaries(out_dir):
+        with writing(out_dir):
+            if overwrite:
+                _remove_outputs(out_dir)
+            remove_temporaries(out_dir)
+            _check_or_save_config(out_dir, config)
         manifest = _load_manifest(out_dir)
+        repaired = _replan_damaged(out_dir, manifest, videos_per_shard) if repair else []
         if retry_failed:
             _replan_failed(manifest, videos_per_shard)
         _plan(manifest, sources, videos_per_shard)
-        manifest.write(out_dir / MANIFEST_NAME)
+        _write_manifest(manifest, out_dir)
 
         todo = [shard for shard in manifest.shards() if _needs_work(manifest, out_dir, shard)]
         work = {shard: [e for e in manifest if e.shard == shard] for shard in todo}
         processed = sum(len(entries) for entries in work.values())
         bar = ProgressBar(total=processed, enabled=progress)
         frames = 0
+        run_shards = _run_shards
+        if dask is not None:
+            from flowkit.cluster import run_shards_on_dask
+            run_shards = functools.partial(run_shards_on_dask, dask)
         try:
-            for entries in _run_shards(work, out_dir, config, workers, threads, devices,
-                                       bar.update):
+            for entries in run_shards(work, out_dir, config, workers, threads, devices,
+                                      bar.update):
                 for entry in entries:
                     manifest.put(entry)
                     frames += entry.num_frames or 0
-                manifest.write(out_dir / MANIFEST_NAME)
+                _write_manifest(manifest, out_dir)
         finally:
             bar.close()
     return ExtractReport(
         out_dir=out_dir, total=len(manifest), ok=len(manifest.with_status(OK)),
         failed=manifest.with_status(FAILED), warned=manifest.with_warning(),
         skipped=len(manifest) - processed, processed=processed, frames=frames,
-        seconds=time.perf_counter() - started)
+        seconds=time.perf_counter() - started, repaired=repaired)
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -143,7 +164,25 @@ def _remove_outputs(out_dir: Path) -> None:
 def remove_temporaries(out_dir: Path) -> None:
     """Leftovers of a killed run: never whole, never read, safe to drop while we hold the lock."""
     for path in out_dir.glob("*" + TMP_SUFFIX):
-        path.unlink()
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _removing_temporaries(out_dir: Path) -> Iterator[None]:
+    """On any exception (output error, interruption, dead worker), remove the temporary files of
+    workers stopped mid-shard: on a full disk they would keep it full."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            remove_temporaries(out_dir)
+        raise
+
+
+def _write_manifest(manifest: Manifest, out_dir: Path) -> None:
+    path = out_dir / MANIFEST_NAME
+    with writing(path):
+        manifest.write(path)
 
 
 def _check_or_save_config(out_dir: Path, config: ExtractConfig) -> None:
@@ -193,6 +232,17 @@ def _replan_failed(manifest: Manifest, videos_per_shard: int | None) -> None:
     assign_new_shards(manifest, manifest.with_status(FAILED), videos_per_shard)
 
 
+def _replan_damaged(out_dir: Path, manifest: Manifest, videos_per_shard: int | None
+                    ) -> list[str]:
+    """Put the videos verify finds damaged into new shards, as pending; return their ids."""
+    if not (out_dir / MANIFEST_NAME).exists():
+        return []
+    damaged = list(dict.fromkeys(problem.video_id for problem in verify(out_dir)
+                                 if problem.kind == DAMAGED and problem.video_id in manifest))
+    assign_new_shards(manifest, [manifest[video_id] for video_id in damaged], videos_per_shard)
+    return damaged
+
+
 def assign_new_shards(manifest: Manifest, entries: list[ManifestEntry],
                       videos_per_shard: int | None) -> None:
     """Add ``entries`` as pending, ``videos_per_shard`` to a shard, after the existing shards."""
@@ -224,13 +274,15 @@ def _run_shards(work: dict[str, list[ManifestEntry]], out_dir: Path, config: Ext
             yield extract_shard(out_dir / shard, entries, config, on_progress, threads,
                                 devices[0])
         return
-    import multiprocessing
+    from multiprocessing.managers import SyncManager
 
     from joblib import Parallel, delayed
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     n_jobs = min(workers, len(work))
-    with multiprocessing.Manager() as sync:
+    sync = SyncManager()
+    sync.start(die_with_parent, (os.getpid(),))  # its server is a child that must die with us
+    with sync:
         updates, free_devices = sync.Queue(), sync.Queue()
         for slot in range(n_jobs):
             free_devices.put(devices[slot % len(devices)])
@@ -240,7 +292,7 @@ def _run_shards(work: dict[str, list[ManifestEntry]], out_dir: Path, config: Ext
             yield from jobs(
                 delayed(_extract_shard_on_free_device)(
                     free_devices, out_dir / shard, entries, config, _QueueProgress(updates),
-                    threads)
+                    threads, os.getpid())
                 for shard, entries in work.items())
         except TerminatedWorkerError as exc:
             raise ExtractionError(
@@ -253,8 +305,11 @@ def _run_shards(work: dict[str, list[ManifestEntry]], out_dir: Path, config: Ext
 
 def _extract_shard_on_free_device(free_devices: Any, path: Path,
                                   entries: Sequence[ManifestEntry], config: ExtractConfig,
-                                  on_progress: ProgressFn, threads: int) -> list[ManifestEntry]:
-    """:func:`extract_shard` on a device taken from the ``free_devices`` queue, then returned."""
+                                  on_progress: ProgressFn, threads: int,
+                                  parent_pid: int) -> list[ManifestEntry]:
+    """:func:`extract_shard` in a worker process, on a device taken from the ``free_devices``
+    queue, then returned. The worker ends itself if ``parent_pid`` (the run) dies."""
+    die_with_parent(parent_pid)
     device = free_devices.get()
     try:
         return extract_shard(path, entries, config, on_progress, threads, device)
@@ -301,20 +356,22 @@ class _QueueListener:
 
 def extract_shard(path: Path, entries: Sequence[ManifestEntry], config: ExtractConfig,
                   on_progress: ProgressFn | None = None, threads: int | None = None,
-                  device: str | None = None) -> list[ManifestEntry]:
+                  device: str | None = None, tmp_tag: str = "") -> list[ManifestEntry]:
     """Write one shard with the videos of ``entries``; return their updated entries.
 
-    Flow runs on ``device`` (default: ``config.device``). A video that fails (bad file, decode
+    Flow runs on ``device`` (default: ``config.device``). ``tmp_tag`` names the temporary file
+    uniquely (see :class:`ShardWriter`). A video that fails (bad file, decode
     error, backend error) is left out of the shard and returned as failed with its error; the
     others are unaffected. Under ``config.on_decode_error == "keep"`` a decode error after at
-    least one frame keeps the frames before it: the video is ok, with the error as its warning.
+    least one frame keeps the frames before it: the video is ok, with the error as its warning. An
+    error writing the shard stops it: OutputError.
     """
     on_progress = on_progress or (lambda videos, frames: None)
     backend = None if config.flow == NO_FLOW else get_backend(
         config.flow, config.flow_params, device=device or config.device)
     done = []
     with _library_threads(threads), \
-            ShardWriter(path, config.storage, shard_attributes(config)) as shard:
+            ShardWriter(path, config.storage, shard_attributes(config), tmp_tag) as shard:
         for entry in entries:
             flow_attrs = {"bound": config.storage.bound, "step": config.flow_step,
                           "backend": config.flow}
@@ -325,6 +382,8 @@ def extract_shard(path: Path, entries: Sequence[ManifestEntry], config: ExtractC
                 done.append(dataclasses.replace(
                     entry, status=OK, num_frames=video.num_frames, num_flows=video.num_flows,
                     error=None, warning=_error_text(kept, entry.source) if kept else None))
+            except OutputError:
+                raise  # the output's fault, not the video's: the run stops
             except Exception as exc:  # noqa: BLE001  one bad video must never stop a run
                 done.append(dataclasses.replace(entry, status=FAILED, num_frames=None,
                                                 num_flows=None, warning=None,

@@ -7,6 +7,7 @@ the parent folder of a single file. Ids therefore stay the same from run to run.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 from pathlib import Path
@@ -39,9 +40,11 @@ def collect_videos(inputs: Sequence[Path | str], extensions: Iterable[str] = VID
         list_root: folder that paths in list files are relative to; default the list's folder.
 
     Raises:
-        InputError: an input does not exist, a list file line is malformed, or two inputs give
-            the same video id.
+        InputError: an input or ``list_root`` does not exist, a list file line is malformed or
+            repeats a video, or two inputs give the same video id.
     """
+    if list_root is not None and not Path(list_root).is_dir():
+        raise InputError(f"{list_root}: list root folder does not exist")
     extensions = tuple(ext.lower().lstrip(".") for ext in extensions)
     videos: list[VideoSource] = []
     for item in inputs:
@@ -94,6 +97,7 @@ def read_list_file(path: Path, root: Path | str | None = None) -> list[VideoSour
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read list file ({exc})") from None
     videos = []
+    first_line: dict[str, int] = {}  # video id -> line that listed it first
     for number, line in enumerate(lines, start=1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -109,9 +113,14 @@ def read_list_file(path: Path, root: Path | str | None = None) -> list[VideoSour
                                  f"got {line!r}") from None
         listed = Path(" ".join(tokens))
         if listed.is_absolute():
-            videos.append(VideoSource(_relative_id(listed, root), listed, label))
+            video = VideoSource(_relative_id(listed, root), listed, label)
         else:
-            videos.append(VideoSource(listed.as_posix(), (root / listed).resolve(), label))
+            video = VideoSource(listed.as_posix(), (root / listed).resolve(), label)
+        first = first_line.setdefault(video.video_id, number)
+        if first != number:
+            raise InputError(f"{path}:{number}: {video.video_id} is listed again (first at line "
+                             f"{first}); list each video once")
+        videos.append(video)
     return videos
 
 
@@ -136,5 +145,7 @@ def require_unique_ids(items: Iterable[tuple[str, Path]]) -> int:
 def _check_unique(videos: list[VideoSource]) -> None:
     distinct = require_unique_ids((video.video_id, video.path) for video in videos)
     if distinct != len(videos):
-        raise InputError(f"{len(videos) - distinct} video(s) listed more than once; each video "
-                         "once please")
+        counts = collections.Counter(video.video_id for video in videos)
+        repeated = [video_id for video_id, count in counts.items() if count > 1]
+        raise InputError(f"{repeated[0]} is given by more than one input ({len(repeated)} "
+                         "video(s) repeated); give each video once")

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from flowkit.errors import ShardError
+from flowkit.errors import NotOutputFolderError, ShardError
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA_VERSION = 1
@@ -85,7 +85,8 @@ class Manifest:
         try:
             document = json.loads(Path(path).read_text())
         except FileNotFoundError:
-            raise ShardError(f"{path}: no manifest here; is this a flowkit output folder?") from None
+            raise NotOutputFolderError(f"{path}: no manifest here; is this a flowkit output "
+                                       "folder?") from None
         except (OSError, ValueError) as exc:
             raise ShardError(f"{path}: unreadable manifest ({exc})") from None
         if document.get("schema_version") != MANIFEST_SCHEMA_VERSION:
@@ -108,8 +109,12 @@ class Manifest:
 def write_text_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so that readers see the old or the new file, never half."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a half temporary would keep a full disk full
+        raise

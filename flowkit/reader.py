@@ -18,7 +18,7 @@ import numpy as np
 
 from flowkit.chunks import RowReader
 from flowkit.codec import decode_jpeg, dequantize_flow
-from flowkit.errors import ShardError
+from flowkit.errors import NotOutputFolderError, ShardError
 from flowkit.manifest import MANIFEST_NAME, OK, Manifest, ManifestEntry
 from flowkit.shards import FORMAT_NAME, SCHEMA_VERSION, group_name, read_attrs
 
@@ -74,6 +74,13 @@ class ArrayView:
         """What a video with no dataset of this kind reads as; None: it stores no such data."""
         return None
 
+    def damaged(self) -> list[int] | None:
+        """Indices whose stored bytes disagree with their checksum (or cannot be read); None
+        when the data stores no checksums (shards of schema 1), [] when there is no data."""
+        if self._dataset() is None:
+            return []
+        return self._video._rows(self._name).damaged_rows()
+
 
 class FrameView(ArrayView):
     """RGB frames of a video as (N, H, W, 3) uint8; ``view[i]`` is one (H, W, 3) frame."""
@@ -90,8 +97,9 @@ class FrameView(ArrayView):
                                  f"{frames.shape[1:]}, its attributes say {(height, width, 3)}")
             return frames
         out = np.empty((len(positions), height, width, 3), dtype=np.uint8)
-        for row, position in enumerate(positions):
-            frame = decode_jpeg(dataset[position])
+        for row, (position, jpeg) in enumerate(zip(positions,
+                                                   self._video._rows("rgb").read(positions))):
+            frame = decode_jpeg(jpeg)
             if frame.shape != out.shape[1:]:
                 raise ShardError(f"frame {position} of video {self._video.video_id!r} has shape "
                                  f"{frame.shape}, its attributes say {out.shape[1:]}")
@@ -103,7 +111,7 @@ class FrameView(ArrayView):
         dataset = self._dataset()
         if dataset is None or self._video._stored_attr("rgb", "encoding") != "jpeg":
             raise ShardError(f"video {self._video.video_id!r} does not store RGB as JPEG")
-        return dataset[self._positions(index)[0]].tobytes()
+        return self._video._rows("rgb").read(self._positions(index)[:1])[0].tobytes()
 
 
 class FlowView(ArrayView):
@@ -147,7 +155,7 @@ class FlowView(ArrayView):
         dataset = self._dataset()
         if dataset is None or self._video._stored_attr("flow", "dtype") != "jpeg":
             raise ShardError(f"video {self._video.video_id!r} does not store flow as JPEG")
-        planes = dataset[self._positions(index)[0]]
+        planes = self._video._rows("flow").read(self._positions(index)[:1])[0]
         return planes[0].tobytes(), planes[1].tobytes()
 
 
@@ -174,7 +182,8 @@ class Video:
 
     def _rows(self, name: str) -> RowReader:
         """The row reader of dataset ``name`` (whole-chunk reads where the layout allows)."""
-        return self._handle(f"{name} rows", lambda: RowReader(self._dataset(name)))
+        return self._handle(f"{name} rows",
+                            lambda: RowReader(self._dataset(name), self._reader.check))
 
     def _handle(self, key: str, open_handle: Callable[[], Any]) -> Any:
         """h5py objects, opened once per process (they must not cross a fork)."""
@@ -253,12 +262,18 @@ class Video:
 
 
 class ShardReader(Mapping[str, Video]):
-    """All successfully extracted videos of an output folder, by video id."""
+    """All successfully extracted videos of an output folder, by video id.
 
-    def __init__(self, root: Path | str) -> None:
+    With ``check``, every frame and flow read is compared with its stored checksum first
+    (ChecksumError, a ShardError, names the shard, video and index on a mismatch); without,
+    damaged bytes come back as whatever they decode to (docs/format.md, checksums).
+    """
+
+    def __init__(self, root: Path | str, check: bool = False) -> None:
         self.root = Path(root)
+        self.check = check
         if not self.root.is_dir():
-            raise ShardError(f"{self.root}: not a folder")
+            raise NotOutputFolderError(f"{self.root}: not a folder")
         self.manifest = Manifest.read(self.root / MANIFEST_NAME)
         self._ok = {entry.video_id: entry for entry in self.manifest if entry.status == OK}
         self._files: dict[str, h5py.File] = {}
@@ -340,17 +355,7 @@ class ShardReader(Mapping[str, Video]):
             self._files, self._pid = {}, os.getpid()
         handle = self._files.get(shard)
         if handle is None:
-            path = self.root / shard
-            try:
-                handle = h5py.File(path, "r")
-            except (OSError, FileNotFoundError) as exc:
-                raise ShardError(f"{path}: cannot open shard ({exc})") from None
-            if handle.attrs.get("format") != FORMAT_NAME:
-                raise ShardError(f"{path}: not a flowkit shard")
-            if handle.attrs.get("schema_version", 0) > SCHEMA_VERSION:
-                raise ShardError(f"{path}: shard schema {handle.attrs['schema_version']} is newer "
-                                 f"than this flowkit reads ({SCHEMA_VERSION}); upgrade flowkit")
-            self._files[shard] = handle
+            handle = self._files[shard] = open_shard(self.root / shard)
         return handle
 
     def _group(self, entry: ManifestEntry) -> h5py.Group:
@@ -368,6 +373,48 @@ class ShardReader(Mapping[str, Video]):
         return f"no video {video_id!r} in {self.root}"
 
 
-def open_shards(root: Path | str) -> ShardReader:
-    """Open an extraction output folder for reading. See :class:`ShardReader`."""
-    return ShardReader(root)
+def open_shards(root: Path | str, check: bool = False) -> ShardReader:
+    """Open an extraction output folder for reading. See :class:`ShardReader`.
+
+    ``check=True`` verifies the checksum of every frame and flow read (ChecksumError on
+    damage); the default skips that for speed (docs/benchmarks.md, checksums).
+    """
+    return ShardReader(root, check)
+
+
+def open_shard(path: Path) -> h5py.File:
+    """One shard file, open for reading.
+
+    Raises:
+        ShardError: the file is missing, damaged or truncated (HDF5 cannot open it, or its
+            root attributes cannot be read), not a flowkit shard, or of a newer schema.
+    """
+    if not path.is_file():
+        raise ShardError(f"{path}: cannot open shard (no such file)")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise ShardError(f"{path}: damaged or truncated file (cannot open as HDF5: "
+                         f"{_first_line(exc)}); rerun flowkit extract --repair") from None
+    try:
+        kind, schema = handle.attrs.get("format"), handle.attrs.get("schema_version", 0)
+        holds_videos = "videos" in handle
+    except (OSError, KeyError, RuntimeError) as exc:
+        handle.close()
+        raise ShardError(f"{path}: damaged or truncated file (cannot read its attributes: "
+                         f"{_first_line(exc)}); rerun flowkit extract --repair") from None
+    if kind != FORMAT_NAME:
+        handle.close()
+        if holds_videos:  # a flowkit layout whose root attributes were lost
+            raise ShardError(f"{path}: damaged or truncated file (its format attribute is "
+                             "lost); rerun flowkit extract --repair")
+        raise ShardError(f"{path}: not a flowkit shard")
+    if schema > SCHEMA_VERSION:
+        handle.close()
+        raise ShardError(f"{path}: shard schema {schema} is newer than this flowkit reads "
+                         f"({SCHEMA_VERSION}); upgrade flowkit")
+    return handle
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -17,10 +17,12 @@ from typing import Any, Mapping, Sequence
 import h5py
 import numpy as np
 
+from flowkit.checksums import CRC_SUFFIX, crc32
 from flowkit.codec import encode_jpeg, quantize_flow
-from flowkit.errors import ConfigError, ShardError
+from flowkit.errors import ConfigError, OutputError, ShardError
+from flowkit.writing import writing
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: checksums (fletcher32 chunks, <name>_crc32 of JPEG items)
 FORMAT_NAME = "flowkit-shard"
 TMP_SUFFIX = ".tmp"
 _GROW_BY = 64  # datasets grow in blocks of this many frames, trimmed on finish
@@ -64,24 +66,35 @@ def group_name(video_id: str) -> str:
 
 
 def _filter_kwargs(storage: StorageConfig) -> dict[str, Any]:
+    """HDF5 filters of numeric datasets: the shard's compression, then fletcher32 (last, so
+    that it covers the compressed bytes as stored)."""
     if storage.compression == "lzf":
-        return {"compression": "lzf"}
+        return {"compression": "lzf", "fletcher32": True}
     if storage.compression == "gzip":
-        return {"compression": "gzip", "compression_opts": storage.gzip_level}
-    return {}
+        return {"compression": "gzip", "compression_opts": storage.gzip_level, "fletcher32": True}
+    return {"fletcher32": True}
 
 
 class _GrowingDataset:
-    """An HDF5 dataset appended to one item at a time, created on the first item."""
+    """An HDF5 dataset appended to one item at a time, created on the first item.
+
+    Variable-length (JPEG) items get a CRC32 each in ``<name>_crc32`` (HDF5 checksums no
+    heap data); numeric chunks are checksummed by the fletcher32 filter in ``filters``.
+    """
 
     def __init__(self, group: h5py.Group, name: str, dtype: Any, filters: dict[str, Any],
                  attrs: Mapping[str, Any], vlen_shape: tuple[int, ...] = ()) -> None:
         self._group, self._name, self._dtype = group, name, dtype
         self._filters, self._attrs, self._vlen_shape = filters, attrs, vlen_shape
         self._dataset: h5py.Dataset | None = None
+        self._crcs: h5py.Dataset | None = None
         self.count = 0
 
     def append(self, item: np.ndarray | list[np.ndarray]) -> None:
+        with writing(self._group.file.filename):
+            self._append(item)
+
+    def _append(self, item: np.ndarray | list[np.ndarray]) -> None:
         if self._dataset is None:
             vlen = h5py.check_vlen_dtype(np.dtype(self._dtype)) is not None
             item_shape = self._vlen_shape if vlen else item.shape
@@ -89,19 +102,35 @@ class _GrowingDataset:
                 self._name, shape=(0, *item_shape), maxshape=(None, *item_shape),
                 chunks=(1, *item_shape), dtype=self._dtype, **({} if vlen else self._filters))
             self._dataset.attrs.update(self._attrs)
+            if vlen:
+                self._crcs = self._create_crcs(item_shape)
         if self.count == self._dataset.shape[0]:
-            self._dataset.resize(self.count + _GROW_BY, axis=0)
+            for dataset in (self._dataset, self._crcs):
+                if dataset is not None:
+                    dataset.resize(self.count + _GROW_BY, axis=0)
         if self._vlen_shape:
             # Element by element: h5py would read equal-length byte strings as a 2-D array.
             for position, part in enumerate(item):
                 self._dataset[self.count, position] = part
         else:
             self._dataset[self.count] = item
+        if self._crcs is not None:
+            parts = item if self._vlen_shape else [item]
+            self._crcs[self.count] = np.array([crc32(part) for part in parts],
+                                              dtype=np.uint32).reshape(self._crcs.shape[1:])
         self.count += 1
 
+    def _create_crcs(self, item_shape: tuple[int, ...]) -> h5py.Dataset | None:
+        """The ``<name>_crc32`` dataset of a JPEG dataset: a uint32 per JPEG item."""
+        return self._group.create_dataset(
+            self._name + CRC_SUFFIX, shape=(0, *item_shape), maxshape=(None, *item_shape),
+            chunks=(_GROW_BY, *item_shape), dtype=np.uint32, fletcher32=True)
+
     def finish(self) -> None:
-        if self._dataset is not None:
-            self._dataset.resize(self.count, axis=0)
+        with writing(self._group.file.filename):
+            for dataset in (self._dataset, self._crcs):
+                if dataset is not None:
+                    dataset.resize(self.count, axis=0)
 
 
 class VideoWriter:
@@ -162,9 +191,10 @@ class VideoWriter:
         """Trim the datasets and record the counts and ``attrs`` on the group."""
         self._rgb.finish()
         self._flow.finish()
-        self.group.attrs.update({k: _attr_value(v) for k, v in attrs.items()})
-        self.group.attrs["num_frames"] = self.num_frames
-        self.group.attrs["num_flows"] = self.num_flows
+        with writing(self.group.file.filename):
+            self.group.attrs.update({k: _attr_value(v) for k, v in attrs.items()})
+            self.group.attrs["num_frames"] = self.num_frames
+            self.group.attrs["num_flows"] = self.num_flows
 
 
 def _attr_value(value: Any) -> Any:
@@ -178,27 +208,37 @@ class ShardWriter:
     """Writes one shard file atomically.
 
     Use as a context manager: on a clean exit the file is flushed, fsynced and renamed from
-    ``<path>.tmp`` to ``<path>``; on an exception the temporary file is removed.
+    ``<path>.tmp`` to ``<path>``; on an exception the temporary file is removed. ``tmp_tag``
+    makes the temporary name ``<path>.<tag>.tmp``, unique to one writer, for when two writers
+    may write the same shard at once (a task rerun on a cluster while its first try still runs).
+    An OSError writing the file (disk full, read-only, I/O error) is raised as OutputError.
 
         with ShardWriter(path, storage, attrs) as shard:
             with shard.video("class/clip.avi", {"source": ...}) as video:
                 video.append_frame(frame)
     """
 
-    def __init__(self, path: Path, storage: StorageConfig, attrs: Mapping[str, Any]) -> None:
+    def __init__(self, path: Path, storage: StorageConfig, attrs: Mapping[str, Any],
+                 tmp_tag: str = "") -> None:
         self.path = Path(path)
-        self.tmp_path = self.path.with_name(self.path.name + TMP_SUFFIX)
+        tag = f".{tmp_tag}" if tmp_tag else ""
+        self.tmp_path = self.path.with_name(f"{self.path.name}{tag}{TMP_SUFFIX}")
         self.storage = storage
         self._attrs = dict(attrs)
         self._file: h5py.File | None = None
 
     def __enter__(self) -> "ShardWriter":
-        self._file = h5py.File(self.tmp_path, "w", libver=("v110", "latest"))
-        self._file.attrs.update({
-            "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION,
-            **{k: _attr_value(v) for k, v in self._attrs.items()},
-        })
-        self._file.create_group("videos")
+        try:
+            with writing(self.tmp_path):
+                self._file = h5py.File(self.tmp_path, "w", libver=("v110", "latest"))
+                self._file.attrs.update({
+                    "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION,
+                    **{k: _attr_value(v) for k, v in self._attrs.items()},
+                })
+                self._file.create_group("videos")
+        except OutputError:
+            self._discard()
+            raise
         return self
 
     def video(self, video_id: str, flow_attrs: Mapping[str, Any]) -> "_VideoContext":
@@ -208,22 +248,45 @@ class ShardWriter:
         name = group_name(video_id)
         if name in self._file["videos"]:
             raise ShardError(f"{self.tmp_path}: video {video_id!r} is already in this shard")
-        group = self._file["videos"].create_group(name)
-        group.attrs["video_id"] = video_id
+        with writing(self.tmp_path):
+            group = self._file["videos"].create_group(name)
+            group.attrs["video_id"] = video_id
         return _VideoContext(self._file["videos"], name,
                              VideoWriter(group, self.storage, flow_attrs))
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        assert self._file is not None
-        self._file.close()
-        self._file = None
         if exc_type is not None:
-            self.tmp_path.unlink(missing_ok=True)
+            self._discard()
             return
-        fsync_path(self.tmp_path)
-        os.replace(self.tmp_path, self.path)
-        fsync_path(self.path.parent)
+        try:
+            with writing(self.tmp_path):
+                assert self._file is not None
+                self._file.flush()  # a full disk fails here, while the file can still be dropped
+                self._file.close()
+                self._file = None
+                fsync_path(self.tmp_path)
+                os.replace(self.tmp_path, self.path)
+                fsync_path(self.path.parent)
+        except OutputError:
+            self._discard()
+            raise
+
+    def _discard(self) -> None:
+        """Drop the temporary file: its space is freed at once, and HDF5 closes cleanly.
+
+        HDF5 keeps a file whose writes failed (disk full) open with unwritten data, retries on
+        every later close and may crash the process at exit. Its descriptor is pointed at
+        /dev/null first, so that those writes succeed into nothing.
+        """
+        if self._file is not None:
+            _redirect_to_devnull(self._file)
+            try:
+                self._file.close()
+            except Exception:  # noqa: BLE001  nothing of it is kept either way
+                pass
+            self._file = None
+        self.tmp_path.unlink(missing_ok=True)
 
 
 class _VideoContext:
@@ -235,8 +298,26 @@ class _VideoContext:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if exc_type is not None and self._name in self._videos:
-            del self._videos[self._name]
+        # After a failed write the file is dropped whole: touching it more may crash HDF5.
+        failed_video = isinstance(exc, Exception) and not isinstance(exc, OutputError)
+        if failed_video and self._name in self._videos:
+            with writing(self._videos.file.filename):
+                del self._videos[self._name]
+
+
+def _redirect_to_devnull(file: h5py.File) -> None:
+    """Point the descriptor under ``file`` (HDF5's default sec2 driver) at /dev/null."""
+    try:
+        fd = file.id.get_vfd_handle()
+    except Exception:  # noqa: BLE001  another driver, or already closed: nothing to redirect
+        return
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        os.dup2(devnull, fd)
+    except OSError:
+        pass
+    finally:
+        os.close(devnull)
 
 
 def fsync_path(path: Path) -> None:

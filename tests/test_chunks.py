@@ -10,7 +10,7 @@ import pytest
 
 from flowkit import chunks
 from flowkit.chunks import RowReader
-from flowkit.errors import ShardError
+from flowkit.errors import ChecksumError, ShardError
 
 POSITIONS = np.array([7, 1, 2, 3, 9, 8, 1, 7])
 
@@ -101,3 +101,35 @@ def test_empty_selection(tmp_path):
         assert RowReader(dataset).read(np.zeros(0, np.int64)).shape == (0, 6, 5, 2)
         dataset, _ = _dataset(handle, "lzf", compression="lzf")
         assert RowReader(dataset).read(np.zeros(0, np.int64)).shape == (0, 6, 5, 2)
+
+
+@pytest.mark.parametrize("filters", [{}, {"compression": "gzip"}, {"compression": "lzf"}])
+def test_fletcher32_chunks_read_checked_and_damage_is_named(tmp_path, filters):
+    """Chunks ending with HDF5's fletcher32 read as h5py reads them; a damaged one is refused
+    with check, by its row, and (uncompressed) read as it is without."""
+    with h5py.File(tmp_path / "a.h5", "w") as handle:
+        dataset, data = _dataset(handle, "flow", fletcher32=True, **filters)
+        assert RowReader(dataset).has_checksums
+        assert RowReader(dataset)._direct == ("lzf" not in filters.values())
+        np.testing.assert_array_equal(RowReader(dataset, check=True).read(POSITIONS),
+                                      data[POSITIONS])
+        assert RowReader(dataset).damaged_rows() == []
+        mask, stored = dataset.id.read_direct_chunk((3, 0, 0, 0))
+        damaged = bytes([stored[0] ^ 1]) + stored[1:]
+        dataset.id.write_direct_chunk((3, 0, 0, 0), damaged, filter_mask=mask)
+        assert RowReader(dataset).damaged_rows() == [3]
+        with pytest.raises(ChecksumError, match=r"a\.h5: row 3 of /flow: checksum mismatch"):
+            RowReader(dataset, check=True).read(np.array([1, 3]))
+        if not filters:
+            row = RowReader(dataset).read(np.array([3]))[0]
+            assert np.count_nonzero(row != data[3]) == 1
+
+
+def test_fletcher32_skipped_for_a_chunk_is_not_stripped(tmp_path):
+    """A chunk whose mask says fletcher32 was skipped holds no trailer."""
+    with h5py.File(tmp_path / "a.h5", "w") as handle:
+        dataset, data = _dataset(handle, "flow", fletcher32=True)
+        data[3] = 77
+        dataset.id.write_direct_chunk((3, 0, 0, 0), data[3].tobytes(), filter_mask=1)
+        np.testing.assert_array_equal(RowReader(dataset, check=True).read(POSITIONS),
+                                      data[POSITIONS])

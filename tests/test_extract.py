@@ -208,7 +208,7 @@ def test_shard_attributes_record_every_parameter(tiny_videos, tmp_path):
     with h5py.File(tmp_path / "shard-00000.h5") as handle:
         attrs = dict(handle.attrs)
     assert attrs["flow_backend"] == "tvl1" and attrs["bound"] == 20.0
-    assert attrs["flow_dtype"] == "uint8" and attrs["schema_version"] == 1
+    assert attrs["flow_dtype"] == "uint8" and attrs["schema_version"] == 2
     for key in ("flow_params", "short_side", "size", "fps", "versions", "config", "flow_step"):
         assert key in attrs
     assert '"lambda_": 0.15' in attrs["flow_params"] and '"opencv"' in attrs["versions"]

@@ -33,6 +33,7 @@ def test_ucf101_trainlist_and_testlist_parse(tmp_path):
                      "YoYo/v_YoYo_g25_c05.avi 101\n\n")
     test = tmp_path / "lists" / "testlist01.txt"
     test.write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\n")
+    (tmp_path / "UCF-101").mkdir()  # a missing --list-root is refused (test_lifecycle)
     videos = collect_videos([train, test], list_root=tmp_path / "UCF-101")
     assert [(v.video_id, v.label) for v in videos] == [
         ("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", 1),
@@ -79,8 +80,12 @@ def test_single_file_id_is_its_name(tmp_path):
 
 
 def test_a_video_listed_twice_is_refused(tmp_path):
-    """The same path twice in a list file is an InputError counting the repeats."""
+    """The same path twice in a list file is an InputError naming the file, line and video;
+    the same video from two inputs names the video."""
     listing = tmp_path / "list.txt"
     listing.write_text("a.mp4 1\nb.mp4 2\na.mp4 1\n")
-    with pytest.raises(InputError, match="1 video"):
+    with pytest.raises(InputError, match=r"list.txt:3: a.mp4 is listed again \(first at line 1\)"):
         collect_videos([listing])
+    listing.write_text("a.mp4 1\n")
+    with pytest.raises(InputError, match=r"^a.mp4 is given by more than one input \(1 video"):
+        collect_videos([listing, listing])

@@ -125,7 +125,7 @@ def test_stored_values_are_the_documented_quantisation(tmp_path):
         dataset = handle["videos/cls%2Fa.mp4/flow"]
         assert dataset.chunks == (1, 12, 16, 2) and dataset.compression == "gzip"
         np.testing.assert_array_equal(dataset[:], quantize_flow(flows, 20.0))
-        assert handle.attrs["format"] == "flowkit-shard" and handle.attrs["schema_version"] == 1
+        assert handle.attrs["format"] == "flowkit-shard" and handle.attrs["schema_version"] == 2
 
 
 def test_writer_leaves_no_file_when_the_body_raises(tmp_path):

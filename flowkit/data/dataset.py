@@ -48,6 +48,8 @@ class ShardDataset(Dataset):
             transforms and the DataLoader, 4x fewer bytes than float32; the item then carries
             ``flow_bound`` and ``flow_scale`` for :func:`flowkit.data.normalize_batch` (or a CPU
             :class:`~flowkit.data.transforms.Normalize`) to turn it into pixels.
+        check: compare every frame and flow read with its stored checksum (a ChecksumError
+            names the damaged shard, video and index; see :func:`flowkit.open_shards`).
 
     Items: see :class:`~flowkit.data.items.Item`. Float32 when the transform normalises; without
     a transform RGB stays uint8. With ``quantized_flow`` and no normalisation: ``flow`` uint8,
@@ -60,10 +62,11 @@ class ShardDataset(Dataset):
 
     def __init__(self, root: Path | str, modality: str = "rgb", sampler: Sampler | None = None,
                  split: Mapping[str, int] | None = None, transform: Transform | None = None,
-                 seed: int = 0, skip_missing: bool = False, quantized_flow: bool = False) -> None:
+                 seed: int = 0, skip_missing: bool = False, quantized_flow: bool = False,
+                 check: bool = False) -> None:
         if modality not in MODALITIES:
             raise ConfigError(f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
-        self.reader = ShardReader(root)
+        self.reader = ShardReader(root, check)
         self.modality = modality
         self.sampler = sampler if sampler is not None else SegmentSampler()
         self.transform = transform

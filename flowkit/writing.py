@@ -1,0 +1,63 @@
+"""Errors writing the output folder: turned into one OutputError line saying what to do.
+
+Disk full, a read-only file system, a missing permission or an I/O error on the output are not
+a video's fault: the run must stop (exit code 3) and say so, instead of failing every video
+after it. HDF5 reports these as OSError, sometimes with the errno only inside its message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+from flowkit.errors import OutputError
+
+_ADVICE = {
+    errno.ENOSPC: "no space left on the device; free some space (or choose another --out), "
+                  "then rerun the same command to resume",
+    errno.EDQUOT: "disk quota exceeded; free some space (or choose another --out), then rerun "
+                  "the same command to resume",
+    errno.EFBIG: "file too large for this file system; use a smaller --videos-per-shard or "
+                 "another --out, then rerun",
+    errno.EROFS: "read-only file system; choose a writable --out",
+    errno.EACCES: "permission denied; make the folder writable or choose another --out",
+    errno.EPERM: "operation not permitted; make the folder writable or choose another --out",
+    errno.EIO: "input/output error on the device; check the disk, then rerun the same command "
+               "to resume",
+}
+_HDF5_ERRNO = re.compile(r"errno = (\d+)")
+
+
+def output_errno(exc: BaseException) -> int | None:
+    """The errno of an OSError, also when HDF5 only writes it into the message."""
+    if not isinstance(exc, OSError):
+        return None
+    if exc.errno is not None:
+        return exc.errno
+    match = _HDF5_ERRNO.search(str(exc))
+    return int(match.group(1)) if match else None
+
+
+def output_error(path: Path | str, exc: OSError) -> OutputError:
+    """One line naming ``path``, the cause and what to do."""
+    code = output_errno(exc)
+    advice = _ADVICE.get(code) if code is not None else None
+    if advice is None:
+        cause = os.strerror(code) if code is not None else " ".join(str(exc).split())[:200]
+        advice = f"{cause}; fix the cause, then rerun the same command to resume"
+    return OutputError(f"{path}: cannot write: {advice}")
+
+
+@contextlib.contextmanager
+def writing(path: Path | str) -> Iterator[None]:
+    """Inside the block, an OSError (or HDF5's wrapped one) becomes an OutputError on ``path``."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise output_error(path, exc) from None
