@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install flowkit into .venv and run the main job end to end on built-in synthetic videos:
-# make videos with known motion, extract RGB + TV-L1 flow into shards, summarise, write a preview,
-# then train and test small rgb and flow networks on a motion-laboratory set.
+# make labelled videos whose class is in their motion, extract RGB + TV-L1 flow into shards,
+# summarise and verify them, write a labelled preview, then train and test small rgb and flow
+# networks on them.
 # Usage: bash scripts/demo.sh [output folder, default demo/]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,19 +13,20 @@ venv="${FLOWKIT_VENV:-.venv}"
 "$venv/bin/python" -m pip install --quiet "torch==2.13.0"
 "$venv/bin/python" -m pip install --quiet .
 flowkit="$venv/bin/flowkit"
-"$flowkit" synth "$out/videos" --num-videos 4 --num-frames 12
-"$flowkit" extract "$out/videos/labels.txt" --out "$out/shards" --overwrite
-"$flowkit" info "$out/shards"
-"$flowkit" verify --quiet "$out/shards"
-# One row pair per motion class (right red, left cyan, down yellow, up violet), then each video
-# as a training sample sees it (random crop and flip: a flipped rightward flow turns cyan).
-"$flowkit" view "$out/shards" --frames 4 --max-magnitude 2 --out "$out/preview.png" \
-    --video right/right_0.mp4 --video left/left_1.mp4 --video down/down_2.mp4 --video up/up_3.mp4
-# Train small rgb and flow networks on a motion-laboratory set (4 classes that only motion tells
-# apart: right, left, clockwise, anticlockwise), then test both on the held-out videos: the flow
-# network sees the motion, the rgb network is left guessing (chance is 25%).
+# A motion laboratory: 4 classes that only motion tells apart (right, left, clockwise,
+# anticlockwise), textured shapes moving over a textured, drifting background; 20 videos each.
 "$flowkit" synth "$out/lab" --task motion --classes 4 --videos-per-class 20
 "$flowkit" extract "$out/lab/labels.txt" --out "$out/lab_shards" --short-side 0 --overwrite
+"$flowkit" info "$out/lab_shards"
+"$flowkit" verify --quiet "$out/lab_shards"
+# One video per class, labelled: frames above their TV-L1 flow, then each as a training sample
+# sees it (random crop and flip: a flipped rightward flow turns cyan), and the colour legend.
+"$flowkit" view "$out/lab_shards" --frames 4 --crop-size 56 --out "$out/preview.png" \
+    --video right/right_000.mkv --video left/left_000.mkv \
+    --video rotate-cw/rotate-cw_000.mkv --video rotate-ccw/rotate-ccw_000.mkv
+# Train small rgb and flow networks on the laboratory's training split, then test both on the
+# held-out videos: the flow network sees the motion, the rgb network is left guessing (chance
+# is 25%).
 for model in rgb flow; do
     rm -rf "$out/run_$model"
     "$flowkit" train "$out/lab_shards" --model "$model" --arch resnet-tiny --input-size 56 \
@@ -35,5 +37,5 @@ for model in rgb flow; do
     echo "$model network on the held-out videos:"
     "$flowkit" eval "$out/run_$model" --split "$out/lab/testlist01.txt" --workers 2 --device cpu
 done
-echo "demo done: shards in $out/shards, flow preview in $out/preview.png, trained networks in"
+echo "demo done: shards in $out/lab_shards, labelled preview in $out/preview.png, trained networks in"
 echo "$out/run_rgb and $out/run_flow (predictions.csv, confusion.png)"
