@@ -5,10 +5,11 @@ from the same decoder settings, flow from the same backend and parameters, and b
 the storage round trip the shards apply (RGB JPEG at the stored quality; flow quantised to uint8
 within the bound, or float16), so a reader sees the very arrays training saw.
 
-Memory stays bounded by what is read: :meth:`VideoDecoder.decode` keeps only the frames asked
-for and computes only the flows asked for (holding the frames those flows pair), decoding the
-file once; :meth:`VideoDecoder.count_frames` is a first pass that tells how many frames there
-are to choose from.
+Memory stays bounded by what is read: [`VideoDecoder.decode`][flowkit.frames.VideoDecoder.decode]
+keeps only the frames asked for and computes only the flows asked for (holding the frames those
+flows pair), decoding the file once;
+[`VideoDecoder.count_frames`][flowkit.frames.VideoDecoder.count_frames] is a first pass that tells
+how many frames there are to choose from.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class _Held:
 
 
 class _HeldFlows(_Held):
-    """Flows as stored; ``[index]`` gives float32 pixels, :meth:`quantized` the stored values."""
+    """Flows as stored; ``[index]`` gives float32 pixels, `quantized` the stored values."""
 
     def __init__(self, arrays: dict[int, np.ndarray], length: int, bound: float | None) -> None:
         super().__init__(arrays, length, "flow")
@@ -107,8 +108,9 @@ class _HeldFlows(_Held):
 
 @dataclasses.dataclass
 class DecodedVideo:
-    """One video in memory, read like a stored :class:`flowkit.reader.Video` at the positions
-    :meth:`VideoDecoder.decode` kept (``frames``, ``flows``, ``flow_bound``, ``flow_step``).
+    """One video in memory, read like a stored `flowkit.reader.Video` at the positions
+    [`VideoDecoder.decode`][flowkit.frames.VideoDecoder.decode] kept (``frames``, ``flows``,
+    ``flow_bound``, ``flow_step``).
 
     Attributes:
         frames: (N, H, W, 3) uint8 as the shards would return them (JPEG round trip).
@@ -125,7 +127,8 @@ class DecodedVideo:
 
 
 class VideoDecoder:
-    """Decodes videos as an extraction with ``config`` would store them (see :meth:`decode`).
+    """Decodes videos as an extraction with ``config`` would store them (see
+    [`decode`][flowkit.frames.VideoDecoder.decode]).
 
     The flow backend is created on first use, on ``device`` when it runs there (tvl1-torch,
     raft; else on the CPU), and reused for every later video; a decoder that is never asked
@@ -154,14 +157,14 @@ class VideoDecoder:
         """Frames ``path`` decodes to with ``config.decode`` (by decoding it: headers lie).
 
         Raises:
-            DecodeError: the file cannot be decoded (see :func:`flowkit.video.iter_frames`).
+            DecodeError: the file cannot be decoded (see `flowkit.video.iter_frames`).
         """
         return sum(1 for _ in iter_frames(path, self.config.decode))
 
     def decode(self, path: Path | str, frames: Iterable[int] | None = None,
                flows: Iterable[int] | None = (), video_id: str | None = None) -> DecodedVideo:
         """Decode ``path`` once, keeping the frames at positions ``frames`` (None: all) and
-        computing the flows at ``flows`` (flow t: frame t*step -> (t+1)*step; None: all;
+        computing the flows at ``flows`` (flow t: frame ``t*step`` -> ``(t+1)*step``; None: all;
         empty: none).
 
         Frames and flows come back as ``config.storage`` stores them: RGB through JPEG at its

@@ -374,7 +374,8 @@ class ShardReader(Mapping[str, Video]):
 
 
 def open_shards(root: Path | str, check: bool = False) -> ShardReader:
-    """Open an extraction output folder for reading. See :class:`ShardReader`.
+    """Open an extraction output folder for reading. See
+    [`ShardReader`][flowkit.reader.ShardReader].
 
     ``check=True`` verifies the checksum of every frame and flow read (ChecksumError on
     damage); the default skips that for speed (docs/benchmarks.md, checksums).

@@ -2,7 +2,7 @@
 
 ``TrainConfig`` nests the model, data and optimisation settings; ``ModelConfig`` alone is what
 rebuilds a network (stddcn.models takes it). What the user leaves open
-(``None``, or ``num_classes`` 0) is filled in by :func:`resolve` once the data is known, and the
+(``None``, or ``num_classes`` 0) is filled in by `resolve` once the data is known, and the
 resolved configuration is what RUN/config.yaml and every checkpoint hold, so a run can be read,
 resumed and evaluated without the command that started it.
 """

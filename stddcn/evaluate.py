@@ -1,7 +1,7 @@
 """Testing a model: the TSN / I3D protocol over a split, as validation or as ``flowkit eval``.
 
 Each video is scored once: its segments (2D) or clips (3D), times crops, go through the model
-as views and their logits are averaged (:mod:`stddcn.models.base`). Under torchrun every process
+as views and their logits are averaged (`stddcn.models.base`). Under torchrun every process
 scores its share and the results are gathered; every video counts once.
 """
 

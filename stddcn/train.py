@@ -1,6 +1,6 @@
 """Training a model on shards: ``train(config)`` from scratch, or ``train(config, resume=True)``.
 
-The order of :func:`_train` is the order of a run: processes, classes, the run folder (fresh
+The order of `_train` is the order of a run: processes, classes, the run folder (fresh
 or resumed), the model, the data, the optimiser, then the epochs, each followed by validation
 and a checkpoint. Every epoch's data order and augmentations depend only on (seed, epoch), and
 every random generator is saved with the checkpoint, so a resumed run continues exactly as an

@@ -1,7 +1,7 @@
 """``ShardDataset``: shards as a torch Dataset of RGB frames, flow stacks, both, or 3D clips.
 
-Each item is an :class:`~flowkit.data.items.Item` (a dict of tensors). A sampler picks the
-indices (:mod:`flowkit.data.sampling`): with a SegmentSampler (TSN) the RGB frame of segment k and
+Each item is an [`Item`][flowkit.data.Item] (a dict of tensors). A sampler picks the
+indices (`flowkit.data.sampling`): with a SegmentSampler (TSN) the RGB frame of segment k and
 its flow stack start at the same position: flow t maps frame t to t+1, so the stack of segment k
 holds flows s_k .. s_k+L-1 and the RGB frame is frame s_k. With a ClipSampler (3D CNNs) every
 frame t of a clip comes with flow t. Items are reproducible: the randomness of item i in epoch e
@@ -46,12 +46,12 @@ class ShardDataset(Dataset):
         skip_missing: drop split videos that are not stored instead of raising.
         quantized_flow: keep flow as its stored uint8 steps (uint8 or jpeg storage) through the
             transforms and the DataLoader, 4x fewer bytes than float32; the item then carries
-            ``flow_bound`` and ``flow_scale`` for :func:`flowkit.data.normalize_batch` (or a CPU
-            :class:`~flowkit.data.transforms.Normalize`) to turn it into pixels.
+            ``flow_bound`` and ``flow_scale`` for [`flowkit.data.normalize_batch`][] (or a CPU
+            [`Normalize`][flowkit.data.transforms.Normalize]) to turn it into pixels.
         check: compare every frame and flow read with its stored checksum (a ChecksumError
-            names the damaged shard, video and index; see :func:`flowkit.open_shards`).
+            names the damaged shard, video and index; see [`flowkit.open_shards`][]).
 
-    Items: see :class:`~flowkit.data.items.Item`. Float32 when the transform normalises; without
+    Items: see [`Item`][flowkit.data.Item]. Float32 when the transform normalises; without
     a transform RGB stays uint8. With ``quantized_flow`` and no normalisation: ``flow`` uint8,
     ``flow_bound`` (float64) and ``flow_scale`` ((2,) float32: resize factors of u and v).
 
@@ -122,8 +122,8 @@ class ShardDataset(Dataset):
 
 
 class VideoArrays(Protocol):
-    """What :func:`read_item` reads: a stored :class:`~flowkit.reader.Video`, or a video decoded
-    in memory (:class:`flowkit.frames.DecodedVideo`).
+    """What [`read_item`][flowkit.data.read_item] reads: a stored `Video`, or a video decoded
+    in memory ([`flowkit.frames.DecodedVideo`][]).
 
     ``frames[positions]`` gives (K, H, W, 3) uint8; ``flows[positions]`` (K, H, W, 2) float32
     pixels and ``flows.quantized(positions)`` the stored values; both have ``len()``.
@@ -146,7 +146,8 @@ def read_item(video: VideoArrays, indices: FrameIndices, modality: str, *, label
     """The Item of ``video`` at ``indices`` (what ``ShardDataset[i]`` returns): read the
     ``modality`` arrays, ``transform(sample, rng)``, lay them out as channel-first tensors.
 
-    With ``quantized_flow`` flow stays as its stored uint8 steps (see :class:`ShardDataset`).
+    With ``quantized_flow`` flow stays as its stored uint8 steps (see
+    [`ShardDataset`][flowkit.data.ShardDataset]).
     """
     sample = _read(video, indices, modality, quantized_flow)
     if transform is not None:
@@ -171,7 +172,7 @@ def video_file_item(path: Path | str, decoder: VideoDecoder, sampler: Sampler,
                     quantized_flow: bool = False, label: int = -1,
                     rng: np.random.Generator | None = None) -> tuple[Item, DecodedVideo]:
     """The item a ShardDataset would give for the video file ``path`` had it been extracted
-    with ``decoder.config``, decoded in memory without writing shards (:mod:`flowkit.frames`).
+    with ``decoder.config``, decoded in memory without writing shards (`flowkit.frames`).
 
     A first pass counts the frames, ``sampler`` picks the indices, a second pass keeps only
     those frames and computes only those flows; an "rgb" item computes no flow at all. Also

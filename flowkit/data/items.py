@@ -2,10 +2,12 @@
 
 Three stages, one typed dict each, so that the keys are written down once:
 
-- :class:`Sample`: numpy arrays read for one item, channel-last, before the transforms.
-- :class:`Item`: what ``ShardDataset[i]`` returns: channel-first torch tensors.
-- :class:`Batch`: a DataLoader's collation of items (every tensor gains a leading B axis, strings
-  become lists), which :func:`flowkit.data.normalize_batch` finishes on the training device.
+- [`Sample`][flowkit.data.Sample]: numpy arrays read for one item, channel-last, before the
+  transforms.
+- [`Item`][flowkit.data.Item]: what ``ShardDataset[i]`` returns: channel-first torch tensors.
+- [`Batch`][flowkit.data.Batch]: a DataLoader's collation of items (every tensor gains a leading B
+  axis, strings become lists), which [`flowkit.data.normalize_batch`][] finishes on the training
+  device.
 
 They are plain dicts at run time (torch's default collation, pinning and ``.to`` handle them);
 the classes document and type the keys.
@@ -63,8 +65,8 @@ class Item(TypedDict, total=False):
 
 
 class Batch(TypedDict, total=False):
-    """Items collated by a DataLoader: each tensor of :class:`Item` with a leading B axis,
-    ``video_id`` a list of B strings."""
+    """Items collated by a DataLoader: each tensor of [`Item`][flowkit.data.Item] with a leading B
+    axis, ``video_id`` a list of B strings."""
 
     rgb: torch.Tensor
     flow: torch.Tensor

@@ -1,8 +1,8 @@
 """Which frames and flows an item reads: TSN segments with flow stacks, or dense 3D-CNN clips.
 
 Every sampler has one call signature, ``sampler(video, rng) -> FrameIndices``: it is given a
-:class:`VideoExtent` (how many frames and flows the item may read) and the item's random
-generator, and returns the 0-based frame and flow indices to read, with their layout.
+[`VideoExtent`][flowkit.data.VideoExtent] (how many frames and flows the item may read) and the
+item's random generator, and returns the 0-based frame and flow indices to read, with their layout.
 
 All indices are int64. Flow ``t`` maps frame ``t * step`` to ``(t + 1) * step`` (step 1 unless
 extracted with ``--step``), so a video of ``N`` frames has ``(N - 1) // step`` flows and a stack
@@ -112,8 +112,9 @@ class SegmentSampler:
         RGB-only items (``video.num_flows == 0``) spread their segments over all frames. With
         flow, segments are spread over flow positions ``0 .. num_flows`` (position p is frame
         p * step), the RGB frame of segment k being the first frame of its stack. Stacks that
-        run past the last flow repeat it (see :func:`flow_stack_indices`).
-        Returns frames (S, 1) and flows (S, L), or (S, 0) without flow.
+        run past the last flow repeat it (see
+        [`flow_stack_indices`][flowkit.data.flow_stack_indices]). Returns frames (S, 1) and flows
+        (S, L), or (S, 0) without flow.
         """
         if video.num_flows == 0:
             starts = self.starts(video.num_frames, 1, rng)
@@ -135,7 +136,7 @@ class SegmentSampler:
         - fewer valid starts than segments: starts ``floor(i * valid / num_segments)``, evenly
           spread and repeating (e.g. 2 valid starts, 3 segments -> [0, 0, 1]), in both modes;
         - not even one span fits (``num_frames < span``): all starts are 0, and the reader repeats
-          the last frame / flow (see :func:`flow_stack_indices`).
+          the last frame / flow (see [`flow_stack_indices`][flowkit.data.flow_stack_indices]).
 
         Args:
             num_frames: decoded frame count N >= 1 (or flow positions, num_flows + 1).
@@ -177,7 +178,7 @@ class ClipSampler:
 
     def __call__(self, video: VideoExtent,
                  rng: np.random.Generator | None = None) -> FrameIndices:
-        """Clip frames (C, T) from :meth:`frame_indices`; each frame t reads flow t // step
+        """Clip frames (C, T) from `frame_indices`; each frame t reads flow t // step
         (the last flow for the last frame), or no flow when ``video.num_flows == 0``."""
         frames = self.frame_indices(video.num_frames, rng)
         if video.num_flows == 0:
@@ -189,10 +190,11 @@ class ClipSampler:
                       rng: np.random.Generator | None = None) -> np.ndarray:
         """Frame indices (num_clips, clip_len) int64: ``start + arange(clip_len) * frame_stride``.
 
-        Starts come from the valid range ``0 .. num_frames - span`` as in :class:`SegmentSampler`.
-        Short videos (``num_frames < span``) start at 0 and wrap around: indices are taken modulo
-        ``num_frames`` (MMAction2's loop mode), so a 5-frame video with clip_len 4, stride 2 gives
-        [0, 2, 4, 1]. Every index is in ``[0, num_frames - 1]``.
+        Starts come from the valid range ``0 .. num_frames - span`` as in
+        [`SegmentSampler`][flowkit.data.SegmentSampler]. Short videos (``num_frames < span``) start
+        at 0 and wrap around: indices are taken modulo ``num_frames`` (MMAction2's loop mode), so a
+        5-frame video with clip_len 4, stride 2 gives [0, 2, 4, 1]. Every index is in
+        ``[0, num_frames - 1]``.
 
         Args:
             num_frames: decoded frame count N >= 1.

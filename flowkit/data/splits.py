@@ -2,8 +2,8 @@
 
 A split is a plain ``dict[str, int]`` from video id (the path relative to the extraction root,
 as in the manifest) to a 0-based class label. The official files of UCF101 and HMDB51 and a
-plain CSV are read here (:func:`read_split` tells them apart); without a split a Dataset uses
-the labels stored in the manifest.
+plain CSV are read here ([`read_split`][flowkit.data.read_split] tells them apart); without a split
+a Dataset uses the labels stored in the manifest.
 """
 
 from __future__ import annotations
@@ -119,11 +119,12 @@ _HMDB51_FILE = re.compile(r"(?P<name>.+)_test_split(?P<split>\d+)\.txt")
 def read_split(path: Path | str, subset: str = "train") -> dict[str, int]:
     """Any split file this module reads, told apart by its name.
 
-    - ``*.csv``: ``video_id,label`` rows (:func:`read_csv_split`); ``subset`` is not used.
+    - ``*.csv``: ``video_id,label`` rows ([`read_csv_split`][flowkit.data.read_csv_split]);
+      ``subset`` is not used.
     - ``<class>_test_split<N>.txt``: HMDB51; the ``subset`` ("train" or "test") of split N of
-      every class file in that folder (:func:`read_hmdb51_split`).
+      every class file in that folder ([`read_hmdb51_split`][flowkit.data.read_hmdb51_split]).
     - any other file: a UCF101 trainlist or testlist, classInd.txt beside it
-      (:func:`read_ucf101_split`); ``subset`` is not used.
+      ([`read_ucf101_split`][flowkit.data.read_ucf101_split]); ``subset`` is not used.
     """
     path = Path(path)
     if not path.is_file():

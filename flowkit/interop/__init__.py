@@ -1,6 +1,6 @@
 """Export to and import from MMAction2 / denseflow rawframe folders.
 
-A rawframe folder holds one video as JPEG files, one folder per video::
+A rawframe folder holds one video as JPEG files, one folder per video:
 
     OUT/
       ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01/      (the video id without its extension)
@@ -12,10 +12,10 @@ A rawframe folder holds one video as JPEG files, one folder per video::
 
 mmaction2 names are 1-based, denseflow names 0-based; flowkit indices stay 0-based.
 
-Flow JPEGs are the uint8-quantised planes (q = round(255 * (clip(f, -B, B) + B) / 2B), see
+Flow JPEGs are the uint8-quantised planes (``q = round(255 * (clip(f, -B, B) + B) / 2B)``, see
 docs/format.md); the bound B is not in the images, so ``flowkit_export.json`` records it and an
 import takes it from there or from the user. File k of the flow (0-based index k) is flowkit
-flow k, which maps frame k*step to frame (k+1)*step.
+flow k, which maps frame ``k*step`` to frame ``(k+1)*step``.
 
 Bytes are kept, never re-encoded, wherever the shard has them: RGB stored as JPEG and flow
 stored as JPEG export byte for byte, and import stores the files' bytes as they are, so an

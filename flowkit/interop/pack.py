@@ -76,9 +76,10 @@ def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout:
     bytes are stored as they are (RGB as ``rgb="jpeg"``, flow as ``flow_dtype="jpeg"``); shards
     record ``flow_backend="imported"`` and the layout in ``flow_params``.
 
-    A root holding ``flowkit_export.json`` (written by :func:`export_rawframes`) supplies the
-    defaults for ``bound`` and ``flow_step``, the original video ids, the source's flow backend,
-    and (when ``labels`` is not given) labels from its ``rawframes_list.txt``.
+    A root holding ``flowkit_export.json`` (written by
+    [`export_rawframes`][flowkit.interop.export_rawframes]) supplies the defaults for ``bound`` and
+    ``flow_step``, the original video ids, the source's flow backend, and (when ``labels`` is not
+    given) labels from its ``rawframes_list.txt``.
 
     Per video: indices must run without gaps from the layout's first index; x and y counts
     must match; flows must number floor((frames - 1) / step), or one more (tools that repeat

@@ -2,7 +2,7 @@
 
 An appearance pathway on RGB frames and a motion pathway on flow stacks, each a 2D ResNet,
 run stage by stage side by side; at the stages of ``connect_blocks`` a receiving pathway's
-stage also reads the other pathway's earlier blocks (:mod:`stddcn.models.cross`). Three heads
+stage also reads the other pathway's earlier blocks (`stddcn.models.cross`). Three heads
 score the pooled features: each pathway's own (the students, "appearance" and "motion") and
 one on both concatenated (the teacher, "fusion", which is the prediction). The distillation
 between them is the training loss's business (``stddcn.losses``); the network is trained end

@@ -1,6 +1,6 @@
 """Transforms of two-stream samples: geometry (crops, flips), normalisation, ready-made pipelines.
 
-Every transform is called as ``t(sample, rng)`` on a :class:`~flowkit.data.items.Sample` and
+Every transform is called as ``t(sample, rng)`` on a [`Sample`][flowkit.data.Sample] and
 applies one set of random parameters to all frames of an item and to both modalities.
 """
 

@@ -1,6 +1,6 @@
 """Geometry of two-stream samples: crops, resizes and flips, one set of parameters per item.
 
-A :class:`~flowkit.data.items.Sample` holds ``rgb`` (N, H, W, 3) uint8 and/or ``flow``
+A [`Sample`][flowkit.data.Sample] holds ``rgb`` (N, H, W, 3) uint8 and/or ``flow``
 (N, L, H, W, 2) float32 pixels; other keys pass through untouched. RGB and flow share H and W.
 Each transform is a frozen dataclass called as ``t(sample, rng) -> new sample``; inputs are never
 mutated, outputs are C-contiguous (ready for ``torch.from_numpy``).

@@ -1,10 +1,11 @@
 """Normalisation: uint8 RGB and flow in pixels or steps -> the float32 a network takes.
 
-:class:`Normalize` does it in the DataLoader's workers, on one sample. :func:`normalize_batch`
-gives the same values for a collated batch on the training device: a loader that leaves RGB as
-uint8 and flow as its stored uint8 steps (``ShardDataset(..., quantized_flow=True)`` with a
-pipeline built with ``normalize=None``) moves a quarter of the bytes of float32 through its worker
-processes and onto the GPU, and the arithmetic happens where the model runs.
+[`Normalize`][flowkit.data.transforms.Normalize] does it in the DataLoader's workers, on one
+sample. [`normalize_batch`][flowkit.data.transforms.normalize_batch] gives the same values for a
+collated batch on the training device: a loader that leaves RGB as uint8 and flow as its stored
+uint8 steps (``ShardDataset(..., quantized_flow=True)`` with a pipeline built with
+``normalize=None``) moves a quarter of the bytes of float32 through its worker processes and onto
+the GPU, and the arithmetic happens where the model runs.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def normalize_batch(batch: Batch, device: str | torch.device = "cpu",
             with ``flow="bound"``. Float tensors are taken as already normalised. Other tensors
             are moved; other values pass through. ``flow_bound`` and ``flow_scale`` are dropped.
         device: where to compute, e.g. "cuda:0".
-        normalize: the same settings a CPU :class:`Normalize` would use.
+        normalize: the same settings a CPU [`Normalize`][flowkit.data.transforms.Normalize]
+            would use.
         clips: items come from a ClipSampler (channels on axis -4: (3, T, H, W) RGB, (2, T, H, W)
             flow) rather than a SegmentSampler ((N, 3, H, W) RGB, (N, 2L, H, W) flow).
     Returns:

@@ -1,8 +1,8 @@
 """Ready-made transform pipelines: TSN and 3D-CNN training and test, and Compose.
 
-Each returns a :class:`Compose` of geometry then (optionally) normalisation. With
-``normalize=None`` RGB stays uint8 and quantised flow stays uint8, for
-:func:`flowkit.data.transforms.normalize.normalize_batch` to finish on the training device.
+Each returns a [`Compose`][flowkit.data.transforms.Compose] of geometry then (optionally)
+normalisation. With ``normalize=None`` RGB stays uint8 and quantised flow stays uint8, for
+[`flowkit.data.normalize_batch`][] to finish on the training device.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def tsn_train_transform(size: int = 224, normalize: Normalize | None = Normalize
 
     Output: rgb (N, size, size, 3) float32, flow (N, L, size, size, 2) float32. With
     ``normalize=None`` (here and in the other ready-made pipelines) RGB stays uint8 and quantised
-    flow stays uint8, for :func:`flowkit.data.transforms.normalize.normalize_batch` to finish on
+    flow stays uint8, for [`flowkit.data.normalize_batch`][] to finish on
     the GPU. ``flip=False`` leaves out the flip, for classes that a mirror image changes
     (moving left vs right, "swiping left" vs "swiping right").
     """
@@ -80,7 +80,7 @@ def clip_train_transform(size: int = 112, normalize: Normalize | None = Normaliz
     """3D-CNN training: RandomResizedCrop(size) -> HorizontalFlip(0.5) -> Normalize.
 
     The same crop and flip apply to every frame of every clip in the item; ``flip=False``
-    leaves the flip out (see :func:`tsn_train_transform`).
+    leaves the flip out (see [`tsn_train_transform`][flowkit.data.transforms.tsn_train_transform]).
     """
     return _compose(RandomResizedCrop(size), HorizontalFlip(0.5) if flip else None, normalize)
 
@@ -89,7 +89,7 @@ def clip_test_transform(size: int = 112, crops: int = 1, short_side: int | None 
                         normalize: Normalize | None = Normalize()) -> Compose:
     """3D-CNN testing: Resize(short_side, default size * 256 / 224) -> 1/3/10 crops -> Normalize.
 
-    The same pipeline as :func:`tsn_test_transform`, with the 3D-CNN default size; output
-    leading axis N' = crops * N, crop-major.
+    The same pipeline as [`tsn_test_transform`][flowkit.data.transforms.tsn_test_transform], with
+    the 3D-CNN default size; output leading axis N' = crops * N, crop-major.
     """
     return tsn_test_transform(size, crops, short_side, normalize)
