@@ -26,7 +26,7 @@ Examples:
   flowkit extract UCF101/ --out ucf101_raft --flow raft --raft-weights raft-things.pth \\
       --devices 0,1 --batch-size 32 --precision bf16
   flowkit extract UCF101/ --out part3 --num-partitions 8 --partition 3   # one job of 8
-  flowkit merge ucf101_tvl1 part0 part1 part2 part3 part4 part5 part6 part7
+  flowkit merge part0 part1 part2 part3 part4 part5 part6 part7 --out ucf101_tvl1
   flowkit extract /nfs/UCF101/ --out /nfs/ucf101_tvl1 --dask tcp://scheduler:8786
 
 \b

@@ -1,4 +1,4 @@
-"""``flowkit flow``: optical flow between two images, as a Middlebury .flo file."""
+"""``flowkit flow``: optical flow between two images, as a .flo, KITTI .png or .npy file."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import click
 import numpy as np
 
 from flowkit.cli.options import (flow_config_from_options, flow_methods_help,
-                                 flow_parameter_options, precision_option)
+                                 flow_parameter_options, png_path, precision_option)
 from flowkit.flow import get_backend, list_backends
-from flowkit.flowio import read_rgb_image, write_flo
-from flowkit.errors import InputError
+from flowkit.flowio import flow_format, read_rgb_image, write_flow
+from flowkit.errors import ConfigError, InputError
 from flowkit.viz import flow_to_color, save_png
 
 _IMAGE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -20,6 +20,7 @@ _IMAGE = click.Path(exists=True, dir_okay=False, path_type=Path)
 EXAMPLES = """\b
 Examples:
   flowkit flow frame10.png frame11.png --out flow10.flo --viz flow10.png
+  flowkit flow frame10.png frame11.png --out flow10.png      # KITTI 16-bit PNG
   flowkit flow frame10.png frame11.png --out flow10.flo --method raft \\
       --raft-weights raft-things.pth --raft-iters 20 --device cuda
 """
@@ -31,9 +32,13 @@ Examples:
 @click.option("--method", type=click.Choice(list_backends()), default="tvl1", show_default=True,
               help=f"Flow method. {flow_methods_help()}.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Middlebury .flo file to write (float32 u, v; flow maps FIRST to SECOND).")
+              help="Flow file to write (flow maps FIRST to SECOND), its format by extension: "
+                   ".flo Middlebury (float32 u, v); .png KITTI 16-bit (R, G = u, v as "
+                   "f*64+2^15, B = valid; 1/64 px steps, within +-512 px); .npy float32 "
+                   "H x W x 2.")
 @click.option("--viz", "viz_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the flow as a PNG in the Middlebury colour wheel.")
+              callback=png_path,
+              help="Also write the flow as a PNG (named .png) in the Middlebury colour wheel.")
 @click.option("--device", default="cpu", show_default=True,
               help="Device for the PyTorch backends (cpu, cuda, cuda:N); OpenCV's run on cpu.")
 @precision_option
@@ -41,6 +46,9 @@ Examples:
 def flow_command(first: Path, second: Path, method: str, out_path: Path, viz_path: Path | None,
                  device: str, precision: str, **flow_params: object) -> None:
     """Compute optical flow from image FIRST to image SECOND."""
+    flow_format(out_path)  # an unknown extension is refused before any work
+    if viz_path is not None and viz_path.resolve() == out_path.resolve():
+        raise ConfigError(f"--viz {viz_path} is the --out file; give the picture another name")
     config = flow_config_from_options(method, flow_params, precision)
     backend = get_backend(method, config, device=device)
     image1, image2 = read_rgb_image(first), read_rgb_image(second)
@@ -48,7 +56,7 @@ def flow_command(first: Path, second: Path, method: str, out_path: Path, viz_pat
         raise InputError(f"{second}: size {image2.shape[1]}x{image2.shape[0]} differs from "
                          f"{first}'s {image1.shape[1]}x{image1.shape[0]}")
     flow = backend(image1[None], image2[None])[0]
-    write_flo(out_path, flow)
+    write_flow(out_path, flow)
     if viz_path is not None:
         save_png(viz_path, flow_to_color(flow))
     magnitude = np.linalg.norm(flow, axis=-1)

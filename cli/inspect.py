@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from flowkit.cli.options import png_path
 from flowkit.preview import (DEFAULT_MAX_HEIGHT, compose, legend_panel, sample_panel,
                              shown_magnitude, video_panel)
 from flowkit.reader import open_shards
@@ -27,7 +28,7 @@ def info_command(folder: Path, as_json: bool) -> None:
     click.echo(json.dumps(summary.to_json(), indent=1) if as_json else summary.to_text())
 
 
-@click.command("verify", epilog="\b\nExit code 0 only if every check passes; 1 otherwise.")
+@click.command("verify", epilog="\b\nExit codes: 0 every check passes; 1 problems found (listed); 2 not a flowkit\noutput folder.")
 @click.argument("folder", type=_FOLDER)
 @click.option("--quiet", "-q", is_flag=True, help="Print only problems and the verdict.")
 def verify_command(folder: Path, quiet: bool) -> None:
@@ -68,7 +69,7 @@ def verify_command(folder: Path, quiet: bool) -> None:
               show_default=True,
               help="Largest height of the PNG in pixels: pictures shrink to fit, captions do not.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="PNG file to write.")
+              callback=png_path, help="PNG file to write (named .png).")
 def view_command(folder: Path, video_ids: tuple[str, ...], count: int, transform_name: str,
                  crop_size: int, seed: int, max_magnitude: float | None, max_height: int,
                  out_path: Path) -> None:

@@ -14,9 +14,9 @@ _LAYOUT_HELP = ("File naming: mmaction2 = img_00001.jpg, x_00001.jpg, y_00001.jp
 
 EXPORT_EXAMPLES = """\b
 Examples:
-  flowkit export ucf101_tvl1/ rawframes/                      # MMAction2 names
-  flowkit export ucf101_tvl1/ rawframes/ --layout denseflow
-  flowkit export out/ frames/ --video walk/a.avi --video run/b.avi
+  flowkit export ucf101_tvl1/ --out rawframes/                # MMAction2 names
+  flowkit export ucf101_tvl1/ --out rawframes/ --layout denseflow
+  flowkit export out/ --out frames/ --video walk/a.avi --video run/b.avi
 
 \b
 Writes one folder per video (its id without extension), rawframes_list.txt
@@ -31,7 +31,7 @@ IMPORT_EXAMPLES = """\b
 Examples:
   flowkit import rawframes/ --layout mmaction2 --bound 20 --out packed/
   flowkit import denseflow_out/ --layout denseflow --bound 15 --labels train.txt --out packed/
-  flowkit import rawframes/ --layout mmaction2 --out packed/   # bound from flowkit_export.json
+  flowkit import rawframes/ --out packed/   # layout and bound from flowkit_export.json
 
 \b
 Each FOLDER is one video's folder or a root searched recursively (video id = path
@@ -42,7 +42,8 @@ Exit codes: 0 all videos ok; 1 some failed (listed); 2 usage error; 3 could not 
 
 @click.command("export", epilog=EXPORT_EXAMPLES)
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder for one rawframe folder per video and the annotation lists.")
 @click.option("--layout", type=click.Choice(LAYOUTS), default="mmaction2", show_default=True,
               help=_LAYOUT_HELP)
 @click.option("--video", "video_ids", multiple=True,
@@ -50,7 +51,7 @@ Exit codes: 0 all videos ok; 1 some failed (listed); 2 usage error; 3 could not 
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="JPEG quality for RGB stored raw (JPEG-stored RGB is copied as it is).")
 @click.option("--overwrite", is_flag=True,
-              help="Replace rawframe files already in the video folders under OUT_DIR.")
+              help="Replace rawframe files already in the video folders under --out.")
 def export_command(folder: Path, out_dir: Path, layout: str, video_ids: tuple[str, ...],
                    jpeg_quality: int, overwrite: bool) -> None:
     """Write an output folder's videos as MMAction2 / denseflow rawframe folders."""
@@ -68,7 +69,9 @@ def export_command(folder: Path, out_dir: Path, layout: str, video_ids: tuple[st
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder for shards, manifest.json and extract_config.json.")
-@click.option("--layout", type=click.Choice(LAYOUTS), required=True, help=_LAYOUT_HELP)
+@click.option("--layout", type=click.Choice(LAYOUTS),
+              help=_LAYOUT_HELP + " Required unless a FOLDER holds flowkit_export.json (from "
+                                  "flowkit export), which records it.")
 @click.option("--bound", type=click.FloatRange(min=0, min_open=True),
               help="Flow bound B (px) the flow JPEGs were quantised with; stored in the shards. "
                    "Required unless a FOLDER holds flowkit_export.json (from flowkit export).")
@@ -83,9 +86,10 @@ def export_command(folder: Path, out_dir: Path, layout: str, video_ids: tuple[st
 @click.option("--no-decode-check", is_flag=True,
               help="Check only each JPEG's start/end markers, not a full decode (faster).")
 @click.option("--overwrite", is_flag=True, help="Delete earlier flowkit output in --out first.")
-def import_command(folders: tuple[Path, ...], out_dir: Path, layout: str, bound: float | None,
-                   step: int | None, labels: Path | None, videos_per_shard: int | None,
-                   no_decode_check: bool, overwrite: bool) -> None:
+def import_command(folders: tuple[Path, ...], out_dir: Path, layout: str | None,
+                   bound: float | None, step: int | None, labels: Path | None,
+                   videos_per_shard: int | None, no_decode_check: bool,
+                   overwrite: bool) -> None:
     """Pack MMAction2 / denseflow rawframe folders into shards, keeping the JPEG bytes."""
     report = import_rawframes(folders, out_dir, layout, bound, flow_step=step, labels=labels,
                               videos_per_shard=videos_per_shard,

@@ -22,14 +22,71 @@ _USAGE_ERRORS = (ConfigError, InputError, LockError, StddcnError)
 _RUN_ERRORS = (TrainingError,)  # stddcn errors that mean "could not go on", not "bad input"
 
 
+class _OneLineError(click.ClickException):
+    """A click error shown as ``flowkit: error: MESSAGE`` and, for usage errors, a hint line."""
+
+    def __init__(self, message: str, exit_code: int, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.exit_code, self.hint = exit_code, hint
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"flowkit: error: {self.message}", err=file is None, file=file)
+        if self.hint:
+            click.echo(f"try '{self.hint}'", err=file is None, file=file)
+
+
+# Shown as click shows it: the help of a bare `flowkit` (click >= 8.2; older click exits).
+_HELP_ERRORS = tuple(getattr(click.exceptions, name) for name in ("NoArgsIsHelpError",)
+                     if hasattr(click.exceptions, name))
+
+# click's messages begin with a capitalised word and end with a full stop; flowkit's do not.
+_CLICK_FIRST_WORDS = ("Missing", "No", "Invalid", "Got", "Option", "Argument", "Could",
+                      "Error")
+
+
+def _one_line(exc: click.ClickException, ctx: click.Context | None = None) -> _OneLineError:
+    """``exc`` (raised while parsing or running a command) as flowkit's one-line error."""
+    message = " ".join(exc.format_message().split())
+    if message.split(" ", 1)[0] in _CLICK_FIRST_WORDS:
+        message = message[0].lower() + message[1:]
+        message = message[:-1] if message.endswith(".") else message
+        message = message.replace(". (Did you mean", " (did you mean")
+    if not isinstance(exc, click.UsageError):  # e.g. click.FileError: a file given is unusable
+        return _OneLineError(message, EXIT_USAGE)
+    command = exc.ctx.command_path.split()[1:] if exc.ctx is not None else []
+    if not command and ctx is not None and ctx.invoked_subcommand:
+        command = [ctx.invoked_subcommand]
+    return _OneLineError(message, EXIT_USAGE, " ".join(["flowkit", *command, "--help"]))
+
+
 class _FlowkitGroup(click.Group):
-    """Turns flowkit errors and interruptions into one line on stderr and a documented exit
-    code."""
+    """Turns every error and interruption into one line on stderr and a documented exit code:
+    flowkit's own errors, and click's usage errors (bad, missing or unknown option, no such
+    file), which click would print as several lines; those get a second line, where to read
+    the command's help."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, *more: Any,
+             **extra: Any) -> Any:
+        # "flowkit" in usage lines, however it was started (python -m flowkit, torchrun -m ...)
+        return super().main(args, prog_name or "flowkit", *more, **extra)
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except _HELP_ERRORS:
+            raise
+        except click.ClickException as exc:
+            raise _one_line(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             with interrupt_on_sigterm():
                 return super().invoke(ctx)
+        except (_OneLineError, *_HELP_ERRORS):
+            raise
+        except click.ClickException as exc:
+            raise _one_line(exc, ctx) from None
         except KeyboardInterrupt as exc:
             click.echo("flowkit: interrupted; rerun the same command to resume", err=True)
             ctx.exit(exit_code(exc.signum) if isinstance(exc, Interrupted) else EXIT_INTERRUPTED)
@@ -49,7 +106,7 @@ resume).
 """
 
 
-@click.group(cls=_FlowkitGroup, epilog=EPILOG,
+@click.group("flowkit", cls=_FlowkitGroup, epilog=EPILOG,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(flowkit.__version__, prog_name="flowkit")
 def main() -> None:
@@ -57,7 +114,7 @@ def main() -> None:
 
     \b
     Typical use:
-      flowkit synth demo/videos                       # a few videos with known motion
+      flowkit synth --out demo/videos                 # a few videos with known motion
       flowkit extract demo/videos --out demo/shards   # RGB + TV-L1 flow into shards
       flowkit info demo/shards                        # what is there
       flowkit view demo/shards --out view.png         # look at it

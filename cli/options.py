@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -165,3 +166,10 @@ def protocol_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def png_path(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Click callback: a picture file to write must be named .png (it is written as PNG)."""
+    if value is not None and value.suffix.lower() != ".png":
+        raise click.BadParameter(f"{value} is written as a PNG picture: name it .png")
+    return value

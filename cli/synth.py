@@ -26,15 +26,17 @@ def _per_task(name: str) -> str:
 
 EPILOG = """\b
 Examples:
-  flowkit synth demo/videos --num-videos 8
+  flowkit synth --out demo/videos --num-videos 8
   flowkit extract demo/videos/labels.txt --out demo/shards
-  flowkit synth lab --task motion --classes 8 --videos-per-class 30
+  flowkit synth --out lab --task motion --classes 8 --videos-per-class 30
   flowkit extract lab/labels.txt --out lab/shards --short-side 0
 """
 
 
 @click.command("synth", epilog=EPILOG)
-@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder for the videos, labels.txt and truth.json (and the split "
+                   "lists with --task motion).")
 @click.option("--task", type=click.Choice(["translate", "motion"]), default="translate",
               show_default=True,
               help="translate: textures sliding right, left, down, up (class = direction); "

@@ -348,8 +348,15 @@ class _QueueListener:
                 return
 
     def stop(self) -> None:
+        """Stop draining, then pass on the counts still queued (the last shard's, often)."""
         self._stopped.set()
         self._thread.join()
+        with contextlib.suppress(EOFError, OSError):
+            while True:
+                try:
+                    self._on_progress(*self._updates.get_nowait())
+                except queue.Empty:
+                    return
 
 
 # -- one shard, one video -------------------------------------------------------------------------

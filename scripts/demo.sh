@@ -15,7 +15,7 @@ venv="${FLOWKIT_VENV:-.venv}"
 flowkit="$venv/bin/flowkit"
 # A motion laboratory: 4 classes that only motion tells apart (right, left, clockwise,
 # anticlockwise), textured shapes moving over a textured, drifting background; 20 videos each.
-"$flowkit" synth "$out/lab" --task motion --classes 4 --videos-per-class 20
+"$flowkit" synth --out "$out/lab" --task motion --classes 4 --videos-per-class 20
 "$flowkit" extract "$out/lab/labels.txt" --out "$out/lab_shards" --short-side 0 --overwrite
 "$flowkit" info "$out/lab_shards"
 "$flowkit" verify --quiet "$out/lab_shards"

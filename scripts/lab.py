@@ -116,7 +116,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     videos, shards = out / "videos", out / "shards"
     if not (videos / "truth.json").exists():
-        run([*FLOWKIT, "synth", str(videos), "--task", "motion", "--classes", args.classes,
+        run([*FLOWKIT, "synth", "--out", str(videos), "--task", "motion", "--classes", args.classes,
              "--videos-per-class", args.videos_per_class], log)
     if not (shards / "manifest.json").exists():
         started = time.perf_counter()

@@ -167,8 +167,127 @@ def test_flow_command_rejects_images_of_different_sizes(tmp_path):
 
 def test_synth_writes_videos_labels_and_truth(tmp_path):
     """flowkit synth writes the videos, a labels.txt list file and truth.json."""
-    result = run("synth", tmp_path, "--num-videos", "2", "--num-frames", "3", "--width", "64",
+    result = run("synth", "--out", tmp_path, "--num-videos", "2", "--num-frames", "3", "--width", "64",
                  "--height", "48")
     assert result.exit_code == 0, result.output
     assert len((tmp_path / "labels.txt").read_text().splitlines()) == 2
     assert (tmp_path / "truth.json").exists()
+
+
+# ---- one convention: --out, one-line errors, flow formats, one final progress line ---------
+
+@pytest.mark.parametrize("args, words", [
+    (["extract", "{videos}"], "missing option '--out'"),
+    (["extract", "{videos}", "--out", "{tmp}/o", "--workers", "0"],
+     "invalid value for '--workers': 0 is not in the range"),
+    (["extract", "{videos}", "--out", "{tmp}/o", "--bogus"], "no such option '--bogus'"),
+    (["view", "{tmp}/nothing", "--out", "{tmp}/p.png"], "'FOLDER': Directory"),
+    (["merge", "{tmp}", "--move"], "missing option '--out'"),
+    (["export", "{tmp}", "--out", "{tmp}/f", "--layout", "mine"],
+     "invalid value for '--layout'"),
+    (["synth", "--out", "{tmp}/s", "--classes", "3"], "--classes applies to --task motion"),
+    (["flow", "{videos}/labels.txt", "--out", "{tmp}/f.flo"], "missing argument 'SECOND'"),
+    (["train", "{tmp}", "--epochs", "two"], "invalid value for '--epochs'"),
+    (["eval", "{tmp}/no-run"], "'RUN': Path"),
+    (["view", "{tmp}", "--out", "{tmp}/grid.jpg"], "'--out': {tmp}/grid.jpg is written as a PNG"),
+    (["flow", "{videos}/labels.txt", "{videos}/labels.txt", "--out", "{tmp}/f.flo", "--viz",
+      "{tmp}/f.jpg"], "invalid value for '--viz'"),
+])
+def test_click_usage_errors_are_one_line_naming_the_option(tiny_videos, tmp_path, args, words):
+    """Usage errors click finds (bad value, missing or unknown option, no such file) read as
+    flowkit's own: `flowkit: error: ...` naming the option, then where the help is; exit 2."""
+    args = [a.format(videos=tiny_videos, tmp=tmp_path) for a in args]
+    result = run(*args)
+    assert result.exit_code == EXIT_USAGE
+    assert result.stdout == "" and "Usage:" not in result.stderr
+    assert result.stderr.splitlines() == [result.stderr.splitlines()[0],
+                                          f"try 'flowkit {args[0]} --help'"]
+    assert result.stderr.startswith("flowkit: error: ")
+    assert words.format(tmp=tmp_path) in result.stderr
+
+
+def test_unknown_commands_and_group_options_are_one_line_too():
+    """`flowkit bogus` and `flowkit --bogus`: one error line, the hint names flowkit --help."""
+    for args, words in ((["bogus"], "no such command 'bogus'"),
+                        (["--bogus"], "no such option '--bogus'")):
+        result = run(*args)
+        assert result.exit_code == EXIT_USAGE
+        assert result.stderr.splitlines() == [f"flowkit: error: {words}", "try 'flowkit --help'"]
+
+
+def test_every_command_writing_files_takes_its_folder_or_file_as_out(tmp_path):
+    """The output is `--out` on every command that writes one; no command takes it as an
+    argument; -h is --help everywhere."""
+    writers = {"synth", "extract", "merge", "view", "flow", "export", "import", "train", "eval"}
+    for name, command in main.commands.items():
+        arguments = [p.name for p in command.params if isinstance(p, click.Argument)]
+        assert not [a for a in arguments if "out" in a], name
+        options = {o for p in command.params if isinstance(p, click.Option) for o in p.opts}
+        assert ("--out" in options) == (name in writers), name
+        assert run(name, "-h").output.startswith(f"Usage: flowkit {name} "), name
+
+
+def test_positional_output_folders_are_gone(tmp_path):
+    """The old `flowkit synth DIR` form is a usage error (it would otherwise write nowhere
+    expected), as is `flowkit merge OUT PART...` without --out."""
+    result = run("synth", tmp_path / "s")
+    assert result.exit_code == EXIT_USAGE and "missing option '--out'" in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.fixture
+def image_pair(tmp_path):
+    """Two 64x48 PNGs of a texture moved by (1.5, -0.5) px."""
+    from helpers import translated_texture_pair
+
+    first, second = translated_texture_pair(64, 48, 1.5, -0.5)
+    cv2.imwrite(str(tmp_path / "a.png"), first[..., ::-1])
+    cv2.imwrite(str(tmp_path / "b.png"), second[..., ::-1])
+    return tmp_path / "a.png", tmp_path / "b.png"
+
+
+def test_flow_command_writes_the_format_of_the_extension(image_pair, tmp_path):
+    """--out f.flo is Middlebury, f.png a KITTI 16-bit PNG, f.npy float32 H x W x 2: the same
+    flow in each (PNG within its 1/64 px steps)."""
+    from flowkit.flowio import read_flow, read_kitti_png
+
+    flows = {}
+    for name in ("f.flo", "f.png", "f.npy"):
+        result = run("flow", *image_pair, "--method", "farneback", "--out", tmp_path / name)
+        assert result.exit_code == 0, result.output
+        flows[name] = read_flow(tmp_path / name)
+    assert (tmp_path / "f.flo").read_bytes()[:4] == b"PIEH"
+    assert np.load(tmp_path / "f.npy").dtype == np.float32
+    np.testing.assert_array_equal(flows["f.npy"], flows["f.flo"])
+    assert np.abs(flows["f.png"] - flows["f.flo"]).max() <= 1 / 128 + 1e-6
+    assert read_kitti_png(tmp_path / "f.png")[1].all()
+    assert abs(float(flows["f.flo"][..., 0].mean()) - 1.5) < 0.3  # it is the motion
+
+
+def test_flow_command_refuses_other_extensions_in_one_line(image_pair, tmp_path):
+    """--out f.jpg: exit 2, one line listing the formats, nothing written, before any work."""
+    result = run("flow", *image_pair, "--method", "farneback", "--out", tmp_path / "f.jpg")
+    assert result.exit_code == EXIT_USAGE and not (tmp_path / "f.jpg").exists()
+    assert len(result.stderr.splitlines()) == 1
+    assert ".flo (Middlebury), .png (KITTI 16-bit PNG), .npy (float32" in result.stderr
+    result = run("flow", *image_pair, "--out", tmp_path / "f.png", "--viz", tmp_path / "f.png")
+    assert result.exit_code == EXIT_USAGE and "--viz" in result.stderr
+
+
+def test_progress_bar_prints_its_final_line_once(tiny_videos, tmp_path):
+    """An extraction's bar ends with one 100% line, not three (update, refresh and close each
+    printed it: in a log every carriage return makes a line); a rerun with nothing to do
+    draws no bar."""
+    import re
+
+    for workers in ("1", "2"):
+        out = tmp_path / workers
+        result = run("extract", tiny_videos, "--out", out, "--short-side", "0",
+                     "--flow", "farneback", "--workers", workers)
+        assert result.exit_code == 0, result.output
+        lines = [line for line in re.split(r"[\r\n]", result.stderr) if line.strip()]
+        assert sum("4/4" in line for line in lines) == 1, lines
+        assert lines[-1].startswith("100%")
+    result = run("extract", tiny_videos, "--out", out, "--short-side", "0", "--flow",
+                 "farneback", "--workers", "2")
+    assert result.exit_code == 0 and result.stderr == ""

@@ -1,4 +1,5 @@
-"""Middlebury .flo reading and writing, RGB image reading, and masking of unknown ground truth."""
+"""Flow files (Middlebury .flo, KITTI 16-bit .png, .npy) read and written, RGB image reading,
+and masking of unknown ground truth."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from flowkit.errors import InputError
-from flowkit.flowio import read_flo, read_rgb_image, write_flo
+from flowkit.errors import ConfigError, InputError
+from flowkit.flowio import (read_flo, read_flow, read_kitti_png, read_rgb_image, write_flo,
+                            write_flow, write_kitti_png)
 from flowkit.metrics import endpoint_error, valid_flow_mask
 from helpers import shared_data_dir
 
@@ -148,3 +150,98 @@ def test_rubberwhale_ground_truth() -> None:
     assert truth.shape == (388, 584, 2)
     assert int((~valid).sum()) == 3622
     assert float(np.abs(truth[valid]).max()) < 5.0
+
+
+# ---- KITTI 16-bit PNG, .npy, and the choice by extension -------------------------------------
+
+def _png_rgb16(rows: np.ndarray) -> bytes:
+    """A 16-bit RGB PNG of (H, W, 3) uint16 ``rows``, built by hand (no OpenCV), channels in the
+    file's order R, G, B: what the KITTI devkit reads."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    height, width = rows.shape[:2]
+    raw = b"".join(b"\0" + rows[y].astype(">u2").tobytes() for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2,
+                                                              0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_kitti_png_round_trip_is_within_a_64th_of_a_pixel(tmp_path: Path) -> None:
+    """write_kitti_png then read_kitti_png: every known pixel within 1/64 px (rounding: 1/128),
+    valid flags kept; read_flow marks the unknown pixels so that EPE leaves them out."""
+    flow = _random_flow(40, 50) * 10
+    flow[3, 4] = 1e10  # a .flo unknown marker: written as invalid
+    valid = valid_flow_mask(flow)
+    valid[5, 6] = False  # and an explicit invalid pixel
+    write_kitti_png(tmp_path / "f.png", flow, valid)
+    back, back_valid = read_kitti_png(tmp_path / "f.png")
+    assert back.dtype == np.float32 and back.shape == (40, 50, 2)
+    assert back_valid.tolist() == valid.tolist()
+    assert np.abs(back - flow)[valid].max() <= 1 / 128 + 1e-6
+    as_flow = read_flow(tmp_path / "f.png")
+    assert valid_flow_mask(as_flow).tolist() == valid.tolist()
+    assert endpoint_error(as_flow, flow, valid) <= 1 / 64
+
+
+def test_kitti_png_channels_are_r_u_g_v_b_valid(tmp_path: Path) -> None:
+    """The devkit's layout: a PNG built by hand with R = u, G = v, B = valid reads as such, and
+    the writer puts u in red (OpenCV's BGR channel 2), v in green, valid in blue."""
+    pixels = np.array([[[2 ** 15 + 64, 2 ** 15 - 32, 1], [0, 0, 0]]], np.uint16)  # u 1, v -0.5
+    (tmp_path / "hand.png").write_bytes(_png_rgb16(pixels))
+    flow, valid = read_kitti_png(tmp_path / "hand.png")
+    assert flow[0, 0].tolist() == [1.0, -0.5] and valid.tolist() == [[True, False]]
+    write_kitti_png(tmp_path / "mine.png", np.array([[[1.0, -0.5], [1e10, 0.0]]]))
+    bgr = cv2.imread(str(tmp_path / "mine.png"), cv2.IMREAD_UNCHANGED)
+    assert bgr.dtype == np.uint16 and bgr[..., ::-1].tolist() == pixels.tolist()
+
+
+def test_kitti_png_saturates_beyond_512_px(tmp_path: Path) -> None:
+    """Flow beyond the 16-bit range (+-512 px at 1/64 px) is clipped, not wrapped around."""
+    write_kitti_png(tmp_path / "f.png", np.array([[[600.0, -600.0]]]))
+    flow, _ = read_kitti_png(tmp_path / "f.png")
+    assert flow[0, 0].tolist() == [(65535 - 2 ** 15) / 64, -512.0]
+
+
+def test_read_kitti_png_refuses_an_8_bit_image(tmp_path: Path) -> None:
+    """An ordinary 8-bit PNG is not KITTI flow: InputError naming the file."""
+    cv2.imwrite(str(tmp_path / "photo.png"), np.zeros((2, 2, 3), np.uint8))
+    with pytest.raises(InputError, match=r"photo\.png is not a KITTI flow PNG"):
+        read_kitti_png(tmp_path / "photo.png")
+
+
+def test_npy_round_trip_is_exact_and_checks_the_shape(tmp_path: Path) -> None:
+    """.npy holds the float32 (H, W, 2) array itself; another shape is refused on reading."""
+    flow = _random_flow()
+    write_flow(tmp_path / "f.npy", flow.astype(np.float64))
+    back = read_flow(tmp_path / "f.npy")
+    assert back.dtype == np.float32
+    np.testing.assert_array_equal(back, flow)
+    np.save(tmp_path / "other.npy", np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(InputError, match=r"other\.npy.*\(4, 4, 3\)"):
+        read_flow(tmp_path / "other.npy")
+
+
+@pytest.mark.parametrize("name", ["f.flo", "f.png", "f.npy", "F.FLO"])
+def test_write_flow_and_read_flow_choose_the_format_by_extension(tmp_path: Path, name) -> None:
+    """write_flow / read_flow: .flo, .png, .npy (any case), each in its own format."""
+    flow = _random_flow()
+    write_flow(tmp_path / name, flow)
+    data = (tmp_path / name).read_bytes()
+    assert data[:4] == {".flo": b"PIEH", ".png": b"\x89PNG", ".npy": b"\x93NUM"}[
+        Path(name).suffix.lower()]
+    assert np.abs(read_flow(tmp_path / name) - flow).max() <= 1 / 128 + 1e-6
+
+
+@pytest.mark.parametrize("name", ["f.jpg", "f.flo5", "f"])
+def test_other_extensions_are_refused_listing_the_formats(tmp_path: Path, name) -> None:
+    """Any other extension raises ConfigError listing .flo, .png and .npy; nothing is written."""
+    with pytest.raises(ConfigError, match=r"\.flo \(Middlebury\), \.png \(KITTI.*\.npy"):
+        write_flow(tmp_path / name, _random_flow())
+    with pytest.raises(ConfigError, match="unknown flow file extension"):
+        read_flow(tmp_path / name)
+    assert not list(tmp_path.iterdir())

@@ -18,6 +18,7 @@ from flowkit.errors import ConfigError, InputError
 from flowkit.extract import extract
 from flowkit.inputs import collect_videos
 from flowkit.interop import export_rawframes, import_rawframes
+from flowkit.interop.layouts import EXPORT_INFO_NAME
 from flowkit.manifest import Manifest
 from flowkit.reader import open_shards
 from flowkit.shards import StorageConfig
@@ -263,7 +264,7 @@ def test_cli_export_and_import_round_trip(jpeg_shards, tmp_path):
     """flowkit export / import: exit 0 and a round trip; a corrupt video gives exit 1."""
     runner = CliRunner()
     frames, back = tmp_path / "frames", tmp_path / "back"
-    result = runner.invoke(main, ["export", str(jpeg_shards), str(frames),
+    result = runner.invoke(main, ["export", str(jpeg_shards), "--out", str(frames),
                                   "--layout", "denseflow"])
     assert result.exit_code == 0, result.output
     assert "4 videos in denseflow layout" in result.output
@@ -296,3 +297,19 @@ def test_an_imported_folder_can_be_inspected_but_not_extracted_into(jpeg_shards,
     result = runner.invoke(main, ["extract", str(tiny_videos), "--out", str(tmp_path / "back"),
                                   "--short-side", "0", "-q"])
     assert result.exit_code == EXIT_USAGE and "other settings" in result.output
+
+
+def test_import_takes_the_layout_from_flowkit_export_json(jpeg_shards, tmp_path):
+    """`flowkit import FOLDER --out DIR` needs no --layout where flowkit export recorded it (as
+    --bound); without flowkit_export.json it is a one-line usage error asking for --layout."""
+    frames = export_rawframes(jpeg_shards, tmp_path / "frames", "denseflow")
+    result = CliRunner().invoke(main, ["import", str(frames), "--out", str(tmp_path / "back")])
+    assert result.exit_code == 0, result.output
+    assert "4 videos, 4 ok, 0 failed" in result.output
+    (frames / EXPORT_INFO_NAME).unlink()
+    result = CliRunner().invoke(main, ["import", str(frames), "--bound", "20",
+                                       "--out", str(tmp_path / "again")])
+    assert result.exit_code == EXIT_USAGE and not (tmp_path / "again").exists()
+    assert result.stderr.splitlines() == [
+        "flowkit: error: the layout is not recorded in rawframe folders without "
+        f"{EXPORT_INFO_NAME}: give it (--layout mmaction2 or denseflow)"]

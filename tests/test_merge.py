@@ -208,7 +208,7 @@ def test_cli_job_array_then_merge(extracted, tmp_path):
         failing = partition_of("fake.mkv", 2) == part  # exit 1: some videos failed
         assert result.exit_code == (1 if failing else 0)
         assert f"partition {part} of 2" in result.output
-    result = run("merge", tmp_path / "all", tmp_path / "p0", tmp_path / "p1")
+    result = run("merge", tmp_path / "p0", tmp_path / "p1", "--out", tmp_path / "all")
     assert result.exit_code == 0, result.output
     assert "7 videos (6 ok, 1 failed) from 2 partitions; shard files: 4 linked" in result.output
     assert run("verify", tmp_path / "all", "-q").exit_code == 0
@@ -216,5 +216,5 @@ def test_cli_job_array_then_merge(extracted, tmp_path):
     result = run("extract", videos, "--out", tmp_path / "p2", *options, "--partition", 2)
     assert result.exit_code == 2
     assert "--partition 2 is out of range for --num-partitions 2" in result.output
-    result = run("merge", tmp_path / "all", tmp_path / "p0")
+    result = run("merge", tmp_path / "p0", "--out", tmp_path / "all")
     assert result.exit_code == 2 and "already holds flowkit output" in result.output

@@ -278,7 +278,7 @@ def test_single_frames_have_the_same_statistics_in_every_class():
 
 def test_synth_motion_writes_the_lab_and_a_summary(tmp_path):
     """synth --task motion writes videos, list files and truth, and prints per-class counts."""
-    result = run("synth", tmp_path, "--task", "motion", "--classes", "3", "--videos-per-class",
+    result = run("synth", "--out", tmp_path, "--task", "motion", "--classes", "3", "--videos-per-class",
                  "3", "--test-fraction", "0.3", "--num-frames", "3", "--width", "32", "--height",
                  "32", "--codec", "libx264", "--seed", "5")
     assert result.exit_code == 0, result.output
@@ -295,7 +295,7 @@ def test_synth_motion_writes_the_lab_and_a_summary(tmp_path):
     ("--task", "motion", "--num-videos", "3")])
 def test_options_of_the_other_task_are_usage_errors_naming_the_option(tmp_path, args):
     """An option of one task given with the other exits 2 and names the option; nothing written."""
-    result = run("synth", tmp_path / "out", *args)
+    result = run("synth", "--out", tmp_path / "out", *args)
     assert result.exit_code == EXIT_USAGE
     assert args[-2] in result.output and "applies to --task" in result.output
     assert not (tmp_path / "out").exists()
@@ -303,13 +303,13 @@ def test_options_of_the_other_task_are_usage_errors_naming_the_option(tmp_path, 
 
 def test_too_many_classes_is_a_usage_error_listing_the_classes(tmp_path):
     """--classes 13 exits 2 and lists the vocabulary."""
-    result = run("synth", tmp_path, "--task", "motion", "--classes", "13")
+    result = run("synth", "--out", tmp_path, "--task", "motion", "--classes", "13")
     assert result.exit_code == EXIT_USAGE and "oscillate-vertical" in result.output
 
 
 def test_synth_without_task_still_writes_the_translating_textures(tmp_path):
-    """flowkit synth OUT is --task translate: the same files as make_synthetic_videos."""
-    result = run("synth", tmp_path / "cli", "--num-frames", "2")
+    """flowkit synth --out DIR is --task translate: the same files as make_synthetic_videos."""
+    result = run("synth", "--out", tmp_path / "cli", "--num-frames", "2")
     assert result.exit_code == 0, result.output
     assert "right/right_0.mp4: right (label 0), flow (+1.50, +0.00) px/frame, 2 frames" \
         in result.output

@@ -19,6 +19,7 @@ from flowkit.inputs import require_unique_ids
 from flowkit.interop.layouts import (
     EXPORT_INFO_NAME,
     IMPORTED_BACKEND,
+    LAYOUTS,
     LIST_NAME,
     RawframeLayout,
     get_layout,
@@ -65,7 +66,7 @@ class _Scan:
     dropped: int
 
 
-def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout: str,
+def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout: str | None,
                      bound: float | None = None, *, flow_step: int | None = None,
                      labels: Path | str | None = None, videos_per_shard: int | None = None,
                      check_decode: bool = True, overwrite: bool = False) -> ImportReport:
@@ -77,9 +78,9 @@ def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout:
     record ``flow_backend="imported"`` and the layout in ``flow_params``.
 
     A root holding ``flowkit_export.json`` (written by
-    [`export_rawframes`][flowkit.interop.export_rawframes]) supplies the defaults for ``bound`` and
-    ``flow_step``, the original video ids, the source's flow backend, and (when ``labels`` is not
-    given) labels from its ``rawframes_list.txt``.
+    [`export_rawframes`][flowkit.interop.export_rawframes]) supplies the defaults for ``layout``,
+    ``bound`` and ``flow_step``, the original video ids, the source's flow backend, and (when
+    ``labels`` is not given) labels from its ``rawframes_list.txt``.
 
     Per video: indices must run without gaps from the layout's first index; x and y counts
     must match; flows must number floor((frames - 1) / step), or one more (tools that repeat
@@ -88,6 +89,7 @@ def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout:
     image. A video failing a check is recorded as failed with the reason; the others go on.
 
     Args:
+        layout: "mmaction2" or "denseflow"; None takes the one flowkit_export.json records.
         bound: flow bound B the JPEGs were quantised with (JPEG folders do not record it).
         flow_step: frames between the two frames of a flow (default 1).
         labels: MMAction2 annotation list (``video_dir num_frames label``); dirs are matched
@@ -98,10 +100,13 @@ def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout:
         ConfigError: bad layout/bound/step, no bound known, or ``out_dir`` holds output.
         InputError: a folder is missing, holds no rawframes, or two give the same id.
     """
-    spec = get_layout(layout)
     out_dir = Path(out_dir)
     infos = [_read_export_info(Path(f)) for f in folders]
     known = [info for info in infos if info]
+    if layout is None and not known:
+        raise ConfigError("the layout is not recorded in rawframe folders without "
+                          f"{EXPORT_INFO_NAME}: give it (--layout {' or '.join(LAYOUTS)})")
+    spec = get_layout(layout if layout is not None else known[0].get("layout", ""))
     for info, folder in zip(infos, folders):
         if info and info.get("layout") != spec.name:
             raise ConfigError(f"{folder} was exported with layout {info.get('layout')!r}, "
