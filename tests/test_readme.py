@@ -29,7 +29,7 @@ def demo_output(tmp_path_factory) -> Path:
     """What scripts/demo.sh makes under demo/, with Farneback flow instead of TV-L1 (faster;
     the snippets do not depend on the method): the 4-class laboratory, 20 videos a class."""
     script = DEMO_SCRIPT.read_text()
-    assert '"$flowkit" synth "$out/lab" --task motion --classes 4 --videos-per-class 20' in script
+    assert 'synth --out "$out/lab" --task motion --classes 4 --videos-per-class 20' in script
     assert '--out "$out/lab_shards" --short-side 0' in script
     root = tmp_path_factory.mktemp("readme")
     make_motion_dataset(root / "demo" / "lab", MotionLabConfig(num_classes=4,
