@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from flowkit.cli.options import (flow_config_from_options, flow_methods_help,
-                                 flow_parameter_options, png_path, precision_option)
+from flowkit.cli.grouped import GroupedCommand
+from flowkit.cli.options import (BACKENDS_NOTE, flow_config_from_options, flow_parameter_options,
+                                 png_path, precision_option)
 from flowkit.flow import get_backend, list_backends
 from flowkit.flowio import flow_format, read_rgb_image, write_flow
 from flowkit.errors import ConfigError, InputError
@@ -26,11 +27,19 @@ Examples:
 """
 
 
-@click.command("flow", epilog=EXAMPLES)
+# --help shows the options under these headings (GroupedCommand); names are parameter names.
+GROUPS = {
+    "Flow": ["method", "device", "precision"],
+    "Output": ["out_path", "viz_path"],
+}
+
+
+@click.command("flow", cls=GroupedCommand, groups=GROUPS, notes={"Flow": BACKENDS_NOTE},
+               epilog=EXAMPLES)
 @click.argument("first", type=_IMAGE)
 @click.argument("second", type=_IMAGE)
 @click.option("--method", type=click.Choice(list_backends()), default="tvl1", show_default=True,
-              help=f"Flow method. {flow_methods_help()}.")
+              help="Flow method (flowkit backends lists them).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Flow file to write (flow maps FIRST to SECOND), its format by extension: "
                    ".flo Middlebury (float32 u, v); .png KITTI 16-bit (R, G = u, v as "

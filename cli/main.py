@@ -124,6 +124,7 @@ def main() -> None:
 
 
 def _register() -> None:
+    from flowkit.cli.backends import backends_command
     from flowkit.cli.extract import extract_command
     from flowkit.cli.flow import flow_command
     from flowkit.cli.inspect import info_command, verify_command, view_command
@@ -135,7 +136,7 @@ def _register() -> None:
     from flowkit.cli.train import train_command
 
     for command in (synth_command, extract_command, merge_command, info_command, verify_command,
-                    view_command, flow_command, export_command, import_command,
+                    view_command, flow_command, backends_command, export_command, import_command,
                     train_command, eval_command, predict_command):
         main.add_command(command)
 

@@ -1,7 +1,8 @@
 """Options shared by several commands, defined once.
 
 Flow backend parameters become ``--<backend>-<parameter>`` options generated from each
-backend's config dataclass, so a new backend brings its options with it.
+backend's config dataclass, so a new backend brings its options with it. ``extract`` and
+``flow`` take them hidden from ``--help``; ``flowkit backends NAME`` lists the same options.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Callable
 import click
 
 from flowkit.errors import ConfigError
-from flowkit.flow import backend_config_class, backend_summary, list_backends, make_backend_config
+from flowkit.flow import backend_config_class, list_backends, make_backend_config
 from flowkit.flow.device import PRECISIONS
 
 
@@ -58,33 +59,71 @@ def _own_fields(config_class: type) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(config_class) if f.name not in SHARED_FIELDS]
 
 
-def flow_parameter_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--<backend>-<param>`` options for every registered backend's parameters.
+def _backend_option_specs(backend: str) -> list[tuple[list[str], dict[str, Any]]]:
+    """Declarations and settings of backend ``backend``'s ``--<backend>-<param>`` options,
+    built from its config dataclass.
 
-    Boolean fields become flags; a field whose default is empty is required by its backend.
+    Boolean fields become flags; a field whose default is empty is required by its backend;
+    a str field with ``metadata={"file": True}`` takes a FILE. The defaults are shown in the
+    help text, not set: an option left out is None, so that it can be told from one given.
     """
+    config_class = backend_config_class(backend)
+    helps = parameter_help(config_class)
+    specs = []
+    for field in _own_fields(config_class):
+        kind = _FIELD_TYPES[str(field.type).split("|")[0].strip()]
+        if field.default in ("", None):
+            default = "required with this method"
+        elif kind is bool:
+            default = "default: " + ("on" if field.default else "off")
+        else:
+            default = f"default: {field.default}"
+        text = helps.get(field.name, field.name.rstrip("_").replace("_", " "))
+        if field.metadata.get("file"):
+            click_type: Any = click.Path(dir_okay=False)
+        else:
+            click_type = None if kind is bool else kind
+        specs.append(([_option_name(backend, field.name), _param_key(backend, field.name)],
+                      {"type": click_type, "is_flag": kind is bool, "default": None,
+                       "help": f"{text[:1].upper()}{text[1:]}  [{default}]"}))
+    return specs
+
+
+def backend_options(backend: str) -> list[click.Option]:
+    """Backend ``backend``'s options as ``flowkit extract`` and ``flowkit flow`` take them (the
+    same declarations), but shown in help: what ``flowkit backends NAME`` lists. Includes
+    the shared ``--precision`` where the backend has that parameter."""
+    options = [click.Option(decls, **settings)
+               for decls, settings in _backend_option_specs(backend)]
+    if backend in precision_users():
+        options.append(click.Option(["--precision"], **_precision_settings()))
+    return options
+
+
+def flow_parameter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add every registered backend's ``--<backend>-<param>`` options, hidden from --help
+    (``flowkit backends NAME`` lists them)."""
     for backend in reversed(list_backends()):
-        config_class = backend_config_class(backend)
-        helps = parameter_help(config_class)
-        for field in reversed(_own_fields(config_class)):
-            kind = _FIELD_TYPES[str(field.type).split("|")[0].strip()]
-            default = ("required with this method" if field.default in ("", None)
-                       else f"default: {field.default}")
-            command = click.option(
-                _option_name(backend, field.name), _param_key(backend, field.name),
-                type=None if kind is bool else kind, is_flag=kind is bool, default=None,
-                help=f"{backend}: {helps.get(field.name, field.name)}  [{default}]")(command)
+        for decls, settings in reversed(_backend_option_specs(backend)):
+            command = click.option(*decls, hidden=True, **settings)(command)
     return command
+
+
+def precision_users() -> list[str]:
+    """The backends that take ``--precision`` (their config has a ``precision`` field)."""
+    return [name for name in list_backends() if "precision" in
+            {f.name for f in dataclasses.fields(backend_config_class(name))}]
+
+
+def _precision_settings() -> dict[str, Any]:
+    return {"type": click.Choice(PRECISIONS), "default": "fp32", "show_default": True,
+            "help": "Arithmetic of the PyTorch methods (" + ", ".join(precision_users()) +
+                    "): fp32, or bf16 / fp16 autocast (faster on GPUs)."}
 
 
 def precision_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--precision`` for the backends that have a ``precision`` parameter."""
-    users = [name for name in list_backends() if "precision" in
-             {f.name for f in dataclasses.fields(backend_config_class(name))}]
-    return click.option(
-        "--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
-        help="Arithmetic of the PyTorch backends (" + ", ".join(users) + "): fp32, or bf16 / "
-             "fp16 autocast, faster on GPUs with a small change in the flow.")(command)
+    return click.option("--precision", **_precision_settings())(command)
 
 
 def flow_config_from_options(method: str, options: dict[str, Any],
@@ -125,8 +164,9 @@ def _with_option_names(message: str, method: str) -> str:
     return message
 
 
-def flow_methods_help() -> str:
-    return "; ".join(f"{name}: {backend_summary(name)}" for name in list_backends())
+# The line under the Flow options of extract and flow: where the hidden options are listed.
+BACKENDS_NOTE = ("Flow-method parameters (--tvl1-tau, --raft-weights, ...): see "
+                 "`flowkit backends NAME`.")
 
 
 def parse_size(ctx: click.Context, param: click.Parameter, value: str | None

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import click
 
+from flowkit.cli.grouped import GroupedCommand
 from stddcn.config import DISTILL_KINDS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 from stddcn.config_files import load_yaml
 
@@ -203,7 +204,22 @@ tensorboard package is installed. Evaluate with: flowkit eval RUN.
 """
 
 
-@click.command("train", epilog=EXAMPLES)
+# --help shows the options under these headings (GroupedCommand); names are parameter names.
+GROUPS = {
+    "Run": ["model_name", "out", "config_file", "resume", "seed", "log_every"],
+    "Data": ["split", "val_split", "batch_size", "segments", "clip_len", "frame_stride",
+             "input_size", "flip", "skip_missing", "device_normalize", "workers"],
+    "Model": ["arch", "width_mult", "pretrained", "partial_bn", "dropout", "flow_length",
+              "num_classes", "fusion_weights", "streams", "connections", "connect_blocks"],
+    "Distillation": ["teacher", "distill_weight", "distill_kind", "temperature",
+                     "detach_teacher"],
+    "Optimisation": ["epochs", "optimizer", "lr", "weight_decay", "schedule", "lr_steps",
+                     "warmup_epochs", "grad_clip"],
+    "Hardware": ["device", "precision", "channels_last", "sync_bn"],
+}
+
+
+@click.command("train", cls=GroupedCommand, groups=GROUPS, epilog=EXAMPLES)
 @click.argument("data_root", metavar="DATA", type=click.Path(exists=True, file_okay=False))
 @click.option("--model", "model_name", type=click.Choice(MODELS),
               help="rgb / flow: TSN streams (2D); two-stream: their late fusion; stddcn: both "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import click
@@ -11,7 +12,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from flowkit.cli.extract import extract_command
+from flowkit.cli.flow import flow_command
+from flowkit.cli.grouped import OTHER, GroupedCommand
 from flowkit.cli.main import EXIT_SOME_FAILED, EXIT_USAGE, main
+from flowkit.cli.options import flow_config_from_options
+from flowkit.flow import list_backends
 from flowkit.flowio import read_flo
 from flowkit.lock import FolderLock
 from flowkit.manifest import Manifest
@@ -25,29 +31,131 @@ def run(*args: str):
 
 
 def test_every_option_of_every_command_has_help():
-    """--help reads like a man page: each command has a docstring, each option a help text."""
+    """--help reads like a man page: each command has a docstring, each option a help text,
+    the options hidden from --help (the flow-method parameters) included."""
+    hidden = 0
     for name, command in main.commands.items():
         assert command.help, name
         for param in command.params:
             if isinstance(param, click.Option):
                 assert param.help and len(param.help) > 10, f"{name} {param.opts}"
+                hidden += param.hidden
+    assert hidden >= 2 * 30  # extract's and flow's --tvl1-*, --raft-*, ...
     result = run("--help")
     assert result.exit_code == 0
-    for name in ("extract", "info", "verify", "flow", "synth", "view"):
+    for name in ("extract", "info", "verify", "flow", "synth", "view", "backends"):
         assert name in result.output
+    listing = run("backends")
+    assert listing.exit_code == 0
+    for backend in list_backends():
+        line = next(line for line in listing.output.splitlines() if line.startswith(backend + " "))
+        name, devices, description = re.split(r"\s{2,}", line, maxsplit=2)
+        assert name == backend and devices.startswith("cpu") and len(description) > 20, line
+        option_help = run("backends", backend).output
+        assert "Options of flowkit extract and flowkit flow" in option_help
+
+
+def test_grouped_helps_put_every_option_under_a_heading():
+    """The long helps (extract, flow, train) show each visible option under one of their
+    headings, never under a catch-all; the group tables name only parameters that exist."""
+    grouped = {name: command for name, command in main.commands.items()
+               if isinstance(command, GroupedCommand)}
+    assert {"extract", "flow", "train"} <= set(grouped)
+    for name, command in grouped.items():
+        names = {param.name for param in command.params}
+        listed = [n for group in command.groups.values() for n in group]
+        assert set(listed) <= names and len(listed) == len(set(listed)), name
+        with click.Context(command, info_name=name) as ctx:
+            sections = command.grouped_records(ctx)
+        assert OTHER not in sections, (name, sections.get(OTHER))
+        text = run(name, "--help").output
+        positions = [text.index(f"\n{heading}:\n") for heading in sections]
+        assert positions == sorted(positions), name
+
+
+@pytest.mark.parametrize("name, headings", [
+    ("extract", ["Inputs", "Flow", "Storage", "Parallelism", "Run"]),
+    ("flow", ["Flow", "Output"]),
+])
+def test_extract_and_flow_help_fit_a_screen(name, headings):
+    """extract --help and flow --help: under 60 lines at 100 columns, under headings, without
+    the flow-method parameters but pointing to flowkit backends."""
+    text = CliRunner().invoke(main, [name, "--help"], terminal_width=100).output
+    assert len(text.splitlines()) < 60, text
+    assert [line[:-1] for line in text.splitlines() if line in {h + ":" for h in headings}] \
+        == headings
+    assert not re.search(r"^  --(tvl1|farneback|raft)-", text, re.MULTILINE)  # no such row
+    assert "Flow-method parameters" in text and "`flowkit backends NAME`" in text
+
+
+def _listed_options(backend: str) -> dict[str, tuple[str, str]]:
+    """Option -> (metavar, default shown) in ``flowkit backends BACKEND``."""
+    result = CliRunner().invoke(main, ["backends", backend], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    listed = {}
+    for block in re.split(r"^(?=  --)", result.output, flags=re.MULTILINE)[1:]:
+        option, metavar = re.match(r"  (--[\w-]+)(?: (\S+))?", block).groups()
+        shown = re.search(r"\[(default: [^\]]+|required[^\]]*)\]", " ".join(block.split()))
+        listed[option] = (metavar or "", shown.group(1))
+    assert listed, result.output
+    return listed
+
+
+def test_backends_list_the_parameters_extract_and_flow_accept(tmp_path):
+    """flowkit backends NAME lists exactly the hidden options of extract and flow, each once,
+    and the defaults it shows are the ones a run gets: giving them changes nothing."""
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"not read here")
+    listed_by = {}
+    for backend in list_backends():
+        listed = _listed_options(backend)
+        own = {option: shown for option, shown in listed.items() if option != "--precision"}
+        assert all(option.startswith(f"--{backend}-") for option in own), own
+        for option in own:
+            listed_by.setdefault(option, []).append(backend)
+        given, required = [], []
+        for option, (metavar, shown) in listed.items():
+            if shown.startswith("required"):
+                assert metavar == "FILE", option  # --raft-weights FILE
+                required += [option, str(weights)]
+            elif metavar:  # a flag's default (off) is its absence
+                given += [option, shown.removeprefix("default: ")]
+        for command in (extract_command, flow_command):
+            method = "--flow" if command is extract_command else "--method"
+            paths = ["a"] if command is extract_command else [str(weights), str(weights)]
+            configs = []
+            for args in (required, required + given):
+                with command.make_context(command.name, [*paths, "--out", str(tmp_path / "o"),
+                                                         method, backend, *args]) as ctx:
+                    params = dict(ctx.params)
+                configs.append(flow_config_from_options(backend, params, params["precision"]))
+            assert configs[0] == configs[1], (command.name, backend)
+    hidden = {opt for command in (extract_command, flow_command) for param in command.params
+              if isinstance(param, click.Option) and param.hidden for opt in param.opts}
+    assert set(listed_by) == hidden
+    assert all(len(backends) == 1 for backends in listed_by.values())
+    assert _listed_options("tvl1")["--tvl1-tau"] == ("FLOAT", "default: 0.25")
+    assert _listed_options("raft")["--raft-weights"][0] == "FILE"
+
+
+def test_unknown_backend_is_a_one_line_usage_error():
+    """flowkit backends NOPE: exit 2, one line that lists the methods."""
+    result = run("backends", "nope")
+    assert result.exit_code == EXIT_USAGE
+    assert result.output.strip().count("\n") == 0
+    assert "'nope'" in result.output and ", ".join(list_backends()) in result.output
 
 
 def test_tvl1_parameters_are_exposed_with_opencv_defaults():
-    """extract --help lists every --tvl1-* option with OpenCV's default."""
-    text = run("extract", "--help").output
+    """flowkit backends tvl1 lists every --tvl1-* option with OpenCV's default."""
+    listed = _listed_options("tvl1")
     for option, default in [("--tvl1-tau", "0.25"), ("--tvl1-lambda", "0.15"),
                             ("--tvl1-theta", "0.3"), ("--tvl1-nscales", "5"),
                             ("--tvl1-warps", "5"), ("--tvl1-epsilon", "0.01"),
                             ("--tvl1-inner-iterations", "30"), ("--tvl1-outer-iterations", "10"),
                             ("--tvl1-scale-step", "0.8"), ("--tvl1-gamma", "0.0"),
                             ("--tvl1-median-filtering", "5")]:
-        assert option in text
-        assert f"[default: {default}]" in text.split(option, 1)[1].split("--", 1)[0], option
+        assert listed[option][1] == f"default: {default}", option
 
 
 def test_extract_info_verify_view(tiny_videos, tmp_path):

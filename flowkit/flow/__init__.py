@@ -19,21 +19,34 @@ from flowkit.flow.base import FlowBackend
 class _Entry(NamedTuple):
     backend: str  # "module:Class" of the FlowBackend subclass
     config: str   # "module:Class" of its config dataclass
+    title: str    # what it is
+    devices: str  # where it runs: "cpu", or "cpu, cuda"
+    summary: str  # when to choose it, in a few words
+
+
+class BackendInfo(NamedTuple):
+    """What ``flowkit backends`` shows of a backend: one line, without importing it."""
+
+    name: str
+    title: str
+    devices: str
     summary: str
 
 
 _ENTRIES: dict[str, _Entry] = {
     "tvl1": _Entry("flowkit.flow.tvl1:TVL1Flow", "flowkit.flow.tvl1:TVL1Config",
-                   "TV-L1 (OpenCV contrib DualTVL1), CPU; the standard for two-stream networks"),
+                   "TV-L1 (OpenCV contrib DualTVL1)", "cpu",
+                   "the standard for two-stream networks"),
     "farneback": _Entry("flowkit.flow.farneback:FarnebackFlow",
                         "flowkit.flow.farneback:FarnebackConfig",
-                        "Farneback polynomial expansion (OpenCV), CPU; fast and coarse"),
+                        "Farneback polynomial expansion (OpenCV)", "cpu", "fast and coarse"),
     "tvl1-torch": _Entry("flowkit.flow.tvl1_torch:TVL1TorchFlow",
                          "flowkit.flow.tvl1:TVL1TorchConfig",
-                         "TV-L1 in PyTorch (OpenCV DualTVL1's algorithm and defaults), batched, "
-                         "CPU or GPU; no OpenCV CUDA build needed"),
+                         "TV-L1 in PyTorch (OpenCV DualTVL1's algorithm)", "cpu, cuda",
+                         "no OpenCV CUDA build needed"),
     "raft": _Entry("flowkit.flow.raft.backend:RAFTFlow", "flowkit.flow.raft.config:RAFTConfig",
-                   "RAFT (PyTorch, original or torchvision weights), CPU or GPU"),
+                   "RAFT, learned (PyTorch)", "cpu, cuda",
+                   "needs the original or torchvision weights file"),
 }
 
 
@@ -48,8 +61,15 @@ def list_backends() -> list[str]:
 
 
 def backend_summary(name: str) -> str:
-    """One line describing a backend."""
-    return _entry(name).summary
+    """One line describing a backend: what it is, where it runs, when to choose it."""
+    entry = _entry(name)
+    return f"{entry.title}, {entry.devices}; {entry.summary}"
+
+
+def backend_info(name: str) -> BackendInfo:
+    """What backend ``name`` is, where it runs and when to choose it."""
+    entry = _entry(name)
+    return BackendInfo(name, entry.title, entry.devices, entry.summary)
 
 
 def _entry(name: str) -> _Entry:
@@ -106,9 +126,11 @@ def check_backend(name: str, config: Any, devices: list[str]) -> None:
 
 
 __all__ = [
+    "BackendInfo",
     "FlowBackend",
     "check_backend",
     "backend_config_class",
+    "backend_info",
     "backend_summary",
     "get_backend",
     "list_backends",

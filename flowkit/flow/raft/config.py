@@ -23,7 +23,7 @@ class RAFTConfig:
             the flow slightly: see docs/benchmarks.md).
     """
 
-    weights: str = ""
+    weights: str = dataclasses.field(default="", metadata={"file": True})  # FILE in the CLI
     small: bool = False
     iters: int = 12
     precision: str = "fp32"
