@@ -59,7 +59,8 @@ folder locked; 3 the run could not go on.
                    "float16, or jpeg (the uint8 x and y as grayscale JPEGs at --jpeg-quality, "
                    "like denseflow/MMAction2 folders: about half the size, lossy).")
 @click.option("--bound", type=click.FloatRange(min=0, min_open=True), default=20.0,
-              show_default=True, help="Flow bound B in pixels for uint8 storage (values beyond saturate).")
+              show_default=True, help="Flow bound B in pixels for uint8 storage (values beyond saturate; "
+                   "flowkit info shows the share clipped and a histogram of flow lengths).")
 @click.option("--rgb", "rgb_format", type=click.Choice(RGB_FORMATS), default="jpeg",
               show_default=True, help="RGB frame storage: JPEG bytes, raw uint8 arrays, or none.")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True,
