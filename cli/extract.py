@@ -59,7 +59,8 @@ GROUPS = {
               help="uint8 quantised within +-bound, float16, or jpeg (that uint8 as "
                    "grayscale JPEGs: half the size, lossy).")
 @click.option("--bound", type=click.FloatRange(min=0, min_open=True), default=20.0,
-              show_default=True, help="Bound of uint8 and jpeg flow, in pixels.")
+              show_default=True,
+              help="Bound of uint8 and jpeg flow, in pixels (flowkit info: share clipped).")
 @click.option("--rgb", "rgb_format", type=click.Choice(RGB_FORMATS), default="jpeg",
               show_default=True, help="RGB frames as JPEG, raw uint8 arrays, or none.")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True,

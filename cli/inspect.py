@@ -21,9 +21,13 @@ _FOLDER = click.Path(exists=True, file_okay=False, path_type=Path)
 @click.command("info", epilog="\b\nExamples:\n  flowkit info out/\n  flowkit info out/ --json | jq '.videos[] | select(.status == \"failed\")'")
 @click.argument("folder", type=_FOLDER)
 @click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object (totals, parameters, and a 'videos' list) instead of text.")
+              help="Print one JSON object (totals, parameters, flow_stats, and a 'videos' list) "
+                   "instead of text.")
 def info_command(folder: Path, as_json: bool) -> None:
-    """Totals, failures, parameters and bytes on disk of an output folder."""
+    """Totals, failures, parameters and bytes on disk of an output folder, and how much flow
+    the bound clipped: the share over all videos, a histogram of flow lengths, and the five
+    most clipped videos (from the manifest; "unknown" for output made before flowkit recorded
+    it)."""
     summary = summarize(folder)
     click.echo(json.dumps(summary.to_json(), indent=1) if as_json else summary.to_text())
 

@@ -84,7 +84,8 @@ def export_command(folder: Path, out_dir: Path, layout: str, video_ids: tuple[st
 @click.option("--videos-per-shard", type=click.IntRange(min=1),
               help="Videos per shard file [default: automatic, at most 100].")
 @click.option("--no-decode-check", is_flag=True,
-              help="Check only each JPEG's start/end markers, not a full decode (faster).")
+              help="Check only each JPEG's start/end markers, not a full decode (faster; "
+                   "the flow statistics shown by flowkit info are then unknown).")
 @click.option("--overwrite", is_flag=True, help="Delete earlier flowkit output in --out first.")
 def import_command(folders: tuple[Path, ...], out_dir: Path, layout: str | None,
                    bound: float | None, step: int | None, labels: Path | None,

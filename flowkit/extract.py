@@ -27,6 +27,7 @@ import numpy as np
 from flowkit.config import CONFIG_NAME, NO_FLOW, ExtractConfig, saved_output_settings
 from flowkit.errors import ConfigError, DecodeError, ExtractionError, FlowkitError, OutputError
 from flowkit.flow import FlowBackend, check_backend, get_backend
+from flowkit.flowstats import FlowStats, flow_stats
 from flowkit.inputs import VideoSource
 from flowkit.lifecycle import die_with_parent
 from flowkit.lock import FolderLock
@@ -251,7 +252,7 @@ def assign_new_shards(manifest: Manifest, entries: list[ManifestEntry],
     for position, entry in enumerate(entries):
         manifest.put(dataclasses.replace(
             entry, shard=SHARD_PATTERN.format(first + position // per_shard), status=PENDING,
-            num_frames=None, num_flows=None, error=None, warning=None))
+            num_frames=None, num_flows=None, error=None, warning=None, flow_stats=None))
 
 
 def _needs_work(manifest: Manifest, out_dir: Path, shard: str) -> bool:
@@ -388,12 +389,13 @@ def extract_shard(path: Path, entries: Sequence[ManifestEntry], config: ExtractC
                                          lambda frames: on_progress(0, frames))
                 done.append(dataclasses.replace(
                     entry, status=OK, num_frames=video.num_frames, num_flows=video.num_flows,
-                    error=None, warning=_error_text(kept, entry.source) if kept else None))
+                    error=None, warning=_error_text(kept, entry.source) if kept else None,
+                    flow_stats=video.flow_stats.to_json() if video.flow_stats else None))
             except OutputError:
                 raise  # the output's fault, not the video's: the run stops
             except Exception as exc:  # noqa: BLE001  one bad video must never stop a run
                 done.append(dataclasses.replace(entry, status=FAILED, num_frames=None,
-                                                num_flows=None, warning=None,
+                                                num_flows=None, warning=None, flow_stats=None,
                                                 error=_error_text(exc, entry.source)))
             on_progress(1, 0)
     return [dataclasses.replace(e, shard=path.name) for e in done]
@@ -437,7 +439,8 @@ def extract_video(path: Path, label: int | None, config: ExtractConfig,
     Only ``batch_size`` frame pairs (and as many decoded frames ahead, decoded in a thread
     while flow runs) are held in memory at once. Returns the decode error that ended the video
     early when ``config.on_decode_error`` is "keep" (the frames before it, and the flows between
-    them, are stored), else None.
+    them, are stored), else None. The float flow's clipping and length statistics
+    (:mod:`flowkit.flowstats`, against the storage bound) go to ``video.flow_stats``.
 
     Raises:
         DecodeError: the video cannot be decoded, or fails part-way under "fail", or no frame
@@ -448,10 +451,15 @@ def extract_video(path: Path, label: int | None, config: ExtractConfig,
     anchor: np.ndarray | None = None
     firsts: list[np.ndarray] = []
     seconds: list[np.ndarray] = []
+    bound = config.storage.bound
+    if backend is not None:
+        video.flow_stats = FlowStats(bound)
 
     def flush() -> None:
         if firsts:
-            for flow in backend(np.stack(firsts), np.stack(seconds)):
+            flows = backend(np.stack(firsts), np.stack(seconds))
+            video.flow_stats += flow_stats(flows, bound)  # before quantisation clips them
+            for flow in flows:
                 video.append_flow(flow)
             firsts.clear()
             seconds.clear()

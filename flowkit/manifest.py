@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from flowkit.errors import NotOutputFolderError, ShardError
 
@@ -26,7 +26,9 @@ class ManifestEntry:
 
     ``warning`` is set on an ok video stored incompletely (a decode error or truncation kept
     under ``on_decode_error="keep"``): the error that ended it. Manifests written before the
-    field existed read as None.
+    field existed read as None. ``flow_stats`` is the video's flow statistics
+    (:meth:`flowkit.flowstats.FlowStats.to_json`), None when unknown (no flow, or written
+    before they were recorded).
     """
 
     video_id: str
@@ -38,6 +40,7 @@ class ManifestEntry:
     num_flows: int | None = None
     error: str | None = None
     warning: str | None = None
+    flow_stats: dict[str, Any] | None = None
 
 
 class Manifest:

@@ -89,28 +89,50 @@ def sample_panel(root: Path | str, video_id: str, transform: Callable, descripti
 
 
 def clipped_fraction(video: Video) -> float | None:
-    """Share of stored flow components at the bound (quantised to 0 or 255: |f| >= B); None
-    when the flow is stored as float16 (not clipped) or there is none."""
+    """Share of stored flow components at the bound (quantised to 0 or 255: |f| >= B), counted
+    by reading all of them; None when the flow is stored as float16 (not clipped) or there is
+    none. Shards record this share at extraction (:attr:`Video.flow_stats`)."""
+    counts = _stored_clipping(video)
+    return counts[0] / counts[1] if counts else None
+
+
+def _stored_clipping(video: Video) -> tuple[int, int] | None:
+    """(components at the bound, components) of the stored quantised flow, or None."""
     if video.flow_bound is None or len(video.flows) == 0:
         return None
     stored = video.flows.quantized(slice(None))
-    return float(np.count_nonzero((stored == 0) | (stored == 255)) / stored.size)
+    return int(np.count_nonzero((stored == 0) | (stored == 255))), stored.size
+
+
+def _clipping(video: Video) -> tuple[float, int, int] | None:
+    """(bound, clipped, components) of a video's flow: recorded at extraction, else counted
+    from the stored flow (shards made before it was recorded); None when unknown or empty."""
+    stats = video.flow_stats
+    if stats is not None:
+        return (stats.bound, stats.clipped, stats.components) if stats.components else None
+    counts = _stored_clipping(video)
+    return (video.flow_bound, *counts) if counts else None
 
 
 def legend_panel(videos: Sequence[Video], max_magnitude: float) -> Panel:
-    """The colour wheel (rim: ``max_magnitude`` px) and, for quantised flow, the bound and the
-    share of the shown videos' flow values clipped at it (the worst video named)."""
+    """The colour wheel (rim: ``max_magnitude`` px), the bound, and the share of the shown
+    videos' flow values clipped at it (the worst video named); for float16 flow, which is
+    stored unclipped, the share beyond the bound, where it was recorded."""
     lines = ["flow colours (the disc: flow (u, v) at (u, v) from its centre): hue = direction,",
              "right red, down yellow, left cyan, up violet; saturation = length: white 0 px,",
              f"full colour {max_magnitude:.3g} px (the rim), darker beyond"]
-    shares = {video.video_id: clipped_fraction(video) for video in videos}
-    known = {video_id: share for video_id, share in shares.items() if share is not None}
+    counts = {video.video_id: _clipping(video) for video in videos}
+    known = {video_id: count for video_id, count in counts.items() if count is not None}
     if known:
-        bound = next(v.flow_bound for v in videos if v.video_id in known)
-        worst = max(known, key=known.__getitem__)
-        overall = sum(known.values()) / len(known)
-        lines.append(f"stored within +-{bound:g} px; clipped at the bound: {overall:.2%} of "
-                     f"flow values shown (most: {worst}, {known[worst]:.2%})")
+        bound = next(iter(known.values()))[0]
+        worst = max(known, key=lambda video_id: known[video_id][1] / known[video_id][2])
+        overall = sum(c[1] for c in known.values()) / sum(c[2] for c in known.values())
+        shares = (f"{overall:.2%} of the shown videos' flow values (most: {worst}, "
+                  f"{known[worst][1] / known[worst][2]:.2%})")
+        if any(video.flow_bound is None for video in videos if video.video_id in known):
+            lines.append(f"flow stored as float16, unclipped; beyond +-{bound:g} px: {shares}")
+        else:
+            lines.append(f"stored within +-{bound:g} px; clipped at the bound: {shares}")
     elif videos:
         lines.append("flow stored as float16: nothing clipped")
     disc = color_legend(max_magnitude)

@@ -19,6 +19,7 @@ import numpy as np
 from flowkit.chunks import RowReader
 from flowkit.codec import decode_jpeg, dequantize_flow
 from flowkit.errors import NotOutputFolderError, ShardError
+from flowkit.flowstats import FlowStats
 from flowkit.manifest import MANIFEST_NAME, OK, Manifest, ManifestEntry
 from flowkit.shards import FORMAT_NAME, SCHEMA_VERSION, group_name, read_attrs
 
@@ -243,6 +244,12 @@ class Video:
     def _shard(self) -> dict[str, Any]:
         """Root attributes of this video's shard (read once per reader)."""
         return self._reader.shard_attrs(self.entry.shard)
+
+    @property
+    def flow_stats(self) -> FlowStats | None:
+        """Clipping and length statistics of the flow, recorded at extraction (see
+        :mod:`flowkit.flowstats`); None when unknown (no flow, or an older shard)."""
+        return FlowStats.from_attrs(self.attrs)
 
     @property
     def flow_step(self) -> int:

@@ -20,6 +20,7 @@ import numpy as np
 from flowkit.checksums import CRC_SUFFIX, crc32
 from flowkit.codec import encode_jpeg, quantize_flow
 from flowkit.errors import ConfigError, OutputError, ShardError
+from flowkit.flowstats import FlowStats
 from flowkit.writing import writing
 
 SCHEMA_VERSION = 2  # 2: checksums (fletcher32 chunks, <name>_crc32 of JPEG items)
@@ -134,7 +135,10 @@ class _GrowingDataset:
 
 
 class VideoWriter:
-    """Appends the frames and flows of one video to its group. Made by ShardWriter.video()."""
+    """Appends the frames and flows of one video to its group. Made by ShardWriter.video().
+
+    ``flow_stats``, set by the caller (who has the float flow), is recorded on finish.
+    """
 
     def __init__(self, group: h5py.Group, storage: StorageConfig, flow_attrs: Mapping[str, Any]):
         self.group = group
@@ -147,6 +151,7 @@ class VideoWriter:
         self._flow = _GrowingDataset(group, "flow", flow_dtype, filters,
                                      {"dtype": storage.flow_dtype, **flow_attrs}, vlen_shape=(2,))
         self.num_frames = 0
+        self.flow_stats: FlowStats | None = None
 
     @property
     def num_flows(self) -> int:
@@ -188,11 +193,12 @@ class VideoWriter:
         self._flow.append([np.frombuffer(x, dtype=np.uint8), np.frombuffer(y, dtype=np.uint8)])
 
     def finish(self, attrs: Mapping[str, Any]) -> None:
-        """Trim the datasets and record the counts and ``attrs`` on the group."""
+        """Trim the datasets and record the counts, ``attrs`` and ``flow_stats`` on the group."""
         self._rgb.finish()
         self._flow.finish()
+        stats = self.flow_stats.to_attrs() if self.flow_stats is not None else {}
         with writing(self.group.file.filename):
-            self.group.attrs.update({k: _attr_value(v) for k, v in attrs.items()})
+            self.group.attrs.update({k: _attr_value(v) for k, v in {**attrs, **stats}.items()})
             self.group.attrs["num_frames"] = self.num_frames
             self.group.attrs["num_flows"] = self.num_flows
 

@@ -169,7 +169,7 @@ def test_extract_info_verify_view(tiny_videos, tmp_path):
     assert info["videos_ok"] == 4 and info["frames"] == 20 and info["flows"] == 16
     assert {tuple(sorted(v)) for v in info["videos"]} >= {tuple(sorted(
         ["id", "status", "num_frames", "num_flows", "error", "warning", "label", "shard",
-         "source"]))}
+         "source", "flow_stats"]))}
     assert all(v["status"] == "ok" and v["error"] is None for v in info["videos"])
     assert "bytes_on_disk" in info and info["bytes_on_disk"] > 0
     text = run("info", out).output

@@ -68,7 +68,9 @@ def test_clipped_fraction_counts_stored_values_at_the_bound(shards):
     np.testing.assert_array_equal(legend.image, color_legend(2.0))
     with open_shards(shards["float16"]) as reader:
         assert clipped_fraction(reader["right/right_0.mkv"]) is None
-        assert "float16: nothing clipped" in legend_panel([reader["right/right_0.mkv"]], 1).caption
+        # float16 keeps flow unclipped; the share beyond the bound is recorded at extraction
+        assert ("flow stored as float16, unclipped; beyond +-20 px: 0.00%"
+                in legend_panel([reader["right/right_0.mkv"]], 1).caption)
 
 
 def test_color_legend_rim_is_the_colour_of_flow_at_the_given_length():

@@ -15,6 +15,7 @@ from flowkit.config import CONFIG_NAME
 from flowkit.errors import ConfigError, FlowkitError, InputError, ShardError
 from flowkit.extract import (assign_new_shards, output_files, remove_temporaries,
                              settings_attributes)
+from flowkit.flowstats import FlowStats, quantized_flow_stats
 from flowkit.inputs import require_unique_ids
 from flowkit.interop.layouts import (
     EXPORT_INFO_NAME,
@@ -55,7 +56,8 @@ class _Folder:
 
 @dataclasses.dataclass(frozen=True)
 class _Scan:
-    """The checked files of one folder; ``dropped`` flows were extra (a repeated last flow)."""
+    """The checked files of one folder; ``dropped`` flows were extra (a repeated last flow);
+    ``flow_stats`` of the decoded flow, None when the JPEGs were not decoded or hold no flow."""
 
     frames: list[Path]
     xs: list[Path]
@@ -64,6 +66,7 @@ class _Scan:
     height: int
     width: int
     dropped: int
+    flow_stats: FlowStats | None
 
 
 def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout: str | None,
@@ -86,7 +89,9 @@ def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout:
     must match; flows must number floor((frames - 1) / step), or one more (tools that repeat
     the last flow: the extra one is dropped and noted); every JPEG must decode (with
     ``check_decode``, else only its start/end markers are checked) at the size of the first
-    image. A video failing a check is recorded as failed with the reason; the others go on.
+    image. The flow decoded by that check gives each video's flow statistics
+    (:func:`flowkit.flowstats.quantized_flow_stats`); without ``check_decode`` they are
+    unknown. A video failing a check is recorded as failed with the reason; the others go on.
 
     Args:
         layout: "mmaction2" or "denseflow"; None takes the one flowkit_export.json records.
@@ -134,7 +139,7 @@ def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout:
     for folder in found:
         try:
             scans[folder.video_id] = _scan(folder.path, spec, flow_step, has_rgb, has_flow,
-                                           check_decode)
+                                           check_decode, bound)
         except FlowkitError as exc:
             scans[folder.video_id] = exc
     for folder in found:
@@ -246,8 +251,9 @@ def _list_files(folder: Path, spec: RawframeLayout) -> dict[str, list[tuple[int,
 
 
 def _scan(folder: Path, spec: RawframeLayout, step: int, has_rgb: bool, has_flow: bool,
-          check_decode: bool) -> _Scan:
-    """Check one folder's files. Raises InputError naming the folder and the problem."""
+          check_decode: bool, bound: float) -> _Scan:
+    """Check one folder's files and, when decoding them, count the statistics of their flow
+    (quantised with ``bound``). Raises InputError naming the folder and the problem."""
     files = _list_files(folder, spec)
     for kind, prefix in (("rgb", spec.rgb), ("x", spec.flow_x), ("y", spec.flow_y)):
         for expected, (index, path) in enumerate(files[kind], start=spec.first):
@@ -277,9 +283,13 @@ def _scan(folder: Path, spec: RawframeLayout, step: int, has_rgb: bool, has_flow
     height, width = _decode(first, color=bool(frames)).shape[:2]
     for path in frames:
         _check_jpeg(path, (height, width), color=True, full=check_decode)
-    for path in xs + ys:
-        _check_jpeg(path, (height, width), color=False, full=check_decode)
-    return _Scan(frames, xs, ys, num_frames, height, width, dropped)
+    stats = FlowStats(bound) if check_decode and has_flow else None
+    for x, y in zip(xs, ys):
+        planes = [_check_jpeg(path, (height, width), color=False, full=check_decode)
+                  for path in (x, y)]
+        if stats is not None:
+            stats += quantized_flow_stats(np.stack(planes, axis=-1), bound)
+    return _Scan(frames, xs, ys, num_frames, height, width, dropped, stats)
 
 
 def _decode(path: Path, color: bool) -> np.ndarray:
@@ -293,8 +303,10 @@ def _decode(path: Path, color: bool) -> np.ndarray:
     return image
 
 
-def _check_jpeg(path: Path, size: tuple[int, int], color: bool, full: bool) -> None:
-    """Start/end markers always (they catch truncation, which libjpeg only warns about)."""
+def _check_jpeg(path: Path, size: tuple[int, int], color: bool, full: bool
+                ) -> np.ndarray | None:
+    """Start/end markers always (they catch truncation, which libjpeg only warns about);
+    with ``full``, decode it too and return the image."""
     data = path.read_bytes()
     if not data.startswith(b"\xff\xd8") or not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
         raise InputError(f"{path}: corrupt or truncated JPEG (no start/end marker)")
@@ -303,6 +315,8 @@ def _check_jpeg(path: Path, size: tuple[int, int], color: bool, full: bool) -> N
         if image.shape[:2] != size:
             raise InputError(f"{path}: {image.shape[1]}x{image.shape[0]} pixels, the first "
                              f"image of its folder is {size[1]}x{size[0]}")
+        return image
+    return None
 
 
 def _quality(source_info: dict[str, Any]) -> int:
@@ -358,8 +372,9 @@ def _write_shard(path: Path, entries: list[ManifestEntry], scans: dict[str, _Sca
                 flow_attrs = {"bound": storage.bound, "step": step, "backend": IMPORTED_BACKEND}
                 with shard.video(entry.video_id, flow_attrs) as video:
                     _write_video(video, scan, entry)
-                done.append(dataclasses.replace(entry, status=OK, num_frames=video.num_frames,
-                                                num_flows=video.num_flows, error=None))
+                done.append(dataclasses.replace(
+                    entry, status=OK, num_frames=video.num_frames, num_flows=video.num_flows,
+                    error=None, flow_stats=scan.flow_stats.to_json() if scan.flow_stats else None))
             except (FlowkitError, OSError) as exc:
                 text = " ".join(str(exc).split())
                 if entry.source not in text:
@@ -377,6 +392,7 @@ def _write_video(video: VideoWriter, scan: _Scan, entry: ManifestEntry) -> None:
         video.append_jpeg_flow(x.read_bytes(), y.read_bytes())
     if video.num_frames != scan.num_frames:
         raise ShardError(f"{entry.source}: files changed while importing")
+    video.flow_stats = scan.flow_stats
     video.finish({
         "source": entry.source, "label": -1 if entry.label is None else entry.label,
         "height": scan.height, "width": scan.width, "fps": 0.0, "source_fps": 0.0,
