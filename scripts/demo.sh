@@ -21,7 +21,9 @@ flowkit="$venv/bin/flowkit"
 "$flowkit" verify --quiet "$out/lab_shards"
 # One video per class, labelled: frames above their TV-L1 flow, then each as a training sample
 # sees it (random crop and flip: a flipped rightward flow turns cyan), and the colour legend.
-"$flowkit" view "$out/lab_shards" --frames 4 --crop-size 56 --out "$out/preview.png" \
+# Colours saturate at 2 px, so that the sprites' slow motion shows.
+"$flowkit" view "$out/lab_shards" --frames 4 --crop-size 56 --max-magnitude 2 \
+    --out "$out/preview.png" \
     --video right/right_000.mkv --video left/left_000.mkv \
     --video rotate-cw/rotate-cw_000.mkv --video rotate-ccw/rotate-ccw_000.mkv
 # Train small rgb and flow networks on the laboratory's training split, then test both on the
