@@ -79,8 +79,14 @@ folder locked; 3 the run could not go on.
 @click.option("--device", default="cpu", show_default=True,
               help="Device for the PyTorch flow methods (cpu, cuda, cuda:N); OpenCV's run on cpu.")
 @click.option("--devices", callback=parse_devices,
-              help="Several GPUs, e.g. 0,1,2,3: one worker process per GPU, shards split between "
-                   "them as they finish (overrides --device; --workers N puts N/len workers on each).")
+              help="Several GPUs, e.g. 0,1,2,3: one flow process per GPU, fed by all workers "
+                   "(overrides --device; with --no-flow-server, workers take turns on the GPUs, "
+                   "one per GPU by default).")
+@click.option("--flow-server/--no-flow-server", default=None,
+              help="Compute flow in one process per device holding one model, fed batches of "
+                   "frame pairs across videos by the workers, which decode, encode and write "
+                   "(all cores by default) [default: on with a GPU --device or --devices, off "
+                   "on the CPU].")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Run the shards as tasks on this Dask scheduler (e.g. tcp://host:8786) instead "
                    "of local workers. Workers must see --out and the videos at the same paths "
@@ -111,7 +117,8 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
                     flow_method: str, flow_dtype: str, bound: float, rgb_format: str,
                     jpeg_quality: int, compression: str, gzip_level: int,
                     videos_per_shard: int | None, workers: int | None, threads: int | None,
-                    device: str, devices: tuple[str, ...], dask_address: str | None,
+                    device: str, devices: tuple[str, ...], flow_server: bool | None,
+                    dask_address: str | None,
                     batch_size: int, precision: str, on_decode_error: str, num_partitions: int,
                     partition: int, overwrite: bool, retry_failed: bool, repair: bool,
                     quiet: bool, **flow_params: object) -> None:
@@ -140,7 +147,7 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
     report = extract(sources, out_dir, config, workers=workers, threads=threads,
                      videos_per_shard=videos_per_shard,
                      overwrite=overwrite, retry_failed=retry_failed, repair=repair,
-                     progress=not quiet, dask=dask_address)
+                     progress=not quiet, dask=dask_address, flow_server=flow_server)
     rate = report.frames / report.seconds if report.seconds else 0.0
     click.echo(f"{report.out_dir}: {report.total} videos, {report.ok} ok, {len(report.failed)} "
                f"failed; this run: {report.processed} videos, {report.frames} frames in "
