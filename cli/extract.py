@@ -30,8 +30,8 @@ GROUPS = {
     "Flow": ["flow_method", "step", "device", "batch_size", "precision"],
     "Storage": ["out_dir", "rgb_format", "jpeg_quality", "flow_dtype", "bound", "compression",
                 "gzip_level", "videos_per_shard"],
-    "Parallelism": ["workers", "threads", "devices", "dask_address", "num_partitions",
-                    "partition"],
+    "Parallelism": ["workers", "threads", "devices", "flow_server", "dask_address",
+                    "num_partitions", "partition"],
     "Run": ["on_decode_error", "overwrite", "retry_failed", "repair", "quiet"],
 }
 
@@ -60,7 +60,7 @@ GROUPS = {
                    "grayscale JPEGs: half the size, lossy).")
 @click.option("--bound", type=click.FloatRange(min=0, min_open=True), default=20.0,
               show_default=True,
-              help="Bound of uint8 and jpeg flow, in pixels (flowkit info: share clipped).")
+              help="Flow bound in px (uint8, jpeg storage).")
 @click.option("--rgb", "rgb_format", type=click.Choice(RGB_FORMATS), default="jpeg",
               show_default=True, help="RGB frames as JPEG, raw uint8 arrays, or none.")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True,
@@ -78,7 +78,9 @@ GROUPS = {
 @click.option("--device", default="cpu", show_default=True,
               help="Device of PyTorch methods: cpu, cuda, cuda:N.")
 @click.option("--devices", callback=parse_devices,
-              help="GPUs, e.g. 0,1: a worker per GPU (overrides --device).")
+              help="GPUs, e.g. 0,1: one flow process per GPU (overrides --device).")
+@click.option("--flow-server/--no-flow-server", default=None,
+              help="One model per device, fed across videos [default: GPUs].")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Run the shards on this Dask scheduler (shared file system).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
@@ -86,8 +88,7 @@ GROUPS = {
 @precision_option
 @click.option("--on-decode-error", type=click.Choice(DECODE_ERROR_CHOICES), default="fail",
               show_default=True,
-              help="A video that breaks off or is truncated: fail marks it failed; "
-                   "keep stores its frames so far, with a warning.")
+              help="A broken-off or truncated video: fail it, or keep its frames so far.")
 @click.option("--num-partitions", type=click.IntRange(min=1), default=1, show_default=True,
               help="Split the videos into this many partitions.")
 @click.option("--partition", type=click.IntRange(min=0), default=0, show_default=True,
@@ -103,7 +104,8 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
                     flow_method: str, flow_dtype: str, bound: float, rgb_format: str,
                     jpeg_quality: int, compression: str, gzip_level: int,
                     videos_per_shard: int | None, workers: int | None, threads: int | None,
-                    device: str, devices: tuple[str, ...], dask_address: str | None,
+                    device: str, devices: tuple[str, ...], flow_server: bool | None,
+                    dask_address: str | None,
                     batch_size: int, precision: str, on_decode_error: str, num_partitions: int,
                     partition: int, overwrite: bool, retry_failed: bool, repair: bool,
                     quiet: bool, **flow_params: object) -> None:
@@ -131,7 +133,7 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
     report = extract(sources, out_dir, config, workers=workers, threads=threads,
                      videos_per_shard=videos_per_shard,
                      overwrite=overwrite, retry_failed=retry_failed, repair=repair,
-                     progress=not quiet, dask=dask_address)
+                     progress=not quiet, dask=dask_address, flow_server=flow_server)
     rate = report.frames / report.seconds if report.seconds else 0.0
     click.echo(f"{report.out_dir}: {report.total} videos, {report.ok} ok, {len(report.failed)} "
                f"failed; this run: {report.processed} videos, {report.frames} frames in "

@@ -46,3 +46,7 @@ class OutputError(FlowkitError):
 
     Not a video's fault: the run stops (exit code 3) instead of failing every remaining video.
     """
+
+
+class FlowServerError(ExtractionError):
+    """A device's flow process (the one model fed by every worker) died or could not start."""

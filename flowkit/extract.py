@@ -28,6 +28,7 @@ from flowkit.config import CONFIG_NAME, NO_FLOW, ExtractConfig, saved_output_set
 from flowkit.errors import ConfigError, DecodeError, ExtractionError, FlowkitError, OutputError
 from flowkit.flow import FlowBackend, check_backend, get_backend
 from flowkit.flowstats import FlowStats, flow_stats
+from flowkit.flow_stream import open_flow_stream
 from flowkit.inputs import VideoSource
 from flowkit.lifecycle import die_with_parent
 from flowkit.lock import FolderLock
@@ -78,7 +79,7 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
             workers: int | None = None, threads: int | None = None,
             videos_per_shard: int | None = None, overwrite: bool = False,
             retry_failed: bool = False, repair: bool = False, progress: bool = True,
-            dask: str | None = None) -> ExtractReport:
+            dask: str | None = None, flow_server: bool | None = None) -> ExtractReport:
     """Extract ``sources`` into shards in ``out_dir``, resuming any earlier run there.
 
     Args:
@@ -93,6 +94,9 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
         progress: show a progress bar.
         dask: run the shards on the dask.distributed scheduler at this address instead of local
             worker processes (``workers`` then has no effect); see :mod:`flowkit.cluster`.
+        flow_server: compute flow in one process per device, fed pairs across videos by the
+            workers (:mod:`flowkit.flow_server`); default: on when flow runs on GPUs. The
+            arrays written do not depend on it.
 
     Raises:
         LockError: another run holds ``out_dir``.
@@ -109,7 +113,9 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
         out_dir.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
     on_gpus = any(device != "cpu" for device in devices)
-    workers = workers or (len(devices) if on_gpus else cores)
+    served = (on_gpus if flow_server is None else flow_server) and config.flow != NO_FLOW \
+        and dask is None
+    workers = workers or (len(devices) if on_gpus and not served else cores)
     threads = threads or max(1, cores // workers)
     started = time.perf_counter()
     with FolderLock(out_dir), _removing_temporaries(out_dir):
@@ -134,13 +140,18 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
         if dask is not None:
             from flowkit.cluster import run_shards_on_dask
             run_shards = functools.partial(run_shards_on_dask, dask)
+        servers = _flow_servers(config, devices, threads) if served and work else \
+            contextlib.nullcontext()
         try:
-            for entries in run_shards(work, out_dir, config, workers, threads, devices,
-                                      bar.update):
-                for entry in entries:
-                    manifest.put(entry)
-                    frames += entry.num_frames or 0
-                _write_manifest(manifest, out_dir)
+            with servers as make_backend:
+                if make_backend is not None:
+                    run_shards = functools.partial(_run_shards, make_backend=make_backend)
+                for entries in run_shards(work, out_dir, config, workers, threads, devices,
+                                          bar.update):
+                    for entry in entries:
+                        manifest.put(entry)
+                        frames += entry.num_frames or 0
+                    _write_manifest(manifest, out_dir)
         finally:
             bar.close()
     return ExtractReport(
@@ -210,6 +221,16 @@ def setting_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = 
     return ", ".join(changes)
 
 
+def _flow_servers(config: ExtractConfig, devices: list[str], threads: int
+                  ) -> contextlib.AbstractContextManager[Callable[[str], FlowBackend]]:
+    """One flow server per device, each holding the run's backend (with a worker's share of
+    CPU threads: the workers run beside it)."""
+    from flowkit.flow_server import backend_factory, flow_servers
+
+    return flow_servers(backend_factory(config.flow, config.flow_params), devices,
+                        config.batch_size, threads=threads)
+
+
 def _load_manifest(out_dir: Path) -> Manifest:
     path = out_dir / MANIFEST_NAME
     return Manifest.read(path) if path.exists() else Manifest()
@@ -263,17 +284,19 @@ def _needs_work(manifest: Manifest, out_dir: Path, shard: str) -> bool:
 # -- running ----------------------------------------------------------------------------------
 
 def _run_shards(work: dict[str, list[ManifestEntry]], out_dir: Path, config: ExtractConfig,
-                workers: int, threads: int, devices: list[str], on_progress: ProgressFn
+                workers: int, threads: int, devices: list[str], on_progress: ProgressFn,
+                make_backend: Callable[[str], FlowBackend] | None = None
                 ) -> Iterator[list[ManifestEntry]]:
     """Yield the finished manifest entries of each shard as shards complete.
 
     Workers take turns on ``devices``: a shard runs on a device no other running shard holds
     (with more workers than devices, each device is shared by as many workers as evenly).
+    ``make_backend`` (picklable) gives a worker its backend for a device (see extract_shard).
     """
     if workers == 1 or len(work) <= 1:
         for shard, entries in work.items():
             yield extract_shard(out_dir / shard, entries, config, on_progress, threads,
-                                devices[0])
+                                devices[0], make_backend=make_backend)
         return
     from multiprocessing.managers import SyncManager
 
@@ -293,7 +316,7 @@ def _run_shards(work: dict[str, list[ManifestEntry]], out_dir: Path, config: Ext
             yield from jobs(
                 delayed(_extract_shard_on_free_device)(
                     free_devices, out_dir / shard, entries, config, _QueueProgress(updates),
-                    threads, os.getpid())
+                    threads, os.getpid(), make_backend)
                 for shard, entries in work.items())
         except TerminatedWorkerError as exc:
             raise ExtractionError(
@@ -306,14 +329,16 @@ def _run_shards(work: dict[str, list[ManifestEntry]], out_dir: Path, config: Ext
 
 def _extract_shard_on_free_device(free_devices: Any, path: Path,
                                   entries: Sequence[ManifestEntry], config: ExtractConfig,
-                                  on_progress: ProgressFn, threads: int,
-                                  parent_pid: int) -> list[ManifestEntry]:
+                                  on_progress: ProgressFn, threads: int, parent_pid: int,
+                                  make_backend: Callable[[str], FlowBackend] | None = None
+                                  ) -> list[ManifestEntry]:
     """:func:`extract_shard` in a worker process, on a device taken from the ``free_devices``
     queue, then returned. The worker ends itself if ``parent_pid`` (the run) dies."""
     die_with_parent(parent_pid)
     device = free_devices.get()
     try:
-        return extract_shard(path, entries, config, on_progress, threads, device)
+        return extract_shard(path, entries, config, on_progress, threads, device,
+                             make_backend=make_backend)
     finally:
         free_devices.put(device)
 
@@ -364,7 +389,9 @@ class _QueueListener:
 
 def extract_shard(path: Path, entries: Sequence[ManifestEntry], config: ExtractConfig,
                   on_progress: ProgressFn | None = None, threads: int | None = None,
-                  device: str | None = None, tmp_tag: str = "") -> list[ManifestEntry]:
+                  device: str | None = None, tmp_tag: str = "",
+                  make_backend: Callable[[str], FlowBackend] | None = None
+                  ) -> list[ManifestEntry]:
     """Write one shard with the videos of ``entries``; return their updated entries.
 
     Flow runs on ``device`` (default: ``config.device``). ``tmp_tag`` names the temporary file
@@ -372,13 +399,14 @@ def extract_shard(path: Path, entries: Sequence[ManifestEntry], config: ExtractC
     error, backend error) is left out of the shard and returned as failed with its error; the
     others are unaffected. Under ``config.on_decode_error == "keep"`` a decode error after at
     least one frame keeps the frames before it: the video is ok, with the error as its warning. An
-    error writing the shard stops it: OutputError.
+    error writing the shard stops it: OutputError. ``make_backend(device)`` gives the
+    backend instead of building it here (a flow server's client); a lost flow server stops the
+    shard: FlowServerError.
     """
     on_progress = on_progress or (lambda videos, frames: None)
-    backend = None if config.flow == NO_FLOW else get_backend(
-        config.flow, config.flow_params, device=device or config.device)
     done = []
-    with _library_threads(threads), \
+    with _flow_backend(config, device or config.device, make_backend) as backend, \
+            _library_threads(threads), \
             ShardWriter(path, config.storage, shard_attributes(config), tmp_tag) as shard:
         for entry in entries:
             flow_attrs = {"bound": config.storage.bound, "step": config.flow_step,
@@ -391,14 +419,33 @@ def extract_shard(path: Path, entries: Sequence[ManifestEntry], config: ExtractC
                     entry, status=OK, num_frames=video.num_frames, num_flows=video.num_flows,
                     error=None, warning=_error_text(kept, entry.source) if kept else None,
                     flow_stats=video.flow_stats.to_json() if video.flow_stats else None))
-            except OutputError:
-                raise  # the output's fault, not the video's: the run stops
+            except (OutputError, ExtractionError):
+                raise  # the output's (or a lost flow server's) fault, not the video's: stop
             except Exception as exc:  # noqa: BLE001  one bad video must never stop a run
                 done.append(dataclasses.replace(entry, status=FAILED, num_frames=None,
                                                 num_flows=None, warning=None, flow_stats=None,
                                                 error=_error_text(exc, entry.source)))
             on_progress(1, 0)
     return [dataclasses.replace(e, shard=path.name) for e in done]
+
+
+@contextlib.contextmanager
+def _flow_backend(config: ExtractConfig, device: str,
+                  make_backend: Callable[[str], FlowBackend] | None
+                  ) -> Iterator[FlowBackend | None]:
+    """The shard's backend: none, ``make_backend``'s (closed after), or built here."""
+    if config.flow == NO_FLOW:
+        yield None
+    elif make_backend is None:
+        yield get_backend(config.flow, config.flow_params, device=device)
+    else:
+        backend = make_backend(device)
+        try:
+            yield backend
+        finally:
+            close = getattr(backend, "close", None)
+            if close is not None:
+                close()
 
 
 def _error_text(exc: Exception, source: str) -> str:
@@ -437,10 +484,11 @@ def extract_video(path: Path, label: int | None, config: ExtractConfig,
     """Stream one video into ``video``: every frame, and flow between frames ``step`` apart.
 
     Only ``batch_size`` frame pairs (and as many decoded frames ahead, decoded in a thread
-    while flow runs) are held in memory at once. Returns the decode error that ended the video
-    early when ``config.on_decode_error`` is "keep" (the frames before it, and the flows between
-    them, are stored), else None. The float flow's clipping and length statistics
-    (:mod:`flowkit.flowstats`, against the storage bound) go to ``video.flow_stats``.
+    while flow runs) are held in memory at once (with a flow server: its in-flight bound).
+    Returns the decode error that ended the video early when ``config.on_decode_error`` is
+    "keep" (the frames before it, and the flows between them, are stored), else None. The float
+    flow's clipping and length statistics (``flowkit.flowstats``, against the storage bound) go
+    to ``video.flow_stats``.
 
     Raises:
         DecodeError: the video cannot be decoded, or fails part-way under "fail", or no frame
@@ -449,33 +497,25 @@ def extract_video(path: Path, label: int | None, config: ExtractConfig,
     info = probe(path)
     step, batch = config.flow_step, config.batch_size
     anchor: np.ndarray | None = None
-    firsts: list[np.ndarray] = []
-    seconds: list[np.ndarray] = []
     bound = config.storage.bound
+    pairs = None
     if backend is not None:
         video.flow_stats = FlowStats(bound)
 
-    def flush() -> None:
-        if firsts:
-            flows = backend(np.stack(firsts), np.stack(seconds))
-            video.flow_stats += flow_stats(flows, bound)  # before quantisation clips them
-            for flow in flows:
-                video.append_flow(flow)
-            firsts.clear()
-            seconds.clear()
+        def store(flow: np.ndarray) -> None:
+            video.flow_stats += flow_stats(flow, bound)  # before quantisation clips it
+            video.append_flow(flow)
 
+        pairs = open_flow_stream(backend, store, batch)
     frame = None
     kept: DecodeError | None = None
     reported, reported_at = 0, time.monotonic()
     try:
         for index, frame in enumerate(prefetch(iter_frames(path, config.decode), depth=batch)):
             video.append_frame(frame)
-            if backend is not None and index % step == 0:
+            if pairs is not None and index % step == 0:
                 if anchor is not None:
-                    firsts.append(anchor)
-                    seconds.append(frame)
-                    if len(firsts) == batch:
-                        flush()
+                    pairs.add(anchor, frame)
                 anchor = frame
             if time.monotonic() - reported_at >= PROGRESS_INTERVAL_S:
                 on_frames(index + 1 - reported)
@@ -484,8 +524,8 @@ def extract_video(path: Path, label: int | None, config: ExtractConfig,
         if config.on_decode_error != "keep" or frame is None:
             raise
         kept = error
-    if backend is not None:
-        flush()
+    if pairs is not None:
+        pairs.finish()
     on_frames(video.num_frames - reported)
     if frame is None:
         raise DecodeError(f"{path}: no frames decoded")
