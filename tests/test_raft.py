@@ -341,3 +341,23 @@ def test_cuda_matches_cpu(precision: str, bound: float) -> None:
     on_gpu = RAFTFlow(gpu_config, device="cuda")(np.stack([first] * 2), np.stack([second] * 2))
     for flow in on_gpu:
         assert epe(flow, on_cpu) < bound
+
+
+def test_channels_last_gives_the_same_flow_and_switches_back() -> None:
+    """RAFT.channels_last (a GPU speed option) computes the same function: flows within float
+    rounding of NCHW's, and switching it off again restores NCHW weights."""
+    from flowkit.flow.raft.network import RAFT
+
+    torch.manual_seed(0)
+    model = RAFT(small=True).eval()
+    image1, image2 = torch.rand((2, 1, 3, 128, 136)) * 255
+    with torch.inference_mode():
+        _, reference = model(image1, image2, iters=2)
+        model.channels_last = True
+        _, flow = model(image1, image2, iters=2)
+        assert model.fnet.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+        model.channels_last = False
+        _, again = model(image1, image2, iters=2)
+    torch.testing.assert_close(flow, reference, rtol=1e-4, atol=1e-4)
+    assert model.fnet.conv1.weight.is_contiguous()
+    assert torch.equal(again, reference)

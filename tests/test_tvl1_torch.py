@@ -259,8 +259,9 @@ def test_config_validation(options: dict) -> None:
 
 
 def test_config_defaults_are_opencvs() -> None:
-    """TVL1TorchConfig has TVL1Config's fields and OpenCV's defaults."""
-    assert dataclasses.asdict(TVL1TorchConfig()) == dataclasses.asdict(TVL1Config())
+    """TVL1TorchConfig has TVL1Config's fields and OpenCV's defaults, and runs eagerly."""
+    assert dataclasses.asdict(TVL1TorchConfig()) == {**dataclasses.asdict(TVL1Config()),
+                                                     "kernels": "eager"}
     assert TVL1TorchConfig().tau == 0.25 and TVL1TorchConfig().median_filtering == 5
 
 
@@ -485,3 +486,45 @@ def test_cuda_matches_cpu() -> None:
     on_gpu = TVL1TorchFlow(config, device="cuda")(np.stack([first, third]),
                                                   np.stack([second, fourth]))
     assert np.linalg.norm(on_gpu - on_cpu, axis=-1).mean() < 0.01
+
+
+# --- How iterations run (TVL1TorchConfig.kernels) ----------------------------------------------
+
+def test_static_shapes_give_the_eager_flows_and_iterations() -> None:
+    """kernels="static" (stopped pairs masked, the batch never shrinks) gives the flows and
+    per-pair iteration counts of "eager" (stopped pairs set aside) bit for bit, on a batch
+    whose pairs stop at different steps; checked at every step (CPU) and every 5 (GPU)."""
+    pairs = [translated_texture_pair(48, 40, dx, dy) for dx, dy in
+             ((1.25, -0.5), (-0.75, 1.5), (0.0, 0.0))]
+    gray0 = rgb_to_gray(torch.from_numpy(np.stack([first for first, _ in pairs])))
+    gray1 = rgb_to_gray(torch.from_numpy(np.stack([second for _, second in pairs])))
+    options = {"warps": 2, "outer_iterations": 3, "inner_iterations": 12}
+    results = {}
+    for check_every in (1, 5):
+        for kernels in ("eager", "static"):
+            counts: list[torch.Tensor] = []
+            with torch.inference_mode(), pytest.MonkeyPatch.context() as patch:
+                patch.setitem(tvl1_torch._CHECK_EVERY, "cpu", check_every)
+                flow = tvl1_torch._multiscale_flow(
+                    gray0, gray1, TVL1TorchConfig(kernels=kernels, **options), counts)
+            results[kernels, check_every] = flow, counts
+        eager, static = results["eager", check_every], results["static", check_every]
+        assert torch.equal(eager[0], static[0])
+        assert all(torch.equal(a, b) for a, b in zip(eager[1], static[1]))
+    assert results["eager", 1][1][-1].sum(dim=0).unique().numel() == 3  # they stop apart
+
+
+def test_unknown_kernels_are_refused() -> None:
+    with pytest.raises(ConfigError, match="kernels must be one of eager, static, triton"):
+        TVL1TorchConfig(kernels="cuda")
+
+
+def test_triton_kernels_are_refused_where_they_cannot_run() -> None:
+    """Without Triton (CPU-only PyTorch) or on the CPU without its interpreter: a ConfigError
+    that names the default, not a failure inside the solver."""
+    if tvl1_torch.torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("TRITON_INTERPRET", raising=False)
+        with pytest.raises(ConfigError, match="use kernels 'eager'"):
+            TVL1TorchFlow(TVL1TorchConfig(kernels="triton"), device="cpu")

@@ -17,6 +17,8 @@ from flowkit.flow.opencv import OpenCVFlow
 # OpenCV applies cv2.medianBlur to float32 flow, which supports only 3x3 and 5x5 windows;
 # 0 and 1 switch the median filter off.
 _MEDIAN_SIZES = (0, 1, 3, 5)
+# How tvl1-torch runs its iterations (flowkit.flow.tvl1_torch.iteration_steps).
+KERNELS = ("eager", "static", "triton")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +71,28 @@ class TVL1Config:
 @dataclasses.dataclass(frozen=True)
 class TVL1TorchConfig(TVL1Config):
     """Parameters of the PyTorch TV-L1 (flowkit.flow.tvl1_torch): OpenCV DualTVL1's, with its
-    defaults. Kept here, free of torch, so the CLI reads it without loading torch."""
+    defaults, and how its iterations run. Kept here, free of torch, so the CLI reads it without
+    loading torch.
+
+    Attributes:
+        kernels: how the iterations run: eager (PyTorch operations, stopped pairs leave the
+            batch; the reference), static (the same on fixed shapes, stopped pairs masked) or
+            triton (fused Triton kernels, CUDA only; equal to eager up to float rounding).
+    """
+
+    kernels: str = "eager"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.kernels not in KERNELS:
+            raise ConfigError(f"TVL1TorchConfig.kernels must be one of {', '.join(KERNELS)}, "
+                              f"got {self.kernels!r}")
+
+
+# The CLI reads a config's field descriptions from one docstring: the inherited ones first.
+TVL1TorchConfig.__doc__ = TVL1TorchConfig.__doc__.replace(
+    "    Attributes:\n", TVL1Config.__doc__[TVL1Config.__doc__.index("    Attributes:"):].rstrip()
+    + "\n", 1)
 
 
 class TVL1Flow(OpenCVFlow):

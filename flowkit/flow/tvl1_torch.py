@@ -40,14 +40,19 @@ Frames must be at least 2 pixels on each side (OpenCV reads outside smaller imag
 a side below 16 / scale_step get a single scale, like OpenCV.
 
 Speed: an inner iteration (:func:`_inner_step`) is ~43 elementwise kernels on (B, 2, H, W)
-tensors, free of host syncs so that it can be compiled into a few fused kernels.
+tensors, free of host syncs so that it can be compiled into a few fused kernels. The config's
+``kernels`` chooses how iterations run (:func:`iteration_steps`): "eager" (the reference: pairs
+that stopped leave the batch), "static" (every tensor keeps its shape, stopped pairs frozen by
+their mask: what CUDA graphs and torch.compile need; the same flows) or "triton"
+(flowkit.flow.tvl1_triton's fused kernels, CUDA only). Eager stays the default until a GPU run
+measures the others (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -56,7 +61,7 @@ import torch.nn.functional as F
 from flowkit.errors import BackendError, ConfigError
 from flowkit.flow.base import check_pair_batch
 from flowkit.flow.device import TorchFlowBackend
-from flowkit.flow.tvl1 import TVL1Config, TVL1TorchConfig
+from flowkit.flow.tvl1 import KERNELS, TVL1Config, TVL1TorchConfig
 
 MIN_SIDE = 2                # smaller frames make OpenCV read outside the image
 MIN_SCALE_SIDE = 16         # OpenCV drops a pyramid scale whose side would be smaller
@@ -89,6 +94,10 @@ class TVL1TorchFlow(TorchFlowBackend):
             raise ConfigError(f"{self.name} backend needs a TVL1TorchConfig, "
                               f"got {type(config).__name__}")
         super().__init__(config, device)
+        if config.kernels == "triton":
+            from flowkit.flow import tvl1_triton
+
+            tvl1_triton.check_available(self.torch_device)
 
     def __call__(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """Flow from ``first`` to ``second``: (B, H, W, 3) uint8 RGB -> (B, H, W, 2) float32.
@@ -284,6 +293,7 @@ def _solve_scale(gray0: torch.Tensor, gray1: torch.Tensor, flow: torch.Tensor,
     # OpenCV holds these in float; the scalars below are rounded to float32 by the tensor ops.
     threshold = float(np.float32(config.epsilon * config.epsilon * height * width))
     l_t = config.lambda_ * config.theta
+    steps = iteration_steps(getattr(config, "kernels", "eager"))
     source = torch.stack((gray1, *centered_gradient(gray1)), dim=1)  # I1, I1x, I1y
     state = (flow, torch.zeros_like(flow), torch.zeros_like(flow))  # u, p (x), p (y)
     counts = torch.zeros((config.warps, batch), dtype=torch.int64, device=gray0.device)
@@ -291,49 +301,88 @@ def _solve_scale(gray0: torch.Tensor, gray1: torch.Tensor, flow: torch.Tensor,
         warped = remap_cubic(source, state[0][:, :2])
         terms = _warp_terms(gray0, warped, state[0], l_t, config.gamma)
         state = _iterate_warp(state, terms, config, threshold,
-                              None if iterations is None else counts[warp])
+                              None if iterations is None else counts[warp], steps)
     if iterations is not None:
         iterations.append(counts)
     return state[0]
 
 
+class IterationSteps(NamedTuple):
+    """How the iterations of a warp run: the median step, the inner step, and whether pairs
+    that stopped leave the batch (``shrink``) or stay in it frozen by their mask, so that every
+    tensor keeps its shape (what CUDA graphs, torch.compile and fixed-grid kernels need).
+
+    ``median(flow, active, size)`` and ``inner(flow, dual_x, dual_y, terms, active, l_t,
+    theta, taut, threshold)`` have the signatures of :func:`_median_step` and
+    :func:`_inner_step`; ``active`` is None only where ``shrink`` is True.
+    """
+
+    median: Callable[..., torch.Tensor]
+    inner: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
+    shrink: bool
+
+
+def iteration_steps(kernels: str) -> IterationSteps:
+    """The steps of TVL1TorchConfig.kernels: eager (stopped pairs leave the batch), static
+    (eager operations on fixed shapes, stopped pairs masked) or triton (fused kernels, masked).
+
+    Raises:
+        ConfigError: unknown name, or triton asked for where it cannot run.
+    """
+    if kernels == "eager":
+        return IterationSteps(_median_step, _inner_step, shrink=True)
+    if kernels == "static":
+        return IterationSteps(_median_step, _inner_step, shrink=False)
+    if kernels == "triton":
+        from flowkit.flow import tvl1_triton
+
+        return IterationSteps(tvl1_triton.median_step, tvl1_triton.inner_step, shrink=False)
+    raise ConfigError(f"TVL1TorchConfig.kernels must be one of {KERNELS}, got {kernels!r}")
+
+
 def _iterate_warp(state: tuple[torch.Tensor, torch.Tensor, torch.Tensor], terms: _WarpTerms,
-                  config: TVL1Config, threshold: float, counts: torch.Tensor | None
+                  config: TVL1Config, threshold: float, counts: torch.Tensor | None,
+                  steps: IterationSteps = IterationSteps(None, None, True)  # type: ignore[arg-type]
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The outer and inner iterations of one warp on (u, p_x, p_y), each pair until its change
     is small (OpenCV's loops, a pair at a time); ``counts`` (B,), if given, counts each pair's
     inner iterations.
 
-    Pairs run as one batch; a pair that has stopped is frozen by a mask until the host learns
-    of it (every step on the CPU, every few on a GPU), and is then set aside so that the
-    others go on as a smaller batch. Neither changes any pair's numbers.
+    Pairs run as one batch; a pair that has stopped is frozen by a mask. The host learns which
+    pairs run every few steps (every step on the CPU); it then stops when none does and, with
+    ``steps.shrink``, sets the stopped pairs aside so that the others go on as a smaller batch.
+    Neither changes any pair's numbers.
     """
+    median, inner = steps.median or _median_step, steps.inner or _inner_step
     device = state[0].device
     check_every = _CHECK_EVERY.get(device.type, _CHECK_EVERY["cuda"])
     l_t, taut = config.lambda_ * config.theta, config.tau / config.theta
     result = [tensor.clone() for tensor in state]
+    if not steps.shrink:
+        state = tuple(result)  # the masked steps may update their inputs in place
     pairs = torch.arange(state[0].shape[0], device=device)  # the pairs being iterated
     active = torch.ones((len(pairs), 1, 1, 1), dtype=torch.bool, device=device)
-    all_active = True  # known on the host: then no pair needs freezing
-    steps = 0
+    all_active = steps.shrink  # known on the host: then no pair needs freezing
+    done = 0
     for outer in range(config.outer_iterations):
         if outer > 0 and not all_active and not bool(active.any()):
             break
         if config.median_filtering > 1:
-            median = _median_step(state[0], None if all_active else active,
-                                  config.median_filtering)
-            state = (median, *state[1:])
+            flow = median(state[0], None if all_active else active, config.median_filtering)
+            state = (flow, *state[1:])
         for _ in range(config.inner_iterations):
             if counts is not None:
                 counts.index_add_(0, pairs, active.view(-1).long())
-            *state, active = _inner_step(*state, terms, None if all_active else active, l_t,
-                                         config.theta, taut, threshold)
-            steps += 1
+            *state, active = inner(*state, terms, None if all_active else active, l_t,
+                                   config.theta, taut, threshold)
+            done += 1
             all_active = False
-            if steps % check_every == 0:
+            if done % check_every == 0:
                 running = int(active.sum())
-                if running < len(pairs):  # set the stopped pairs aside
-                    for full, part in zip(result, state):
+                if running == 0 and not steps.shrink:
+                    return tuple(state)
+                if steps.shrink and running < len(pairs):
+                    for full, part in zip(result, state):  # set the stopped pairs aside
                         full.index_copy_(0, pairs, part)
                     if running == 0:
                         return tuple(result)
@@ -341,7 +390,9 @@ def _iterate_warp(state: tuple[torch.Tensor, torch.Tensor, torch.Tensor], terms:
                     pairs, active = pairs[keep], active[keep]
                     state = [tensor[keep] for tensor in state]
                     terms = _WarpTerms(*(tensor[keep] for tensor in terms))
-                all_active = True
+                all_active = steps.shrink
+    if not steps.shrink:
+        return tuple(state)
     for full, part in zip(result, state):
         full.index_copy_(0, pairs, part)
     return tuple(result)
@@ -352,7 +403,7 @@ def _warp_terms(gray0: torch.Tensor, warped: torch.Tensor, flow: torch.Tensor, l
     """calcGradRho plus the per-warp constants of estimateV."""
     warped_image, warped_dx, warped_dy = warped.unbind(1)
     grad, rho_c = calc_grad_rho(gray0, warped_image, warped_dx, warped_dy, flow[:, 0], flow[:, 1])
-    image_grad = warped[:, 1:]
+    image_grad = warped[:, 1:].contiguous()  # one plane after another, as kernels read it
     if flow.shape[1] == 3:
         image_grad = torch.cat((image_grad, torch.full_like(warped[:, :1], gamma)), dim=1)
     lt_grad = l_t * grad

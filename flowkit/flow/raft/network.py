@@ -255,8 +255,9 @@ class CorrelationPyramid:
     """
 
     def __init__(self, fmap1: torch.Tensor, fmap2: torch.Tensor, radius: int,
-                 levels: int = CORR_LEVELS) -> None:
+                 levels: int = CORR_LEVELS, channels_last: bool = False) -> None:
         batch, dim, height, width = fmap1.shape
+        self.channels_last = channels_last
         corr = torch.matmul(fmap1.reshape(batch, dim, height * width).transpose(1, 2),
                             fmap2.reshape(batch, dim, height * width))
         corr = corr.reshape(batch * height * width, 1, height, width) / torch.sqrt(
@@ -281,7 +282,10 @@ class CorrelationPyramid:
         for level, corr in enumerate(self.pyramid):
             sampled = bilinear_sample(corr, centres / 2 ** level + self.window)
             features.append(sampled.view(batch, height, width, -1))
-        return torch.cat(features, dim=-1).permute(0, 3, 1, 2).contiguous().float()
+        # (B, H, W, C) permuted: a channels_last tensor. It is already float32 (the pyramid
+        # is): no per-iteration cast. NCHW models want it contiguous; channels_last ones as is.
+        stacked = torch.cat(features, dim=-1).permute(0, 3, 1, 2)
+        return stacked if self.channels_last else stacked.contiguous()
 
 
 def upsample_convex(flow: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -311,6 +315,11 @@ class RAFT(nn.Module):
     def __init__(self, small: bool = False) -> None:
         super().__init__()
         self.small = small
+        # Run the convolutions on channels_last (NHWC) tensors: faster tensor-core kernels on
+        # GPUs, to be measured (bench/gpu.py); off by default, and so on the CPU, where NCHW
+        # gives the reference outputs bit for bit.
+        self.channels_last = False
+        self._layout = torch.contiguous_format
         if small:
             self.hidden_dim, self.context_dim, self.radius = 96, 64, 3
             self.fnet = Encoder((32, 64, 96), BottleneckBlock, 128, "instance")
@@ -343,11 +352,17 @@ class RAFT(nn.Module):
         mixed = autocast or contextlib.nullcontext
         image1 = 2 * (image1 / 255.0) - 1.0
         image2 = 2 * (image2 / 255.0) - 1.0
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        if layout != self._layout:  # the weights follow the switch once
+            self.to(memory_format=layout)
+            self._layout = layout
+        image1, image2 = (image.contiguous(memory_format=layout) for image in (image1, image2))
         batch = image1.shape[0]
         with mixed():
             fmaps = self.fnet(torch.cat([image1, image2], dim=0))
         fmap1, fmap2 = fmaps.float().split([batch, batch], dim=0)
-        corr_fn = CorrelationPyramid(fmap1, fmap2, self.radius)
+        corr_fn = CorrelationPyramid(fmap1.contiguous(), fmap2.contiguous(), self.radius,
+                                     channels_last=self.channels_last)
         with mixed():
             context = self.cnet(image1)
             net, inp = torch.split(context, [self.hidden_dim, self.context_dim], dim=1)
