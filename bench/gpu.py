@@ -9,8 +9,8 @@ flowkit), pairs/s of the forward pass on device tensors; torchvision is imported
 320x240 UCF101 pairs, batch 1 / 8 / 32 / 64 / 128, kernels eager / static / triton: pairs/s,
 the mean endpoint distance to OpenCV DualTVL1's flows computed beforehand on the CPU
 (``--prepare``: opencv-contrib is not on the GPU machine) and RubberWhale EPE. (c) end to end,
-``bench/pipeline.py``'s ``end_to_end`` (when present) with ``nvidia-smi dmon`` sampling GPU
-utilisation beside it.
+``bench/end_to_end.py``'s ``end_to_end`` (backend alone, per-video path, flow server; 16
+synthetic 340x256 videos of 200 frames) with ``nvidia-smi dmon`` sampling GPU utilisation.
 
     python bench/gpu.py --prepare                     # on the CPU: writes .device/gpu_ref.npz
     python bench/gpu.py --out $OUT/gpu.json           # on the GPU machine
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -195,35 +196,50 @@ def tvl1_rows(device: torch.device, reference: Path, batches: tuple[int, ...],
 
 # --- (c) end to end -------------------------------------------------------------------------------
 
-def end_to_end_rows(device: torch.device, videos: Path | None, runs: list, log: Path) -> list:
-    """bench/pipeline.py's end_to_end with nvidia-smi dmon utilisation beside each run."""
+def end_to_end_rows(device: torch.device, videos: Path | None, runs: list, log: Path,
+                    num_videos: int = 16, frames: int = 200) -> list:
+    """bench/end_to_end.py's three figures (backend alone, per-video path, flow server with
+    ``flowkit extract``'s default worker count) with nvidia-smi dmon utilisation beside each
+    run. Without ``videos``, ``num_videos`` synthetic 340x256 videos of ``frames`` frames are
+    made; RAFT runs large, bf16, with random weights saved to a temporary file."""
     sys.path.insert(0, str(Path(__file__).parent))
-    try:
-        from pipeline import end_to_end
-    except ImportError as exc:
-        print(f"end to end skipped: bench/pipeline.py has no end_to_end yet ({exc})")
-        return [{"skipped": f"bench/pipeline.py has no end_to_end ({exc})"}]
-    rows = []
-    for backend, batch in runs:
-        dmon_log = log.with_name(f"{log.stem}_dmon_{backend}_{batch}.txt")
-        with dmon_log.open("w") as out:
-            try:
-                dmon = subprocess.Popen(["nvidia-smi", "dmon", "-s", "u", "-d", "1"],
-                                        stdout=out, stderr=subprocess.STDOUT)
-            except OSError:
-                dmon = None
-            try:
-                result = end_to_end(videos, str(device), backend, batch, None)
-                row = {"backend": backend, "batch": batch, "result": result}
-            except Exception as exc:  # keep the other runs' figures
-                row = {"backend": backend, "batch": batch, "error": repr(exc)}
-            finally:
-                if dmon is not None:
-                    dmon.terminate()
-                    dmon.wait()
-        row["gpu_util_mean_pct"] = dmon_utilisation(dmon_log)
-        rows.append(row)
-        print(json.dumps(row, default=str), flush=True)
+    from end_to_end import end_to_end
+
+    from flowkit.flow import make_backend_config
+    from flowkit.synth import SynthConfig, make_synthetic_videos
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if videos is None:
+            videos = Path(tmp) / "videos"
+            make_synthetic_videos(videos, SynthConfig(num_videos=num_videos, num_frames=frames,
+                                                      width=340, height=256, codec="ffv1"))
+        weights = Path(tmp) / "raft-large-random.pth"
+        torch.manual_seed(0)
+        torch.save(RAFT(small=False).state_dict(), weights)
+        rows = []
+        for backend, batch in runs:
+            params = (make_backend_config("raft", weights=str(weights), precision="bf16")
+                      if backend == "raft" else None)
+            dmon_log = log.with_name(f"{log.stem}_dmon_{backend}_{batch}.txt")
+            with dmon_log.open("w") as out:
+                try:
+                    dmon = subprocess.Popen(["nvidia-smi", "dmon", "-s", "u", "-d", "1"],
+                                            stdout=out, stderr=subprocess.STDOUT)
+                except OSError:
+                    dmon = None
+                try:
+                    result = end_to_end(videos, str(device), backend, batch, 4,
+                                        flow_params=params, served_workers=os.cpu_count())
+                    row = {"backend": backend, "batch": batch, "result": result}
+                except Exception as exc:  # keep the other runs' figures
+                    row = {"backend": backend, "batch": batch, "error": repr(exc)}
+                finally:
+                    if dmon is not None:
+                        dmon.terminate()
+                        dmon.wait()
+            row["gpu_util_mean_pct"] = dmon_utilisation(dmon_log)
+            rows.append(row)
+            print(json.dumps(row, default=str), flush=True)
     return rows
 
 
@@ -244,7 +260,9 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU, seconds")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--reference", type=Path, default=REFERENCE)
-    parser.add_argument("--videos", type=Path, help="videos for the end-to-end runs")
+    parser.add_argument("--videos", type=Path, help="videos for the end-to-end runs [default: "
+                        "16 synthetic 340x256 videos of --e2e-frames frames]")
+    parser.add_argument("--e2e-frames", type=int, default=200, help="frames of each video")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "gpu.json")
     parser.add_argument("--seconds", type=float, default=1.5, help="timing per setting")
     parser.add_argument("--skip", default="", help="comma list of raft,tvl1,e2e to skip")
@@ -274,8 +292,12 @@ def main() -> None:
             report["tvl1_torch"] = tvl1_rows(device, reference, batches, TVL1_KERNELS, seconds,
                                              tvl1_config, whale=not args.smoke)
         if "e2e" not in skip:
-            runs = [] if args.smoke else END_TO_END  # smoke: only the guarded import
-            report["end_to_end"] = end_to_end_rows(device, args.videos, runs, args.out)
+            runs, videos, frames = END_TO_END, args.videos, args.e2e_frames
+            if args.smoke:
+                runs, frames = [("tvl1-torch", 2)], 3
+            report["end_to_end"] = end_to_end_rows(device, videos, runs, args.out,
+                                                   num_videos=2 if args.smoke else 16,
+                                                   frames=frames)
     report["seconds"] = time.perf_counter() - start
     args.out.write_text(json.dumps(report, indent=1, default=str))
     print(f"wrote {args.out} after {report['seconds']:.0f} s")

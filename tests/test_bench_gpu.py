@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_smoke_run_writes_every_part(tmp_path: Path) -> None:
     """RAFT rows (torchvision's absent here), tvl1-torch rows for every kernels choice (triton
-    refused without Triton, not crashing the run), the guarded end-to-end part, one JSON."""
+    refused without Triton, not crashing the run), the end-to-end figures, one JSON."""
     if shared_data_dir() is None:
         pytest.skip("shared data folder ../shared/data is absent (the UCF101 clip)")
     out = tmp_path / "gpu.json"
@@ -39,4 +39,8 @@ def test_smoke_run_writes_every_part(tmp_path: Path) -> None:
         assert rows[name]["distance_to_opencv_px"] < 1e-3  # 3 iterations: float rounding
         assert rows[name]["pairs_per_s_b1"] > 0 and rows[name]["pairs_per_s_b2"] > 0
     assert "error" in rows["triton"] or rows["triton"]["distance_to_opencv_px"] < 1e-3
-    assert isinstance(report["end_to_end"], list)
+    (e2e,) = report["end_to_end"]  # smoke: tvl1-torch, batch 2, 2 videos of 3 frames
+    assert (e2e["backend"], e2e["batch"]) == ("tvl1-torch", 2), e2e
+    figures = e2e["result"]
+    assert min(figures[k] for k in ("backend_alone_pairs_s", "per_video_pairs_s",
+                                    "flow_server_pairs_s")) > 0
