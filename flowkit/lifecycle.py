@@ -21,7 +21,8 @@ from typing import Iterator
 WATCH_INTERVAL_S = 0.2  # how often a worker checks that its parent still lives
 _PR_SET_PDEATHSIG = 1
 _PARENT_DEATH_SIGNAL = signal.SIGUSR1
-_watched_in: int | None = None  # the pid whose watchdog is running (a fork must start its own)
+_WATCHDOG = "flowkit-parent-watch"  # thread name; threads do not survive a fork, so a forked
+                                    # child finds none and starts its own
 
 
 class Interrupted(KeyboardInterrupt):
@@ -40,16 +41,13 @@ def die_with_parent(parent_pid: int) -> None:
 
     Call it in each worker process. A process already orphaned exits at once.
     """
-    global _watched_in
-    if _watched_in == os.getpid():
+    if any(thread.name == _WATCHDOG for thread in threading.enumerate()):
         return
-    _watched_in = os.getpid()
     if sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread():
         _set_parent_death_signal(parent_pid)
     if os.getppid() != parent_pid:  # the parent died before we could watch it
         os._exit(1)
-    threading.Thread(target=_watch, args=(parent_pid,), name="flowkit-parent-watch",
-                     daemon=True).start()
+    threading.Thread(target=_watch, args=(parent_pid,), name=_WATCHDOG, daemon=True).start()
 
 
 def _set_parent_death_signal(parent_pid: int) -> None:
