@@ -30,7 +30,7 @@ from flowkit.flow import FlowBackend, check_backend, get_backend
 from flowkit.flowstats import FlowStats, flow_stats
 from flowkit.flow_stream import open_flow_stream
 from flowkit.inputs import VideoSource
-from flowkit.lifecycle import die_with_parent
+from flowkit.lifecycle import die_with_parent, ignore_interrupts
 from flowkit.lock import FolderLock
 from flowkit.manifest import FAILED, MANIFEST_NAME, OK, PENDING, Manifest, ManifestEntry
 from flowkit.prefetch import prefetch
@@ -333,7 +333,10 @@ def _extract_shard_on_free_device(free_devices: Any, path: Path,
                                   make_backend: Callable[[str], FlowBackend] | None = None
                                   ) -> list[ManifestEntry]:
     """:func:`extract_shard` in a worker process, on a device taken from the ``free_devices``
-    queue, then returned. The worker ends itself if ``parent_pid`` (the run) dies."""
+    queue, then returned. The worker ends itself if ``parent_pid`` (the run) dies, and leaves
+    Ctrl-C to the run, which stops it (a worker interrupted inside Python's cleanup code would
+    print "Exception ignored ..." junk under the run's one line)."""
+    ignore_interrupts()
     die_with_parent(parent_pid)
     device = free_devices.get()
     try:

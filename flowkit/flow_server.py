@@ -25,7 +25,6 @@ import multiprocessing
 import os
 import queue
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -36,7 +35,7 @@ import numpy as np
 
 from flowkit.errors import FlowkitError, FlowServerError
 from flowkit.flow import FlowBackend, get_backend
-from flowkit.lifecycle import die_with_parent
+from flowkit.lifecycle import die_with_parent, ignore_interrupts
 
 MAX_WAIT_S = 0.01    # how long a partial batch waits for more pairs once its first has arrived
 START_POLL_S = 0.1   # how often the parent checks that a starting server still lives
@@ -224,7 +223,7 @@ def _serve(make_backend: BackendFactory, device: str, address: str, authkey: byt
            ready: Connection) -> None:
     """The flow server process: build the backend, say ready (or why not), serve forever."""
     die_with_parent(parent_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which stops us
+    ignore_interrupts()  # Ctrl-C stops the parent, which stops us
     try:
         backend = make_backend(device=device)
         if threads:

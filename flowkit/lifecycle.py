@@ -50,6 +50,13 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=_watch, args=(parent_pid,), name=_WATCHDOG, daemon=True).start()
 
 
+def ignore_interrupts() -> None:
+    """Ignore SIGINT in this worker (main thread only; elsewhere a no-op): Ctrl-C reaches every
+    process of the terminal's group, and the run, not each worker, unwinds on it."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _set_parent_death_signal(parent_pid: int) -> None:
     """Linux: the kernel signals us when the parent dies (prctl(2) PR_SET_PDEATHSIG).
 
