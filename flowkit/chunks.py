@@ -62,23 +62,6 @@ class RowReader:
                 out[row] = self._chunk(position)
         return out
 
-    def damaged_rows(self) -> list[int] | None:
-        """Positions of every row whose stored bytes disagree with their checksum (or cannot
-        be read at all); None when the dataset stores no checksums."""
-        if not self.has_checksums:
-            return None
-        bad = []
-        crcs = None if self._crcs is None else self._crcs[()]
-        for position in range(self.dataset.shape[0]):
-            try:
-                if crcs is None:
-                    self._stored_chunk(position, check=True)
-                elif (item_crcs(self.dataset[position:position + 1])[0] != crcs[position]).any():
-                    bad.append(position)
-            except (ChecksumError, OSError):
-                bad.append(position)
-        return bad
-
     def _read_h5py(self, positions: np.ndarray, out: np.ndarray) -> np.ndarray:
         if self.check and self._fletcher and self._chunked_rows:
             for position in np.unique(positions).tolist():

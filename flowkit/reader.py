@@ -75,12 +75,11 @@ class ArrayView:
         """What a video with no dataset of this kind reads as; None: it stores no such data."""
         return None
 
-    def damaged(self) -> list[int] | None:
-        """Indices whose stored bytes disagree with their checksum (or cannot be read); None
-        when the data stores no checksums (shards of schema 1), [] when there is no data."""
-        if self._dataset() is None:
-            return []
-        return self._video._rows(self._name).damaged_rows()
+    @property
+    def has_checksums(self) -> bool:
+        """Whether the stored items carry checksums (not in shards of schema 1); true when
+        there are none to carry them."""
+        return self._dataset() is None or self._video._rows(self._name).has_checksums
 
 
 class FrameView(ArrayView):

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Callable
 
-from flowkit.errors import FlowkitError
+from flowkit.errors import ChecksumError, FlowkitError
 from flowkit.manifest import FAILED, OK, PENDING, ManifestEntry
 from flowkit.reader import ArrayView, ShardReader
 
@@ -44,7 +44,7 @@ def verify(root: Path | str, on_video: Callable[[str], None] | None = None) -> l
     videos and failed videos found in a shard are INCONSISTENT; shards without checksums get
     one UNCHECKED note each.
     """
-    reader = ShardReader(root)
+    reader = ShardReader(root, check=True)  # one read of each item checks and decodes it
     problems: list[Problem] = []
     stored: dict[str, set[str]] = {}  # shard -> ids of the groups it holds, read once
     unchecked: set[str] = set()       # shards already noted as holding no checksums
@@ -101,30 +101,33 @@ def _check_video(reader: ShardReader, entry: ManifestEntry) -> tuple[list[str], 
                 (video.flows, "flow", entry.num_flows, (*size, 2),
                  has_flow and (video.has_flows or expected_flows))):
             if present:
-                damaged = view.damaged()
-                checked = checked and damaged is not None
-                if damaged:
-                    problems.append(f"{kind} {', '.join(map(str, damaged))} checksum mismatch "
-                                    f"({entry.shard})")
-                problems += _check_items(view, kind, count, shape, skip=set(damaged or ()))
+                checked = checked and view.has_checksums
+                problems += _check_items(view, kind, count, shape, entry.shard)
         return problems, checked
     except (FlowkitError, OSError, KeyError, ValueError) as exc:  # h5py raises these on damage
         return [f"unreadable ({exc})"], True
 
 
 def _check_items(view: ArrayView, kind: str, expected_count: int | None,
-                 shape: tuple[int, ...], skip: set[int]) -> list[str]:
-    """Read every item of ``view`` but ``skip``; report a count mismatch and the first bad item."""
+                 shape: tuple[int, ...], shard: str) -> list[str]:
+    """Read every item of ``view`` once, checked: name every damaged index, then a count
+    mismatch and the first other bad item."""
     problems = []
     if len(view) != expected_count:
         problems.append(f"{len(view)} {kind}s in the dataset, manifest says {expected_count}")
+    damaged: list[int] = []
+    bad: str | None = None
     for index in range(len(view)):
-        if index in skip:
-            continue
         try:
             item = view[index]
+        except ChecksumError:
+            damaged.append(index)
+            continue
         except (FlowkitError, OSError, ValueError) as exc:
-            return problems + [f"{kind} {index} unreadable ({exc})"]
+            bad = bad or f"{kind} {index} unreadable ({exc})"
+            continue
         if item.shape != shape:
-            return problems + [f"{kind} {index} has shape {item.shape}, expected {shape}"]
-    return problems
+            bad = bad or f"{kind} {index} has shape {item.shape}, expected {shape}"
+    if damaged:
+        problems.insert(0, f"{kind} {', '.join(map(str, damaged))} checksum mismatch ({shard})")
+    return problems + ([bad] if bad else [])
