@@ -120,12 +120,16 @@ def combined(stats: Iterable[FlowStats]) -> FlowStats | None:
     return total
 
 
+def saturated_components(quantized: np.ndarray) -> int:
+    """Components of uint8-quantised flow stored at 0 or 255: at the bound, clipped."""
+    return int(np.count_nonzero((quantized == 0) | (quantized == 255)))
+
+
 def quantized_flow_stats(quantized: np.ndarray, bound: float) -> FlowStats:
     """The statistics of uint8-quantised flow (imported JPEG flow, no float flow exists):
     lengths of the dequantised flow, clipped = components stored at 0 or 255 (saturated)."""
     stats = flow_stats(dequantize_flow(quantized, bound), bound)
-    return dataclasses.replace(
-        stats, clipped=int(np.count_nonzero((quantized == 0) | (quantized == 255))))
+    return dataclasses.replace(stats, clipped=saturated_components(quantized))
 
 
 def bin_labels() -> list[str]:

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from flowkit.flowstats import saturated_components
 from flowkit.reader import Video
 from flowkit.viz import GAP_VALUE, color_legend, max_flow_magnitude, preview_grid, text_block
 
@@ -44,22 +45,27 @@ def picked_frames(video: Video, count: int) -> list[int]:
     return list(dict.fromkeys(int(i) for i in chosen))
 
 
+def flows_starting_at(video: Video, frames: Sequence[int]) -> list[np.ndarray | None]:
+    """The flow that starts at each of ``frames`` (None where none does: between flow steps,
+    or at the last frame)."""
+    step = video.flow_step
+    return [video.flows[i // step] if i % step == 0 and i // step < len(video.flows) else None
+            for i in frames]
+
+
 def shown_magnitude(videos: Sequence[Video], count: int) -> float:
     """The largest flow length among the flows a preview of ``videos`` shows (1.0 if none)."""
-    largest = 0.0
-    for video in videos:
-        for index in picked_frames(video, count):
-            if index % video.flow_step == 0 and index // video.flow_step < len(video.flows):
-                largest = max(largest, max_flow_magnitude(video.flows[index // video.flow_step]))
-    return largest or 1.0
+    shown = [max_flow_magnitude(flow) for video in videos
+             for flow in flows_starting_at(video, picked_frames(video, count))
+             if flow is not None]
+    return max(shown, default=0.0) or 1.0
 
 
 def video_panel(video: Video, count: int, max_magnitude: float) -> Panel:
     """``count`` stored frames of ``video`` above the flow that starts at each."""
     chosen = picked_frames(video, count)
     step = video.flow_step
-    flows = [video.flows[i // step] if i % step == 0 and i // step < len(video.flows) else None
-             for i in chosen]
+    flows = flows_starting_at(video, chosen)
     grid = preview_grid(list(video.frames[chosen]), flows, max_magnitude=max_magnitude, gap=_GAP)
     caption = (f"{video.video_id}  {_class_text(video)}  frames {_indices(chosen)}; "
                f"below each frame: its flow to frame +{step}")
@@ -101,7 +107,7 @@ def _stored_clipping(video: Video) -> tuple[int, int] | None:
     if video.flow_bound is None or len(video.flows) == 0:
         return None
     stored = video.flows.quantized(slice(None))
-    return int(np.count_nonzero((stored == 0) | (stored == 255))), stored.size
+    return saturated_components(stored), stored.size
 
 
 def _clipping(video: Video) -> tuple[float, int, int] | None:
@@ -182,4 +188,5 @@ def _indices(indices: Sequence[int]) -> str:
 
 
 __all__ = ["DEFAULT_MAX_HEIGHT", "GAP_VALUE", "Panel", "clipped_fraction", "compose",
-           "legend_panel", "picked_frames", "sample_panel", "shown_magnitude", "video_panel"]
+           "flows_starting_at", "legend_panel", "picked_frames", "sample_panel",
+           "shown_magnitude", "video_panel"]
