@@ -14,6 +14,11 @@ worker keeps at most its own bound of pairs in flight. A batch that raises is co
 video by video, so that a video the backend refuses fails alone and the others get their flows.
 A worker that goes away has its waiting pairs dropped. Frames travel as pickled uint8 arrays
 over a Unix socket (measured in bench/end_to_end.py).
+
+Which pairs share a batch depends on timing. A backend whose result for a pair does not depend
+on its batch (tvl1-torch, OpenCV's) stores the same bytes as without the server; RAFT's
+convolutions round differently by batch size (about 1e-5 px on the CPU), so a stored uint8
+value may differ from a run without the server, or from another run, by one level, rarely.
 """
 
 from __future__ import annotations

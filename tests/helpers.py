@@ -60,3 +60,18 @@ def faststart_copy(source: Path, target: Path) -> Path:
                 packet.stream = stream
                 writing.mux(packet)
     return target
+
+
+def assert_close_to_library(ours: np.ndarray, theirs: np.ndarray, ulps: float) -> None:
+    """``ours`` equals a float32 result of another library (OpenCV, ...) to within ``ulps``
+    float32 steps at the largest magnitude of ``theirs``.
+
+    Two correct float32 implementations that round in a different order (one fused
+    multiply-add or two roundings, a + (b - a) * w or (1 - w) * a + w * b) drift apart by a few
+    such steps, and a library's next release may change its order: OpenCV 5.1's resize by a
+    factor of 2 did. Exactness against a given release is not ours to guarantee; exactness
+    of our code against itself is, and is tested as such.
+    """
+    theirs = np.asarray(theirs)
+    step = float(np.spacing(np.float32(np.abs(theirs).max())))
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=ulps * step)

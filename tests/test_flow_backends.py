@@ -188,7 +188,8 @@ def test_farneback_config_rejects_out_of_range(options: dict, field: str) -> Non
 
 @pytest.mark.slow
 def test_tvl1_rubberwhale_endpoint_error() -> None:
-    """TV-L1 defaults on Middlebury RubberWhale: EPE <= 0.17 on known pixels (measured 0.157)."""
+    """TV-L1 defaults on Middlebury RubberWhale: EPE <= 0.18 on known pixels (measured 0.157;
+    the margin is for OpenCV, whose flow moves by up to 0.012 px with CPU and release)."""
     data = shared_data_dir()
     if data is None:
         pytest.skip("shared data folder ../shared/data is absent; RubberWhale test needs it")
@@ -197,7 +198,7 @@ def test_tvl1_rubberwhale_endpoint_error() -> None:
     second = read_rgb_image(folder / "RubberWhale-frame11.png")
     truth = read_flo(folder / "RubberWhale-flow10.flo")
     flow = get_backend("tvl1")(first[None], second[None])[0]
-    assert endpoint_error(flow, truth) <= 0.17
+    assert endpoint_error(flow, truth) <= 0.18
 
 
 def test_tvl1_small_frames_do_not_change_later_pairs() -> None:

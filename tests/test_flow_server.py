@@ -112,7 +112,11 @@ def test_tvl1_torch_through_the_flow_server_writes_the_per_video_arrays(tiny_vid
 
 
 def test_raft_through_the_flow_server_writes_the_per_video_arrays(tmp_path):
-    """RAFT-small (random weights) on the CPU, as above."""
+    """RAFT-small (random weights) on the CPU, as above but in batches of one pair: RAFT's
+    convolutions round differently with the batch's size (up to 1.5e-5 px between a batch of 4
+    and 4 batches of 1, on 43% of values), and the server mixes videos in a batch by timing, so
+    at batch 4 a stored uint8 value differed by one level now and then (1 in 122880 when seen).
+    Mixed batches are the tvl1-torch test's (exact at any batch size)."""
     data = shared_data_dir()
     if data is None or not (data / "raft" / "raft-small-random-seed0.pth").is_file():
         pytest.skip("RAFT weights ../shared/data/raft/raft-small-random-seed0.pth not found")
@@ -120,7 +124,7 @@ def test_raft_through_the_flow_server_writes_the_per_video_arrays(tmp_path):
                                                            height=128, codec="ffv1"))
     params = make_backend_config("raft", weights=str(data / "raft" / "raft-small-random-seed0.pth"),
                                  small=True, iters=2)
-    config = ExtractConfig(decode=NATIVE, flow="raft", flow_params=params, batch_size=4)
+    config = ExtractConfig(decode=NATIVE, flow="raft", flow_params=params, batch_size=1)
     assert _extract(tmp_path / "videos", tmp_path / "alone", config, served=False).ok == 3
     assert _extract(tmp_path / "videos", tmp_path / "served", config, served=True).ok == 3
     assert_same_output(tmp_path / "alone", tmp_path / "served")
@@ -293,7 +297,9 @@ def test_stopping_the_parent_ends_the_flow_server_too(tmp_path, how):
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
     deadline = time.monotonic() + 60
-    while not list(out.glob("*.h5.tmp")):
+    # Both workers are writing shards, so both are past their start-up (a worker still importing
+    # when Ctrl-C comes prints its traceback: docs/reliability.md, known limits).
+    while len(list(out.glob("*.h5.tmp"))) < 2:
         assert process.poll() is None, "the run ended before it could be stopped"
         assert time.monotonic() < deadline, "no worker ever started a shard"
         time.sleep(0.005)

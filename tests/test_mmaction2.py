@@ -88,7 +88,8 @@ def _pipelines(config_path: Path) -> dict[str, list[dict]]:
             if step["type"] == "DecordInit":
                 continue
             if step["type"] == "DecordDecode":
-                step = dict(type="RawFrameDecode")
+                # cv2 named, not left to MMAction2's default: the images compared are cv2's
+                step = dict(type="RawFrameDecode", decoding_backend="cv2")
             steps.append(step)
         pipelines[split] = steps
     return pipelines

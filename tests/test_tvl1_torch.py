@@ -1,5 +1,10 @@
 """The PyTorch TV-L1 (tvl1-torch): accuracy, agreement with OpenCV DualTVL1 step by step and as a
-whole, batching, and its errors. Runs on the CPU; numbers measured with OpenCV 5.0."""
+whole, batching, and its errors. Runs on the CPU; numbers measured with OpenCV 5.0 and 5.1.
+
+Steps are compared with OpenCV within a few float32 steps (helpers.assert_close_to_library):
+tvl1-torch is bit-exact with OpenCV 5.0's resize, but 5.1 halves images another way, and the
+next release may change its rounding again. Our code against itself (batches, threads, kernels)
+stays bit-exact."""
 
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ from flowkit.flow.tvl1_torch import (
 )
 from flowkit.flowio import read_flo, read_rgb_image
 from flowkit.metrics import endpoint_error
-from helpers import shared_data_dir, translated_texture_pair
+from helpers import assert_close_to_library, shared_data_dir, translated_texture_pair
 
 MARGIN = 16  # pixels cropped from each border: the periodic texture wraps around there
 
@@ -106,8 +111,11 @@ AGREEMENT = [
     ("small", {}, 1e-4, 6.3e-6),  # 20x15: a single scale
     ("rubberwhale", {"warps": 2, "outer_iterations": 2, "inner_iterations": 10,
                      "nscales": 3}, 1e-4, 6.3e-6),
-    ("rubberwhale", {}, 1e-2, 2.1e-3),
-    ("rubberwhale", {"gamma": 0.5}, 3e-2, 9.7e-3),
+    # OpenCV's own flow depends on the CPU's vector units (SIMD dispatch: AVX2 / FMA or not);
+    # measured 2.1e-3 on an AMD EPYC VM, 1.24e-2 on an Intel Xeon (1.12e-2 there with
+    # OPENCV_CPU_DISABLE=AVX,AVX2,FMA3,...), with OpenCV 5.0 and 5.1 alike.
+    ("rubberwhale", {}, 3e-2, 1.24e-2),
+    ("rubberwhale", {"gamma": 0.5}, 3e-2, 1.14e-2),
 ]
 
 
@@ -115,9 +123,10 @@ AGREEMENT = [
 def test_agrees_with_opencv(name: str, options: dict, bound: float, measured: float) -> None:
     """Mean endpoint distance to OpenCV DualTVL1 on the same frames and parameters <= bound.
 
-    Measured figures are in AGREEMENT; flows are ~0.3-0.9 px on average. With few iterations
-    the two agree to float rounding (6e-6 px); the default 1500 iterations per scale amplify
-    rounding where the data term switches branch, so real frames differ by ~0.002 px.
+    Measured figures are in AGREEMENT (the largest seen); flows are ~0.3-0.9 px on average.
+    With few iterations the two agree to float rounding (6e-6 px); the default 1500 iterations
+    per scale amplify rounding where the data term switches branch, so real frames differ by
+    0.002-0.012 px, depending on the CPU OpenCV runs on.
     """
     if name == "texture":
         first, second = translated_texture_pair(128, 96, 1.25, -0.5)
@@ -295,20 +304,30 @@ def test_settings_name_the_backend() -> None:
 # --- Steps against OpenCV ----------------------------------------------------------------------
 
 def test_gray_matches_opencv() -> None:
-    """rgb_to_gray equals cv2.cvtColor(RGB2GRAY) on 1M random colours and the extremes."""
+    """rgb_to_gray is OpenCV 5's integer formula exactly, on 1M random colours and the
+    extremes, and cv2.cvtColor(RGB2GRAY) within one grey level on at most 1% of pixels: a
+    release that rounds its weights otherwise moves a pixel by one level at most (OpenCV 4's
+    14-bit weights differ from 5's on 0.26% of these colours)."""
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (1000, 1000, 3), dtype=np.uint8)
     frames[0, :8] = [[r, g, b] for r in (0, 255) for g in (0, 255) for b in (0, 255)]
     ours = rgb_to_gray(torch.from_numpy(frames)).numpy()
     assert ours.dtype == np.float32
-    np.testing.assert_array_equal(ours, cv2.cvtColor(frames, cv2.COLOR_RGB2GRAY))
+    wide = frames.astype(np.int64)
+    formula = (wide @ np.array([9798, 19235, 3735]) + (1 << 14)) >> 15
+    np.testing.assert_array_equal(ours, formula)
+    theirs = cv2.cvtColor(frames, cv2.COLOR_RGB2GRAY)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1)
+    assert (ours != theirs).mean() <= 0.01
 
 
 @pytest.mark.parametrize("scale_step", [0.8, 0.5, 0.7, 0.75, 0.9])
 @pytest.mark.parametrize("height, width", [(240, 320), (388, 584), (97, 129), (256, 340)])
 def test_pyramid_matches_opencv(height: int, width: int, scale_step: float) -> None:
-    """build_pyramid equals repeated cv2.resize(fx=fy=scale_step, INTER_LINEAR) exactly, sizes
-    included (rounded half to even), and stops before a side below 16 like DualTVL1."""
+    """build_pyramid equals repeated cv2.resize(fx=fy=scale_step, INTER_LINEAR), sizes exactly
+    (rounded half to even) and values within 4 float32 steps at 255 (two interpolation passes
+    of a few roundings each; measured: 0 with OpenCV 5.0, 1 step at scale_step 0.5 with 5.1,
+    which halves as a 2x2 mean), and stops before a side below 16 like DualTVL1."""
     image = np.random.default_rng(1).uniform(0, 255, (height, width)).astype(np.float32)
     pyramid = build_pyramid(torch.from_numpy(image)[None],
                             TVL1TorchConfig(nscales=10, scale_step=scale_step))
@@ -321,23 +340,27 @@ def test_pyramid_matches_opencv(height: int, width: int, scale_step: float) -> N
         expected.append(smaller)
     assert [tuple(level.shape[1:]) for level in pyramid] == [level.shape for level in expected]
     for ours, theirs in zip(pyramid, expected):
-        np.testing.assert_array_equal(ours[0].numpy(), theirs)
+        assert_close_to_library(ours[0].numpy(), theirs, ulps=4)
 
 
 @pytest.mark.parametrize("source, target", [((98, 131), (123, 164)), ((154, 205), (192, 256)),
                                             ((16, 20), (33, 41)), ((40, 30), (20, 15))])
 def test_resize_to_size_matches_opencv(source: tuple[int, int], target: tuple[int, int]) -> None:
-    """resize_linear to a size (the flow zoom between scales) equals cv2.resize(dsize) exactly."""
+    """resize_linear to a size (the flow zoom between scales) equals cv2.resize(dsize) within 4
+    float32 steps of the value range (measured: 0 with OpenCV 5.0; 0.25 step for the exact
+    halving 40x30 -> 20x15 with 5.1)."""
     image = np.random.default_rng(2).normal(0, 3, source).astype(np.float32)
     ours = resize_linear(torch.from_numpy(image)[None], target)[0].numpy()
     theirs = cv2.resize(image, target[::-1], interpolation=cv2.INTER_LINEAR)
-    np.testing.assert_array_equal(ours, theirs)
+    assert_close_to_library(ours, theirs, ulps=4)
 
 
 def test_pyramid_and_zoom_match_opencv_on_random_sizes() -> None:
     """On 40 random frame sizes and scale steps, every pyramid level and every zoom back to the
-    finer size equal OpenCV's resizes exactly (OpenCV 5 treats the last row / column
-    differently when the factor's size was rounded; measured on 300 cases)."""
+    finer size equal OpenCV's resizes within 4 float32 steps of the value range (OpenCV 5
+    treats the last row / column differently when the factor's size was rounded: a wrong
+    border rule would be off by whole grey levels; measured on 300 cases: 0 with OpenCV 5.0,
+    half a step with 5.1)."""
     rng = np.random.default_rng(9)
     for _ in range(40):
         height, width = (int(side) for side in rng.integers(16, 300, 2))
@@ -348,16 +371,18 @@ def test_pyramid_and_zoom_match_opencv_on_random_sizes() -> None:
         for finer, coarser in itertools.pairwise(pyramid):
             expected = cv2.resize(finer[0].numpy(), None, fx=step, fy=step,
                                   interpolation=cv2.INTER_LINEAR)
-            np.testing.assert_array_equal(coarser[0].numpy(), expected)
+            assert_close_to_library(coarser[0].numpy(), expected, ulps=4)
             zoomed = resize_linear(coarser, tuple(finer.shape[1:]))[0].numpy()
-            np.testing.assert_array_equal(zoomed, cv2.resize(
-                coarser[0].numpy(), finer.shape[1:][::-1], interpolation=cv2.INTER_LINEAR))
+            assert_close_to_library(zoomed, cv2.resize(
+                coarser[0].numpy(), finer.shape[1:][::-1], interpolation=cv2.INTER_LINEAR), ulps=4)
 
 
 @pytest.mark.parametrize("size", [3, 5])
 @pytest.mark.parametrize("height, width", [(37, 53), (2, 9), (1, 1), (6, 5)])
 def test_median_blur_matches_opencv(size: int, height: int, width: int) -> None:
-    """median_blur equals cv2.medianBlur on float data exactly, borders included."""
+    """median_blur equals cv2.medianBlur on float data exactly, borders included: a median is
+    one of its inputs, computed without arithmetic, so any correct release gives the same
+    values (only a border rule could change, and these sizes test the borders)."""
     image = np.random.default_rng(3).normal(0, 1, (height, width)).astype(np.float32)
     ours = median_blur(torch.from_numpy(image)[None, None], size)[0, 0].numpy()
     np.testing.assert_array_equal(ours, cv2.medianBlur(image, size))
