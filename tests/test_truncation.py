@@ -52,15 +52,6 @@ def extract_one(path: Path, out: Path, config: ExtractConfig):
     return extract([VideoSource(path.name, path)], out, config, workers=1, progress=False)
 
 
-def whole_packets(whole: Path, size: int) -> int:
-    """Packets of ``whole``'s video stream that lie entirely within its first ``size`` bytes:
-    the frames an intra-only codec decodes from that cut. Counted, not hard-coded, because the
-    bytes an encoder spends on a frame change between FFmpeg releases (docs/testing.md)."""
-    with av.open(str(whole)) as container:
-        return sum(1 for packet in container.demux(container.streams.video[0])
-                   if packet.size and packet.pos + packet.size <= size)
-
-
 @pytest.fixture(scope="module")
 def half_mkv(tmp_path_factory) -> Path:
     """A lossless 64x48 FFV1 mkv of 12 frames at 25 fps (0.48 s) cut in half: its whole frames
@@ -72,8 +63,13 @@ def half_mkv(tmp_path_factory) -> Path:
 
 
 def decodable(half_mkv: Path) -> int:
-    """The frames of ``half_mkv`` whose packets survived the cut."""
-    count = whole_packets(half_mkv.with_name("whole.mkv"), half_mkv.stat().st_size)
+    """The frames of ``half_mkv`` whose packets lie entirely within the cut: what an intra-only
+    codec decodes from it. Counted, not hard-coded, because the bytes an encoder spends on a
+    frame change between FFmpeg releases (docs/testing.md)."""
+    size = half_mkv.stat().st_size
+    with av.open(str(half_mkv.with_name("whole.mkv"))) as container:
+        count = sum(1 for packet in container.demux(container.streams.video[0])
+                    if packet.size and packet.pos + packet.size <= size)
     assert 3 <= count <= 8  # about half of 12: the cut is where the fixture says
     return count
 

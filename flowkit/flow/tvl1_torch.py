@@ -40,7 +40,7 @@ The remaining rounding differences are amplified by up to 1500 iterations per sc
 data term switches branch: the mean endpoint distance to OpenCV is 0.0007 px on RubberWhale,
 0.004-0.005 px on UCF101 320x240 pairs, up to 0.012 px for other settings; ~6e-6 px with few
 iterations. OpenCV's own flow depends on the CPU it runs on (its SIMD dispatch): half-size
-RubberWhale is 0.002 px from ours on an AMD EPYC, 0.012 px on an Intel Xeon.
+RubberWhale is 0.002 px from ours on the project's AMD EPYC VM, 0.012 px on an Intel Xeon.
 
 Frames must be at least 2 pixels on each side (OpenCV reads outside smaller images); frames with
 a side below 16 / scale_step get a single scale, like OpenCV.
