@@ -86,7 +86,7 @@ class _Server:
         self._pool: list[_Pair] = []
         self._computing = 0
         self._conns: list[Connection] = []
-        self._outbox: queue.Queue[tuple[Connection, Any]] = queue.Queue()
+        self._outbox: queue.Queue[tuple[Connection, Any | None]] = queue.Queue()
         self.stats = {"pairs": 0, "batches": 0, "max_batch": 0, "max_held": 0,
                       "mixed_batches": 0}
 
@@ -209,15 +209,18 @@ class _Server:
                 self._conns.remove(conn)
             self._pool = [p for p in self._pool if p.conn is not conn]
             self._changed.notify_all()
-        with contextlib.suppress(OSError):
-            conn.close()
+        self._outbox.put((conn, None))
 
     def _send(self) -> None:
+        """Answer workers in order. Only this thread closes connections (after "bye", or on the
+        ``None`` a dropped worker leaves in the outbox): closing one from the reader while an
+        answer to it is being written breaks that write inside multiprocessing."""
         while True:
             conn, message = self._outbox.get()
             try:
-                conn.send(message)
-                if message[0] == "bye":
+                if message is not None:
+                    conn.send(message)
+                if message is None or message[0] == "bye":
                     conn.close()
             except (OSError, ValueError):  # that worker went away
                 continue

@@ -182,6 +182,39 @@ def test_a_client_blocks_when_its_pairs_in_flight_reach_the_bound():
 
 # -- 3. faults: a dying worker, a dying server, a failing video, an output error ----------------
 
+class _SlowConnection:
+    """Stands in for a worker's connection: ``send`` blocks until released, and ``close``
+    notes whether a send was still writing."""
+
+    def __init__(self) -> None:
+        self.sending, self.release, self.closed = threading.Event(), threading.Event(), \
+            threading.Event()
+        self.closed_mid_send = False
+
+    def send(self, message) -> None:
+        self.sending.set()
+        self.release.wait(10)
+        self.sending.clear()
+
+    def close(self) -> None:
+        self.closed_mid_send = self.sending.is_set()
+        self.closed.set()
+
+
+def test_a_worker_dropped_while_its_answer_is_written_is_closed_after_the_write():
+    """The reader dropping a worker used to close its connection while the sender wrote to it
+    (seen as a TypeError inside multiprocessing in a stopped run's stderr)."""
+    server = flow_server._Server(None, None, batch_size=1, max_wait_s=0)
+    threading.Thread(target=server._send, daemon=True).start()
+    conn = _SlowConnection()
+    server._outbox.put((conn, ("flows", [])))
+    assert conn.sending.wait(10)
+    server._drop(conn)
+    assert not conn.closed.is_set()  # the sender is still writing: it closes afterwards
+    conn.release.set()
+    assert conn.closed.wait(10) and not conn.closed_mid_send
+
+
 def _run_in_thread(function) -> tuple[threading.Thread, dict]:
     outcome: dict = {}
 
