@@ -24,16 +24,16 @@ from isal import isal_zlib
 
 from common import machine, median
 from compression import DATA
-from flowkit import shards
-from flowkit.chunks import RowReader
-from flowkit.codec import encode_jpeg
+from flowkit.store import writer as shards
+from flowkit.store.chunks import RowReader
+from flowkit.store.codec import encode_jpeg
 from flowkit.config import ExtractConfig
-from flowkit.extract import extract
+from flowkit.extract.run import extract
 from flowkit.flow import get_backend
-from flowkit.inputs import collect_videos
-from flowkit.reader import open_shards
-from flowkit.shards import ShardWriter, StorageConfig
-from flowkit.video import DecodeConfig, iter_frames
+from flowkit.extract.inputs import collect_videos
+from flowkit.store.reader import open_shards
+from flowkit.store.writer import ShardWriter, StorageConfig
+from flowkit.video.decode import DecodeConfig, iter_frames
 
 
 def frames_of(count: int) -> np.ndarray:

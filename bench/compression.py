@@ -1,7 +1,7 @@
 """Which HDF5 filter for flow chunks: size, write and read speed of lzf vs gzip 1-4 vs none.
 
 Reads are timed twice: through h5py (what any HDF5 tool does) and through flowkit's reader
-(`flowkit.chunks.RowReader`: whole stored chunks, deflate inflated by ISA-L).
+(`flowkit.store.chunks.RowReader`: whole stored chunks, deflate inflated by ISA-L).
 
 Flow is real TV-L1 flow of the UCF101 clip in ../shared/data (or synthetic videos when that is
 absent), quantised to uint8 with bound 20 as flowkit stores it, one (H, W, 2) chunk per frame.
@@ -21,10 +21,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from flowkit.chunks import RowReader
-from flowkit.codec import quantize_flow
+from flowkit.store.chunks import RowReader
+from flowkit.store.codec import quantize_flow
 from flowkit.flow import get_backend
-from flowkit.video import DecodeConfig, iter_frames
+from flowkit.video.decode import DecodeConfig, iter_frames
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
 FILTERS = {"none": {}, "lzf": {"compression": "lzf"},

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from common import machine, median, require_all_ok, timed
 from flowkit.config import ExtractConfig
-from flowkit.extract import extract
-from flowkit.inputs import collect_videos
-from flowkit.reader import open_shards
-from flowkit.synth import SynthConfig, make_synthetic_videos
+from flowkit.extract.run import extract
+from flowkit.extract.inputs import collect_videos
+from flowkit.store.reader import open_shards
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
 
 
 def same_arrays(left: Path, right: Path) -> bool:

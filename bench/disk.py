@@ -19,11 +19,11 @@ from pathlib import Path
 
 from common import SHARED_VIDEOS, machine, require_all_ok
 from flowkit.config import ExtractConfig
-from flowkit.extract import extract
-from flowkit.inputs import collect_videos
-from flowkit.reader import open_shards
-from flowkit.shards import StorageConfig
-from flowkit.synth import SynthConfig, make_synthetic_videos
+from flowkit.extract.run import extract
+from flowkit.extract.inputs import collect_videos
+from flowkit.store.reader import open_shards
+from flowkit.store.writer import StorageConfig
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
 
 
 def write_rawframes(shards: Path, out: Path) -> None:

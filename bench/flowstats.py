@@ -1,6 +1,6 @@
 """What recording flow statistics costs (issue 15), and where `flowkit info` reads them.
 
-1. Per flow: :func:`flowkit.flowstats.flow_stats` (clipped share, length histogram, largest
+1. Per flow: :func:`flowkit.store.flowstats.flow_stats` (clipped share, length histogram, largest
    length) against computing the flow itself (Farneback and TV-L1, CPU), at short side 256 on
    the UCF101 clip in ../shared/data.
 2. Per folder: `flowkit info` on ``--videos`` small extracted videos, which reads the statistics
@@ -23,14 +23,14 @@ import numpy as np
 from common import machine, median, require_all_ok
 from compression import DATA
 from flowkit.config import ExtractConfig
-from flowkit.extract import extract
+from flowkit.extract.run import extract
 from flowkit.flow import get_backend
-from flowkit.flowstats import flow_stats
-from flowkit.inputs import collect_videos
-from flowkit.reader import open_shards
-from flowkit.summary import summarize
-from flowkit.synth import SynthConfig, make_synthetic_videos
-from flowkit.video import DecodeConfig, iter_frames
+from flowkit.store.flowstats import flow_stats
+from flowkit.extract.inputs import collect_videos
+from flowkit.store.reader import open_shards
+from flowkit.store.summary import summarize
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
+from flowkit.video.decode import DecodeConfig, iter_frames
 
 
 def per_flow(pairs: int) -> None:

@@ -35,7 +35,7 @@ import torch
 
 from flowkit.flow.raft.network import RAFT
 from flowkit.flow.tvl1_torch import TVL1TorchConfig, TVL1TorchFlow
-from flowkit.metrics import endpoint_error
+from flowkit.flow.metrics import endpoint_error
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -137,8 +137,8 @@ def prepare(path: Path, pairs: int, size: tuple[int, int] | None = None,
     import cv2
 
     from flowkit.flow.tvl1 import TVL1Config, TVL1Flow
-    from flowkit.flowio import read_flo, read_rgb_image
-    from flowkit.video import DecodeConfig, iter_frames
+    from flowkit.flow.files import read_flo, read_rgb_image
+    from flowkit.video.decode import DecodeConfig, iter_frames
 
     frames = []
     for frame in iter_frames(CLIP, DecodeConfig(short_side=None)):
@@ -206,7 +206,7 @@ def end_to_end_rows(device: torch.device, videos: Path | None, runs: list, log: 
     from end_to_end import end_to_end
 
     from flowkit.flow import make_backend_config
-    from flowkit.synth import SynthConfig, make_synthetic_videos
+    from flowkit.video.synth import SynthConfig, make_synthetic_videos
 
     with tempfile.TemporaryDirectory() as tmp:
         if videos is None:

@@ -22,14 +22,14 @@ import cv2
 import numpy as np
 
 from common import machine
-from flowkit.synth import write_video
+from flowkit.video.synth import write_video
 
 CHILD = """
 import json, resource, sys
 from pathlib import Path
 from flowkit.config import ExtractConfig
-from flowkit.extract import extract
-from flowkit.inputs import VideoSource
+from flowkit.extract.run import extract
+from flowkit.extract.inputs import VideoSource
 video, out, flow = sys.argv[1:4]
 report = extract([VideoSource("v", Path(video))], out, ExtractConfig(flow=flow), workers=1,
                  progress=False)

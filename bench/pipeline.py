@@ -19,10 +19,10 @@ import numpy as np
 
 from common import machine, median, require_all_ok, timed
 from flowkit.config import ExtractConfig
-from flowkit.extract import extract
-from flowkit.inputs import VideoSource
-from flowkit.synth import SynthConfig, make_synthetic_videos
-from flowkit.video import DecodeConfig, iter_frames
+from flowkit.extract.run import extract
+from flowkit.extract.inputs import VideoSource
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
+from flowkit.video.decode import DecodeConfig, iter_frames
 
 
 def bare_tvl1(frames: list[np.ndarray]) -> None:

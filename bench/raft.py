@@ -22,7 +22,7 @@ import torch
 from common import machine
 from flowkit.flow.raft.backend import RAFTFlow
 from flowkit.flow.raft.config import RAFTConfig
-from flowkit.flowio import read_rgb_image
+from flowkit.flow.files import read_rgb_image
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

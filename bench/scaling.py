@@ -16,9 +16,9 @@ from pathlib import Path
 
 from common import machine, median, require_all_ok, timed
 from flowkit.config import ExtractConfig
-from flowkit.extract import extract
-from flowkit.inputs import collect_videos
-from flowkit.synth import SynthConfig, make_synthetic_videos
+from flowkit.extract.run import extract
+from flowkit.extract.inputs import collect_videos
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
 
 
 def main() -> None:

@@ -38,9 +38,9 @@ from flowkit.flow.tvl1_torch import (
     build_pyramid,
     rgb_to_gray,
 )
-from flowkit.flowio import read_flo, read_rgb_image
-from flowkit.metrics import endpoint_error
-from flowkit.video import DecodeConfig, iter_frames
+from flowkit.flow.files import read_flo, read_rgb_image
+from flowkit.flow.metrics import endpoint_error
+from flowkit.video.decode import DecodeConfig, iter_frames
 
 MIDDLEBURY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "middlebury"
 CLIP = SHARED_VIDEOS / "v_ApplyEyeMakeup_g01_c01.avi"  # UCF101, 320x240, 164 frames

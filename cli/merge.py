@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from flowkit.merge import merge
+from flowkit.extract.merge import merge
 
 EXAMPLES = """\b
 Examples:

@@ -1,7 +1,7 @@
 """``flowkit synth``: short videos with known motion and labels, for demos, tests and experiments.
 
 Two tasks: ``translate`` (the default) writes textures sliding in four directions
-(flowkit.synth); ``motion`` writes the motion laboratory (flowkit.motion_lab), whose classes
+(flowkit.video.synth); ``motion`` writes the motion laboratory (flowkit.video.motion_lab), whose classes
 only optical flow can tell apart. Options of one task given with the other are usage errors.
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from flowkit.motion_lab import VOCABULARY, MotionLabConfig, make_motion_dataset
-from flowkit.synth import SynthConfig, make_synthetic_videos
+from flowkit.video.motion_lab import VOCABULARY, MotionLabConfig, make_motion_dataset
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
 
 _TRANSLATE = SynthConfig()
 _MOTION = MotionLabConfig()

@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from flowkit.reader import ShardReader, open_shards  # noqa: E402
+from flowkit.store.reader import ShardReader, open_shards  # noqa: E402
 
 __all__ = ["ShardReader", "open_shards", "__version__"]

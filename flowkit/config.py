@@ -9,9 +9,9 @@ from typing import Any
 
 from flowkit.errors import ConfigError
 from flowkit.flow import make_backend_config
-from flowkit.manifest import write_text_atomic
-from flowkit.shards import StorageConfig
-from flowkit.video import DecodeConfig
+from flowkit.store.manifest import write_text_atomic
+from flowkit.store.writer import StorageConfig
+from flowkit.video.decode import DecodeConfig
 
 CONFIG_NAME = "extract_config.json"
 NO_FLOW = "none"

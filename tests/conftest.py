@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flowkit.synth import SynthConfig, make_synthetic_videos
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
 from helpers import shared_data_dir
 
 
@@ -43,9 +43,9 @@ def train_shards(tmp_path_factory) -> dict[str, Path]:
     """Shards to train on: 8 lossless 64x48 videos of 10 frames (2 per direction) with
     Farneback flow, the same videos without flow ("rgb_only"), and "split", a CSV of all 8."""
     from flowkit.config import ExtractConfig
-    from flowkit.extract import extract
-    from flowkit.inputs import collect_videos
-    from flowkit.video import DecodeConfig
+    from flowkit.extract.run import extract
+    from flowkit.extract.inputs import collect_videos
+    from flowkit.video.decode import DecodeConfig
 
     root = tmp_path_factory.mktemp("train_data")
     make_synthetic_videos(root / "videos", SynthConfig(num_videos=8, num_frames=10, width=64,

@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from flowkit import chunks
-from flowkit.chunks import RowReader
+from flowkit.store import chunks
+from flowkit.store.chunks import RowReader
 from flowkit.errors import ChecksumError, ShardError
 
 POSITIONS = np.array([7, 1, 2, 3, 9, 8, 1, 7])

@@ -18,11 +18,11 @@ from flowkit.cli.grouped import OTHER, GroupedCommand
 from flowkit.cli.main import EXIT_SOME_FAILED, EXIT_USAGE, main
 from flowkit.cli.options import flow_config_from_options
 from flowkit.flow import list_backends
-from flowkit.flowio import read_flo
-from flowkit.lock import FolderLock
-from flowkit.manifest import Manifest
-from flowkit.metrics import endpoint_error
-from flowkit.synth import moving_texture, write_video
+from flowkit.flow.files import read_flo
+from flowkit.extract.lock import FolderLock
+from flowkit.store.manifest import Manifest
+from flowkit.flow.metrics import endpoint_error
+from flowkit.video.synth import moving_texture, write_video
 from helpers import shared_data_dir
 
 
@@ -359,7 +359,7 @@ def image_pair(tmp_path):
 def test_flow_command_writes_the_format_of_the_extension(image_pair, tmp_path):
     """--out f.flo is Middlebury, f.png a KITTI 16-bit PNG, f.npy float32 H x W x 2: the same
     flow in each (PNG within its 1/64 px steps)."""
-    from flowkit.flowio import read_flow, read_kitti_png
+    from flowkit.flow.files import read_flow, read_kitti_png
 
     flows = {}
     for name in ("f.flo", "f.png", "f.npy"):

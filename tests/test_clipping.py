@@ -14,19 +14,19 @@ from click.testing import CliRunner
 
 from flowkit.cli.main import main
 from flowkit.config import ExtractConfig
-from flowkit.extract import extract
+from flowkit.extract.run import extract
 from flowkit.flow import get_backend
-from flowkit.flowstats import (ATTR_PREFIX, MAGNITUDE_EDGES, FlowStats, bin_labels, flow_stats,
+from flowkit.store.flowstats import (ATTR_PREFIX, MAGNITUDE_EDGES, FlowStats, bin_labels, flow_stats,
                                quantized_flow_stats)
-from flowkit.inputs import collect_videos
+from flowkit.extract.inputs import collect_videos
 from flowkit.interop.export import export_rawframes
 from flowkit.interop.pack import import_rawframes
-from flowkit.manifest import Manifest
+from flowkit.store.manifest import Manifest
 from flowkit.preview import legend_panel
-from flowkit.reader import open_shards
-from flowkit.shards import StorageConfig, group_name
-from flowkit.synth import moving_texture, write_video
-from flowkit.video import DecodeConfig, iter_frames
+from flowkit.store.reader import open_shards
+from flowkit.store.writer import StorageConfig, group_name
+from flowkit.video.synth import moving_texture, write_video
+from flowkit.video.decode import DecodeConfig, iter_frames
 
 DX = 3.0  # px per frame: beyond a bound of 2, well within 20
 VIDEO = "right/fast.mkv"
@@ -149,7 +149,7 @@ def test_folders_without_recorded_stats_are_unknown_and_the_preview_counts(fast,
 
 
 def test_preview_uses_recorded_stats_without_reading_flow(fast, monkeypatch):
-    from flowkit.reader import FlowView
+    from flowkit.store.reader import FlowView
 
     stats = FlowStats.from_json(Manifest.read(fast["b2"] / "manifest.json")[VIDEO].flow_stats)
     monkeypatch.setattr(FlowView, "quantized", lambda *a: pytest.fail("read the stored flow"))

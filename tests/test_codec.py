@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from flowkit.codec import decode_jpeg, dequantize_flow, encode_jpeg, quantize_flow
+from flowkit.store.codec import decode_jpeg, dequantize_flow, encode_jpeg, quantize_flow
 from flowkit.errors import ConfigError, ShardError
 
 

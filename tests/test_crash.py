@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from flowkit.manifest import MANIFEST_NAME, OK, Manifest
+from flowkit.store.manifest import MANIFEST_NAME, OK, Manifest
 from test_extract import assert_same_output
 
 
@@ -83,9 +83,9 @@ def test_a_killed_worker_stops_the_run_cleanly_and_a_rerun_completes(tiny_videos
 
     from flowkit.config import ExtractConfig
     from flowkit.errors import ExtractionError
-    from flowkit.extract import extract
-    from flowkit.inputs import collect_videos
-    from flowkit.video import DecodeConfig
+    from flowkit.extract.run import extract
+    from flowkit.extract.inputs import collect_videos
+    from flowkit.video.decode import DecodeConfig
 
     sources = collect_videos([tiny_videos])
     config = ExtractConfig(decode=DecodeConfig(short_side=None))

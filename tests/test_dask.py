@@ -17,14 +17,14 @@ import h5py
 import numpy as np
 import pytest
 
-from flowkit.cluster import check_workers_see
+from flowkit.extract.cluster import check_workers_see
 from flowkit.config import ExtractConfig
 from flowkit.errors import ConfigError
-from flowkit.extract import extract
-from flowkit.inputs import collect_videos
-from flowkit.shards import ShardWriter, StorageConfig
-from flowkit.synth import SynthConfig, make_synthetic_videos
-from flowkit.video import DecodeConfig
+from flowkit.extract.run import extract
+from flowkit.extract.inputs import collect_videos
+from flowkit.store.writer import ShardWriter, StorageConfig
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
+from flowkit.video.decode import DecodeConfig
 from test_crash import _kill_when, _ok_count
 from test_extract import assert_same_output
 
@@ -102,9 +102,9 @@ def test_a_worker_killed_mid_shard_is_replaced_and_the_shard_redone(cluster, vid
 
 CLIENT = """
 import sys
-from flowkit.extract import extract
-from flowkit.inputs import collect_videos
-from flowkit.shards import ShardWriter, StorageConfig
+from flowkit.extract.run import extract
+from flowkit.extract.inputs import collect_videos
+from flowkit.store.writer import ShardWriter, StorageConfig
 from test_dask import CONFIG
 extract(collect_videos([sys.argv[1]]), sys.argv[2], CONFIG, videos_per_shard=1, progress=False,
         dask=sys.argv[3])

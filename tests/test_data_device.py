@@ -13,8 +13,8 @@ from flowkit.data.sampling import ClipSampler, SegmentSampler
 from flowkit.data.transforms import (Normalize, clip_train_transform, tsn_test_transform,
                                      tsn_train_transform)
 from flowkit.errors import ConfigError
-from flowkit.manifest import OK, Manifest, ManifestEntry
-from flowkit.shards import ShardWriter, StorageConfig
+from flowkit.store.manifest import OK, Manifest, ManifestEntry
+from flowkit.store.writer import ShardWriter, StorageConfig
 
 H, W, BOUND = 40, 52, 15.3  # a bound float32 cannot hold exactly
 

@@ -11,9 +11,9 @@ from flowkit.data.dataset import ShardDataset
 from flowkit.data.sampling import ClipSampler, FrameIndices, SegmentSampler, VideoExtent
 from flowkit.data.transforms import Compose, HorizontalFlip
 from flowkit.errors import ConfigError
-from flowkit.manifest import OK, Manifest, ManifestEntry
-from flowkit.reader import ShardReader
-from flowkit.shards import ShardWriter, StorageConfig
+from flowkit.store.manifest import OK, Manifest, ManifestEntry
+from flowkit.store.reader import ShardReader
+from flowkit.store.writer import ShardWriter, StorageConfig
 
 H, W = 8, 10
 

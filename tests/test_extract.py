@@ -9,17 +9,17 @@ import h5py
 import numpy as np
 import pytest
 
-from flowkit.codec import quantize_flow
+from flowkit.store.codec import quantize_flow
 from flowkit.config import ExtractConfig
 from flowkit.errors import ConfigError, LockError
-from flowkit.extract import extract
+from flowkit.extract.run import extract
 from flowkit.flow import get_backend, make_backend_config
-from flowkit.inputs import collect_videos
-from flowkit.lock import FolderLock
-from flowkit.manifest import Manifest
-from flowkit.reader import open_shards
-from flowkit.shards import StorageConfig
-from flowkit.video import DecodeConfig, iter_frames
+from flowkit.extract.inputs import collect_videos
+from flowkit.extract.lock import FolderLock
+from flowkit.store.manifest import Manifest
+from flowkit.store.reader import open_shards
+from flowkit.store.writer import StorageConfig
+from flowkit.video.decode import DecodeConfig, iter_frames
 from helpers import shared_data_dir
 
 NATIVE = DecodeConfig(short_side=None)

@@ -17,18 +17,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import flowkit.extract as pipeline
-import flowkit.flow_server as flow_server
+import flowkit.extract.run as pipeline
+import flowkit.extract.flow_server as flow_server
 from flowkit.config import ExtractConfig
 from flowkit.errors import ExtractionError, FlowServerError, OutputError
-from flowkit.extract import extract
+from flowkit.extract.run import extract
 from flowkit.flow import make_backend_config
 from flowkit.flow.base import FlowBackend
-from flowkit.flow_server import flow_servers
-from flowkit.inputs import collect_videos
-from flowkit.manifest import FAILED, MANIFEST_NAME, OK, Manifest
-from flowkit.synth import SynthConfig, make_synthetic_videos
-from flowkit.video import DecodeConfig, iter_frames
+from flowkit.extract.flow_server import flow_servers
+from flowkit.extract.inputs import collect_videos
+from flowkit.store.manifest import FAILED, MANIFEST_NAME, OK, Manifest
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
+from flowkit.video.decode import DecodeConfig, iter_frames
 from helpers import shared_data_dir
 from test_crash import _worker_pids
 from test_extract import assert_same_output
@@ -296,7 +296,7 @@ def test_a_video_failing_mid_batch_fails_alone(clips, tmp_path, fake):
 def test_an_output_error_stops_the_run_and_the_server(clips, tmp_path, fake, monkeypatch):
     """An error writing the shard is the run's, not a video's: OutputError, no .tmp left, the
     server stopped, and a rerun completes."""
-    from flowkit import shards
+    from flowkit.store import writer as shards
 
     fake(0.0)
     config = _fake_config(batch_size=4)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from flowkit.errors import ConfigError, InputError
-from flowkit.flowio import (read_flo, read_flow, read_kitti_png, read_rgb_image, write_flo,
+from flowkit.flow.files import (read_flo, read_flow, read_kitti_png, read_rgb_image, write_flo,
                             write_flow, write_kitti_png)
-from flowkit.metrics import endpoint_error, valid_flow_mask
+from flowkit.flow.metrics import endpoint_error, valid_flow_mask
 from helpers import shared_data_dir
 
 

@@ -17,13 +17,13 @@ import pytest
 from flowkit.config import ExtractConfig
 from flowkit.data import ShardDataset
 from flowkit.errors import InputError
-from flowkit.extract import extract
-from flowkit.inputs import collect_videos
-from flowkit.manifest import FAILED, OK
-from flowkit.reader import open_shards
-from flowkit.shards import StorageConfig
-from flowkit.verify import verify
-from flowkit.video import DecodeConfig, iter_frames
+from flowkit.extract.run import extract
+from flowkit.extract.inputs import collect_videos
+from flowkit.store.manifest import FAILED, OK
+from flowkit.store.reader import open_shards
+from flowkit.store.writer import StorageConfig
+from flowkit.store.verify import verify
+from flowkit.video.decode import DecodeConfig, iter_frames
 
 
 def _write(path: Path, frames: Sequence[np.ndarray], codec: str = "ffv1",

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from flowkit.errors import InputError
-from flowkit.inputs import collect_videos, read_list_file
+from flowkit.extract.inputs import collect_videos, read_list_file
 
 
 def _touch(path: Path) -> Path:

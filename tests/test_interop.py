@@ -12,18 +12,18 @@ import pytest
 from click.testing import CliRunner
 
 from flowkit.cli.main import EXIT_SOME_FAILED, EXIT_USAGE, main
-from flowkit.codec import decode_jpeg, encode_jpeg, quantize_flow
+from flowkit.store.codec import decode_jpeg, encode_jpeg, quantize_flow
 from flowkit.config import ExtractConfig
 from flowkit.errors import ConfigError, InputError
-from flowkit.extract import extract
-from flowkit.inputs import collect_videos
+from flowkit.extract.run import extract
+from flowkit.extract.inputs import collect_videos
 from flowkit.interop import export_rawframes, import_rawframes
 from flowkit.interop.layouts import EXPORT_INFO_NAME
-from flowkit.manifest import Manifest
-from flowkit.reader import open_shards
-from flowkit.shards import StorageConfig
-from flowkit.verify import verify
-from flowkit.video import DecodeConfig
+from flowkit.store.manifest import Manifest
+from flowkit.store.reader import open_shards
+from flowkit.store.writer import StorageConfig
+from flowkit.store.verify import verify
+from flowkit.video.decode import DecodeConfig
 
 # tiny_videos in manifest order; labels 0..3 in this order.
 IDS = ["right/right_0.mkv", "left/left_1.mkv", "down/down_2.mkv", "up/up_3.mkv"]

@@ -18,13 +18,13 @@ from click.testing import CliRunner
 from flowkit.cli.main import EXIT_ERROR, EXIT_USAGE, main
 from flowkit.config import ExtractConfig
 from flowkit.errors import LockError, OutputError
-from flowkit.extract import extract
-from flowkit.inputs import collect_videos
-from flowkit.lock import LOCK_NAME, FolderLock
-from flowkit.manifest import FAILED, MANIFEST_NAME, OK, PENDING, Manifest
-from flowkit.shards import StorageConfig
-from flowkit.synth import SynthConfig, make_synthetic_videos
-from flowkit.video import DecodeConfig
+from flowkit.extract.run import extract
+from flowkit.extract.inputs import collect_videos
+from flowkit.extract.lock import LOCK_NAME, FolderLock
+from flowkit.store.manifest import FAILED, MANIFEST_NAME, OK, PENDING, Manifest
+from flowkit.store.writer import StorageConfig
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
+from flowkit.video.decode import DecodeConfig
 from flowkit.writing import output_error
 from test_extract import assert_same_output
 
@@ -178,7 +178,7 @@ def test_an_output_error_in_the_writer_stops_the_run_and_a_rerun_completes(
     """The 3rd frame of the 2nd shard fails to write: OutputError naming the shard and what to
     do; the first shard is kept, nothing is recorded as failed, no .tmp is left; a rerun once
     the cause is gone equals an uninterrupted run."""
-    from flowkit import shards
+    from flowkit.store import writer as shards
 
     sources = collect_videos([tiny_videos])
     extract(sources, tmp_path / "reference", _config(), workers=1, videos_per_shard=2,
@@ -275,7 +275,7 @@ def test_a_read_only_output_exits_3_with_one_line(tiny_videos, tmp_path):
 def test_input_problems_fail_that_video_only(tiny_videos, tmp_path, monkeypatch):
     """A vanished input and an unreadable one (EACCES, like a write error's errno) are the
     videos' failures: recorded with one line each, and the other videos are extracted."""
-    import flowkit.extract as pipeline
+    import flowkit.extract.run as pipeline
 
     videos = tmp_path / "videos"
     videos.mkdir()

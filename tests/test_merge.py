@@ -14,16 +14,16 @@ import pytest
 
 from flowkit.config import CONFIG_NAME, ExtractConfig
 from flowkit.errors import ConfigError, LockError
-from flowkit.extract import extract
-from flowkit.inputs import collect_videos
-from flowkit.lock import FolderLock
-from flowkit.manifest import MANIFEST_NAME, PENDING, Manifest
-from flowkit.merge import COPIED, LINKED, MOVED, PRESENT, merge
-from flowkit.partitions import partition_of, select_partition
-from flowkit.reader import open_shards
-from flowkit.synth import SynthConfig, make_synthetic_videos
-from flowkit.verify import verify
-from flowkit.video import DecodeConfig
+from flowkit.extract.run import extract
+from flowkit.extract.inputs import collect_videos
+from flowkit.extract.lock import FolderLock
+from flowkit.store.manifest import MANIFEST_NAME, PENDING, Manifest
+from flowkit.extract.merge import COPIED, LINKED, MOVED, PRESENT, merge
+from flowkit.extract.partitions import partition_of, select_partition
+from flowkit.store.reader import open_shards
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
+from flowkit.store.verify import verify
+from flowkit.video.decode import DecodeConfig
 
 PARTS = 3
 CONFIG = ExtractConfig(decode=DecodeConfig(short_side=None), flow="farneback")

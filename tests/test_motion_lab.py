@@ -16,13 +16,13 @@ from click.testing import CliRunner
 from flowkit.cli.main import EXIT_USAGE, main
 from flowkit.data.splits import read_class_index, read_ucf101_split
 from flowkit.errors import ConfigError
-from flowkit.inputs import read_list_file
-from flowkit.manifest import Manifest
-from flowkit.motion_lab import (VOCABULARY, LabVideo, MotionLabConfig, draw_video,
+from flowkit.extract.inputs import read_list_file
+from flowkit.store.manifest import Manifest
+from flowkit.video.motion_lab import (VOCABULARY, LabVideo, MotionLabConfig, draw_video,
                                 make_motion_dataset, render_frames)
-from flowkit.sprites import Sprite
-from flowkit.synth import SynthConfig, make_synthetic_videos
-from flowkit.video import DecodeConfig, iter_frames
+from flowkit.video.sprites import Sprite
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
+from flowkit.video.decode import DecodeConfig, iter_frames
 
 # 4 classes x 6 videos, 6 frames of 32x32, FFV1 (the default): 2 test videos per class.
 SMALL = MotionLabConfig(num_classes=4, videos_per_class=6, num_frames=6, width=32, height=32)

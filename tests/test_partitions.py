@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from flowkit.errors import ConfigError
-from flowkit.inputs import VideoSource
-from flowkit.partitions import partition_of, select_partition
+from flowkit.extract.inputs import VideoSource
+from flowkit.extract.partitions import partition_of, select_partition
 
 
 def sources(ids) -> list[VideoSource]:

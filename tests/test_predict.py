@@ -13,15 +13,15 @@ import torch
 from click.testing import CliRunner
 
 import flowkit
-import flowkit.frames
+import flowkit.data.decoded
 from flowkit.cli.main import main
 from flowkit.config import ExtractConfig
 from flowkit.data import (ClipSampler, Normalize, SegmentSampler, ShardDataset, VideoDecoder,
                           read_extract_config, tsn_test_transform, video_file_item)
-from flowkit.extract import extract
-from flowkit.inputs import collect_videos
-from flowkit.shards import StorageConfig
-from flowkit.video import DecodeConfig
+from flowkit.extract.run import extract
+from flowkit.extract.inputs import collect_videos
+from flowkit.store.writer import StorageConfig
+from flowkit.video.decode import DecodeConfig
 from stddcn import checkpoint, data
 from stddcn.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from stddcn.distributed import Context
@@ -140,7 +140,7 @@ def test_rgb_models_never_create_a_flow_backend(runs, train_shards, monkeypatch)
     def refuse(*args, **kwargs):
         raise AssertionError("a flow backend was created for an RGB-only model")
 
-    monkeypatch.setattr(flowkit.frames, "get_backend", refuse)
+    monkeypatch.setattr(flowkit.data.decoded, "get_backend", refuse)
     video = next(iter(_sources(train_shards["shards"]).values()))
     for family in ("rgb", "rgb3d"):
         (result,) = predict_videos(runs[family], [video], device="cpu")

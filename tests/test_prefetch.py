@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from flowkit.prefetch import prefetch
+from flowkit.extract.prefetch import prefetch
 
 
 def test_yields_every_item_in_order() -> None:

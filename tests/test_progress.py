@@ -6,8 +6,8 @@ import queue
 import re
 import time
 
-from flowkit.extract import _QueueListener
-from flowkit.progress import ProgressBar
+from flowkit.extract.run import _QueueListener
+from flowkit.extract.progress import ProgressBar
 
 
 def _lines(text: str) -> list[str]:

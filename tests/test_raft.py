@@ -18,9 +18,9 @@ from flowkit.flow import get_backend
 from flowkit.flow.raft.backend import RAFTFlow, padding
 from flowkit.flow.raft.checkpoint import read_state_dict
 from flowkit.flow.raft.config import RAFTConfig
-from flowkit.flowio import read_flo, read_rgb_image
-from flowkit.reader import open_shards
-from flowkit.synth import SynthConfig, make_synthetic_videos
+from flowkit.flow.files import read_flo, read_rgb_image
+from flowkit.store.reader import open_shards
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
 from helpers import shared_data_dir, translated_texture_pair
 
 DATA = shared_data_dir()

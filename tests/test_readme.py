@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from flowkit.config import ExtractConfig
-from flowkit.extract import extract
-from flowkit.inputs import collect_videos
-from flowkit.motion_lab import MotionLabConfig, make_motion_dataset
-from flowkit.video import DecodeConfig
+from flowkit.extract.run import extract
+from flowkit.extract.inputs import collect_videos
+from flowkit.video.motion_lab import MotionLabConfig, make_motion_dataset
+from flowkit.video.decode import DecodeConfig
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 DEMO_SCRIPT = README.parent / "scripts" / "demo.sh"

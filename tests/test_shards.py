@@ -6,11 +6,11 @@ import h5py
 import numpy as np
 import pytest
 
-from flowkit.codec import decode_jpeg, quantize_flow
+from flowkit.store.codec import decode_jpeg, quantize_flow
 from flowkit.errors import ShardError
-from flowkit.manifest import OK, Manifest, ManifestEntry
-from flowkit.reader import open_shards
-from flowkit.shards import ShardWriter, StorageConfig, group_name
+from flowkit.store.manifest import OK, Manifest, ManifestEntry
+from flowkit.store.reader import open_shards
+from flowkit.store.writer import ShardWriter, StorageConfig, group_name
 
 
 def _frames(count, height=12, width=16):
@@ -203,7 +203,7 @@ class _SelectionSpy:
 def test_scattered_reads_use_slices_not_point_selections(tmp_path):
     """Rows are read as contiguous slices: h5py's array selection on compressed chunks is ~70x
     slower (181 ms vs 2.6 ms for 15 flows measured), so it must never be used."""
-    from flowkit.chunks import _read_runs
+    from flowkit.store.chunks import _read_runs
 
     _, flows = _write_folder(tmp_path, frames=_frames(12), flows=_flows(11))
     with h5py.File(tmp_path / "shard-00000.h5") as handle:

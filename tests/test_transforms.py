@@ -214,7 +214,7 @@ def test_clip_train_rgb_only_and_determinism():
 
 def _quantized(sample: dict, bound: float = 20.0) -> dict:
     """The sample with its flow quantised to uint8 steps, as shards store it."""
-    from flowkit.codec import quantize_flow
+    from flowkit.store.codec import quantize_flow
     return {**sample, "flow": quantize_flow(sample["flow"], bound), "flow_bound": bound}
 
 
@@ -244,7 +244,7 @@ def test_quantized_resize_records_scale_and_stays_within_a_step():
     out = resize(quantized)
     assert out["flow"].dtype == np.uint8
     np.testing.assert_array_equal(out["flow_scale"], np.float32([48 / 64, 36 / 48]))
-    from flowkit.codec import dequantize_flow
+    from flowkit.store.codec import dequantize_flow
     reference = resize({**float_sample, "flow": dequantize_flow(quantized["flow"], bound)})
     got = Normalize()(out)["flow"]
     assert np.abs(got - Normalize()(reference)["flow"]).max() <= 0.75 * 2 * bound / 255 + 1e-5
@@ -253,7 +253,7 @@ def test_quantized_resize_records_scale_and_stays_within_a_step():
 def test_quantized_tsn_pipeline_matches_float_pipeline():
     """tsn_train_transform on quantised flow, then Normalize: same RGB bit for bit, flow within
     a step times the largest resize factor of the float pipeline, same draws."""
-    from flowkit.codec import dequantize_flow
+    from flowkit.store.codec import dequantize_flow
     sample = _quantized(_position_sample(n=2, length=2, h=256, w=340))
     sample["flow"] = sample["flow"] // 2 + 64  # moderate values, still uint8 steps
     float_sample = {**sample, "flow": dequantize_flow(sample["flow"], 20.0)}

@@ -14,15 +14,15 @@ import pytest
 
 from flowkit.config import CONFIG_NAME, ExtractConfig
 from flowkit.errors import ConfigError, DecodeError
-from flowkit.extract import extract
-from flowkit.inputs import VideoSource, collect_videos
-from flowkit.manifest import MANIFEST_NAME, OK, Manifest
-from flowkit.reader import open_shards
-from flowkit.shards import StorageConfig
-from flowkit.summary import summarize
-from flowkit.synth import moving_texture, write_video
-from flowkit.verify import verify
-from flowkit.video import DecodeConfig, iter_frames, probe
+from flowkit.extract.run import extract
+from flowkit.extract.inputs import VideoSource, collect_videos
+from flowkit.store.manifest import MANIFEST_NAME, OK, Manifest
+from flowkit.store.reader import open_shards
+from flowkit.store.writer import StorageConfig
+from flowkit.store.summary import summarize
+from flowkit.video.synth import moving_texture, write_video
+from flowkit.store.verify import verify
+from flowkit.video.decode import DecodeConfig, iter_frames, probe
 from helpers import faststart_copy
 
 NATIVE = DecodeConfig(short_side=None)

@@ -1,4 +1,4 @@
-"""Decoding with flowkit.video: counts, sizes, frame-rate resampling, rotation, errors."""
+"""Decoding with flowkit.video.decode: counts, sizes, frame-rate resampling, rotation, errors."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from flowkit.errors import ConfigError, DecodeError
-from flowkit.synth import write_video
-from flowkit.video import DecodeConfig, iter_frames, output_size, probe
+from flowkit.video.synth import write_video
+from flowkit.video.decode import DecodeConfig, iter_frames, output_size, probe
 from helpers import faststart_copy
 
 FIXTURES = Path(__file__).resolve().parent / "data"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from flowkit.errors import ConfigError, InputError
-from flowkit.viz import color_wheel, flow_to_color, preview_grid, save_png
+from flowkit.flow.viz import color_wheel, flow_to_color, preview_grid, save_png
 
 
 def _uniform(u: float, v: float, height: int = 2, width: int = 3) -> np.ndarray:

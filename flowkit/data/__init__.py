@@ -14,7 +14,7 @@ from flowkit.data.transforms import (CenterCrop, Compose, HorizontalFlip, MultiS
                                      Normalize, RandomResizedCrop, Resize, TenCrop, ThreeCrop,
                                      Transform, clip_test_transform, clip_train_transform,
                                      normalize_batch, tsn_test_transform, tsn_train_transform)
-from flowkit.frames import DecodedVideo, VideoDecoder, read_extract_config
+from flowkit.data.decoded import DecodedVideo, VideoDecoder, read_extract_config
 
 __all__ = [
     "Batch", "CenterCrop", "ClipSampler", "Compose", "DecodedVideo", "FrameIndices",

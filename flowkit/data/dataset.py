@@ -23,8 +23,8 @@ from flowkit.data.items import (FLOW, FLOW_BOUND, FLOW_SCALE, RGB, Item, Sample,
 from flowkit.data.sampling import FrameIndices, Sampler, SegmentSampler, VideoExtent
 from flowkit.data.transforms import Transform
 from flowkit.errors import ConfigError, DecodeError
-from flowkit.frames import DecodedVideo, VideoDecoder
-from flowkit.reader import ShardReader
+from flowkit.data.decoded import DecodedVideo, VideoDecoder
+from flowkit.store.reader import ShardReader
 
 MODALITIES = ("rgb", "flow", "rgb+flow")
 
@@ -123,7 +123,7 @@ class ShardDataset(Dataset):
 
 class VideoArrays(Protocol):
     """What [`read_item`][flowkit.data.read_item] reads: a stored `Video`, or a video decoded
-    in memory ([`flowkit.frames.DecodedVideo`][]).
+    in memory ([`flowkit.data.decoded.DecodedVideo`][]).
 
     ``frames[positions]`` gives (K, H, W, 3) uint8; ``flows[positions]`` (K, H, W, 2) float32
     pixels and ``flows.quantized(positions)`` the stored values; both have ``len()``.
@@ -172,7 +172,7 @@ def video_file_item(path: Path | str, decoder: VideoDecoder, sampler: Sampler,
                     quantized_flow: bool = False, label: int = -1,
                     rng: np.random.Generator | None = None) -> tuple[Item, DecodedVideo]:
     """The item a ShardDataset would give for the video file ``path`` had it been extracted
-    with ``decoder.config``, decoded in memory without writing shards (`flowkit.frames`).
+    with ``decoder.config``, decoded in memory without writing shards (`flowkit.data.decoded`).
 
     A first pass counts the frames, ``sampler`` picks the indices, a second pass keeps only
     those frames and computes only those flows; an "rgb" item computes no flow at all. Also

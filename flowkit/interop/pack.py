@@ -13,10 +13,10 @@ import numpy as np
 
 from flowkit.config import CONFIG_NAME
 from flowkit.errors import ConfigError, FlowkitError, InputError, ShardError
-from flowkit.extract import (assign_new_shards, output_files, remove_temporaries,
+from flowkit.extract.run import (assign_new_shards, output_files, remove_temporaries,
                              settings_attributes)
-from flowkit.flowstats import FlowStats, quantized_flow_stats
-from flowkit.inputs import require_unique_ids
+from flowkit.store.flowstats import FlowStats, quantized_flow_stats
+from flowkit.extract.inputs import require_unique_ids
 from flowkit.interop.layouts import (
     EXPORT_INFO_NAME,
     IMPORTED_BACKEND,
@@ -25,9 +25,9 @@ from flowkit.interop.layouts import (
     RawframeLayout,
     get_layout,
 )
-from flowkit.lock import FolderLock
-from flowkit.manifest import FAILED, MANIFEST_NAME, OK, Manifest, ManifestEntry
-from flowkit.shards import ShardWriter, StorageConfig, VideoWriter
+from flowkit.extract.lock import FolderLock
+from flowkit.store.manifest import FAILED, MANIFEST_NAME, OK, Manifest, ManifestEntry
+from flowkit.store.writer import ShardWriter, StorageConfig, VideoWriter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +90,7 @@ def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout:
     the last flow: the extra one is dropped and noted); every JPEG must decode (with
     ``check_decode``, else only its start/end markers are checked) at the size of the first
     image. The flow decoded by that check gives each video's flow statistics
-    (:func:`flowkit.flowstats.quantized_flow_stats`); without ``check_decode`` they are
+    (:func:`flowkit.store.flowstats.quantized_flow_stats`); without ``check_decode`` they are
     unknown. A video failing a check is recorded as failed with the reason; the others go on.
 
     Args:

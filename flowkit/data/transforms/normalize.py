@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from flowkit.codec import dequantization_constants, dequantize_flow
+from flowkit.store.codec import dequantization_constants, dequantize_flow
 from flowkit.data.items import FLOW, FLOW_BOUND, FLOW_SCALE, RGB, Batch, Sample, flow_scale
 from flowkit.data.transforms.geometry import map_sample, per_image, quantized
 from flowkit.errors import ConfigError

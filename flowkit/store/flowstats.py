@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from flowkit.codec import dequantize_flow
+from flowkit.store.codec import dequantize_flow
 from flowkit.errors import ShardError
 
 MAGNITUDE_EDGES = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, math.inf)  # pixels

@@ -16,12 +16,12 @@ import cv2
 import h5py
 import numpy as np
 
-from flowkit.chunks import RowReader
-from flowkit.codec import decode_jpeg, dequantize_flow
+from flowkit.store.chunks import RowReader
+from flowkit.store.codec import decode_jpeg, dequantize_flow
 from flowkit.errors import NotOutputFolderError, ShardError
-from flowkit.flowstats import FlowStats
-from flowkit.manifest import MANIFEST_NAME, OK, Manifest, ManifestEntry
-from flowkit.shards import FORMAT_NAME, SCHEMA_VERSION, group_name, read_attrs
+from flowkit.store.flowstats import FlowStats
+from flowkit.store.manifest import MANIFEST_NAME, OK, Manifest, ManifestEntry
+from flowkit.store.writer import FORMAT_NAME, SCHEMA_VERSION, group_name, read_attrs
 
 Index = Union[int, slice, Sequence[int], np.ndarray]
 
@@ -247,7 +247,7 @@ class Video:
     @property
     def flow_stats(self) -> FlowStats | None:
         """Clipping and length statistics of the flow, recorded at extraction (see
-        :mod:`flowkit.flowstats`); None when unknown (no flow, or an older shard)."""
+        :mod:`flowkit.store.flowstats`); None when unknown (no flow, or an older shard)."""
         return FlowStats.from_attrs(self.attrs)
 
     @property
@@ -381,7 +381,7 @@ class ShardReader(Mapping[str, Video]):
 
 def open_shards(root: Path | str, check: bool = False) -> ShardReader:
     """Open an extraction output folder for reading. See
-    [`ShardReader`][flowkit.reader.ShardReader].
+    [`ShardReader`][flowkit.store.reader.ShardReader].
 
     ``check=True`` verifies the checksum of every frame and flow read (ChecksumError on
     damage); the default skips that for speed (docs/benchmarks.md, checksums).

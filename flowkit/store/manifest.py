@@ -27,7 +27,7 @@ class ManifestEntry:
     ``warning`` is set on an ok video stored incompletely (a decode error or truncation kept
     under ``on_decode_error="keep"``): the error that ended it. Manifests written before the
     field existed read as None. ``flow_stats`` is the video's flow statistics
-    (:meth:`flowkit.flowstats.FlowStats.to_json`), None when unknown (no flow, or written
+    (:meth:`flowkit.store.flowstats.FlowStats.to_json`), None when unknown (no flow, or written
     before they were recorded).
     """
 

@@ -12,7 +12,7 @@ import hashlib
 from typing import Sequence
 
 from flowkit.errors import ConfigError
-from flowkit.inputs import VideoSource
+from flowkit.extract.inputs import VideoSource
 
 
 def partition_of(video_id: str, num_partitions: int) -> int:

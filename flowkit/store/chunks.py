@@ -7,7 +7,7 @@ and a chunk-cache copy. Reading the stored chunk bytes and inflating them with I
 any other layout or filter (lzf, vlen JPEG planes, several rows per chunk) take h5py's path.
 
 Stored chunks end with HDF5's fletcher32 checksum (schema 2): it is stripped, and compared when
-``check`` is asked; JPEG items are compared with their stored CRC32 (flowkit.checksums).
+``check`` is asked; JPEG items are compared with their stored CRC32 (flowkit.store.checksums).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 from isal import isal_zlib
 
-from flowkit.checksums import crc_dataset, item_crcs, strip_fletcher32
+from flowkit.store.checksums import crc_dataset, item_crcs, strip_fletcher32
 from flowkit.errors import ChecksumError, ShardError
 
 _ITEM_NAMES = {"rgb": "frame", "flow": "flow"}  # what one row of a video's dataset is called

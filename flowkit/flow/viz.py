@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from flowkit.errors import ConfigError, InputError
-from flowkit.metrics import valid_flow_mask
+from flowkit.flow.metrics import valid_flow_mask
 
 # Number of hues in each transition of the wheel: red-yellow, yellow-green, green-cyan,
 # cyan-blue, blue-magenta, magenta-red (chosen by Baker et al. to be perceptually even).

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from flowkit.errors import ConfigError, InputError
-from flowkit.metrics import valid_flow_mask
+from flowkit.flow.metrics import valid_flow_mask
 
 FLO_MAGIC = np.float32(202021.25)
 _HEADER_BYTES = 12
@@ -37,7 +37,7 @@ def read_flo(path: str | Path) -> np.ndarray:
 
     Returns:
         (H, W, 2) float32 flow, channel 0 u (right), channel 1 v (down). Unknown pixels keep the
-        file's marker values (|value| >= 1e9); see :func:`flowkit.metrics.valid_flow_mask`.
+        file's marker values (|value| >= 1e9); see :func:`flowkit.flow.metrics.valid_flow_mask`.
 
     Raises:
         InputError: the file cannot be read, has the wrong magic, or its size does not match
@@ -125,7 +125,7 @@ def write_flow(path: str | Path, flow: np.ndarray) -> None:
 def read_flow(path: str | Path) -> np.ndarray:
     """Read a .flo, KITTI .png or .npy flow file as (H, W, 2) float32; pixels unknown (a KITTI
     valid flag of 0, or a .flo's markers) hold values of at least 1e9, which
-    :func:`flowkit.metrics.valid_flow_mask` leaves out.
+    :func:`flowkit.flow.metrics.valid_flow_mask` leaves out.
 
     Raises:
         ConfigError: the extension is none of .flo, .png, .npy.
@@ -153,7 +153,7 @@ def write_kitti_png(path: str | Path, flow: np.ndarray, valid: np.ndarray | None
 
     Args:
         valid: (H, W) bool mask of known pixels [default: those with finite values below 1e9,
-            :func:`flowkit.metrics.valid_flow_mask`]; unknown pixels are written as 0, 0, 0.
+            :func:`flowkit.flow.metrics.valid_flow_mask`]; unknown pixels are written as 0, 0, 0.
 
     Raises:
         InputError: ``flow`` is not (H, W, 2), ``valid`` not (H, W), or the file cannot be

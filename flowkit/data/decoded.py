@@ -5,10 +5,10 @@ from the same decoder settings, flow from the same backend and parameters, and b
 the storage round trip the shards apply (RGB JPEG at the stored quality; flow quantised to uint8
 within the bound, or float16), so a reader sees the very arrays training saw.
 
-Memory stays bounded by what is read: [`VideoDecoder.decode`][flowkit.frames.VideoDecoder.decode]
+Memory stays bounded by what is read: [`VideoDecoder.decode`][flowkit.data.decoded.VideoDecoder.decode]
 keeps only the frames asked for and computes only the flows asked for (holding the frames those
 flows pair), decoding the file once;
-[`VideoDecoder.count_frames`][flowkit.frames.VideoDecoder.count_frames] is a first pass that tells
+[`VideoDecoder.count_frames`][flowkit.data.decoded.VideoDecoder.count_frames] is a first pass that tells
 how many frames there are to choose from.
 """
 
@@ -20,12 +20,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from flowkit.codec import decode_jpeg, dequantize_flow, encode_jpeg, quantize_flow
+from flowkit.store.codec import decode_jpeg, dequantize_flow, encode_jpeg, quantize_flow
 from flowkit.config import CONFIG_NAME, NO_FLOW, ExtractConfig, read_saved_config
 from flowkit.errors import ConfigError, DecodeError
 from flowkit.flow import FlowBackend, get_backend, list_backends, make_backend_config
-from flowkit.shards import StorageConfig
-from flowkit.video import DecodeConfig, iter_frames
+from flowkit.store.writer import StorageConfig
+from flowkit.video.decode import DecodeConfig, iter_frames
 
 
 def read_extract_config(path: Path | str, with_flow: bool = True) -> ExtractConfig:
@@ -108,8 +108,8 @@ class _HeldFlows(_Held):
 
 @dataclasses.dataclass
 class DecodedVideo:
-    """One video in memory, read like a stored `flowkit.reader.Video` at the positions
-    [`VideoDecoder.decode`][flowkit.frames.VideoDecoder.decode] kept (``frames``, ``flows``,
+    """One video in memory, read like a stored `flowkit.store.reader.Video` at the positions
+    [`VideoDecoder.decode`][flowkit.data.decoded.VideoDecoder.decode] kept (``frames``, ``flows``,
     ``flow_bound``, ``flow_step``).
 
     Attributes:
@@ -128,7 +128,7 @@ class DecodedVideo:
 
 class VideoDecoder:
     """Decodes videos as an extraction with ``config`` would store them (see
-    [`decode`][flowkit.frames.VideoDecoder.decode]).
+    [`decode`][flowkit.data.decoded.VideoDecoder.decode]).
 
     The flow backend is created on first use, on ``device`` when it runs there (tvl1-torch,
     raft; else on the CPU), and reused for every later video; a decoder that is never asked
@@ -157,7 +157,7 @@ class VideoDecoder:
         """Frames ``path`` decodes to with ``config.decode`` (by decoding it: headers lie).
 
         Raises:
-            DecodeError: the file cannot be decoded (see `flowkit.video.iter_frames`).
+            DecodeError: the file cannot be decoded (see `flowkit.video.decode.iter_frames`).
         """
         return sum(1 for _ in iter_frames(path, self.config.decode))
 

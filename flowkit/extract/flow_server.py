@@ -6,7 +6,7 @@ holding the one backend, reading ``("pair", video key, sequence number, first, s
 requests from every worker's connection and computing them in batches of up to ``batch_size``
 pairs drawn across videos and workers. A batch waits at most ``max_wait_s`` to fill after its
 first pair arrived, so a lone video still progresses. The flows go back on the connection of
-the worker that asked (:mod:`flowkit.flow_client` puts them in order).
+the worker that asked (:mod:`flowkit.extract.flow_client` puts them in order).
 
 Bounded: the server reads a request only while it holds fewer than ``2 * batch_size`` pairs
 (one batch computing, the next filling); a worker sending more blocks in its send, and each
@@ -40,7 +40,7 @@ import numpy as np
 
 from flowkit.errors import FlowkitError, FlowServerError
 from flowkit.flow import FlowBackend, get_backend
-from flowkit.lifecycle import die_with_parent, ignore_interrupts
+from flowkit.extract.lifecycle import die_with_parent, ignore_interrupts
 
 MAX_WAIT_S = 0.01    # how long a partial batch waits for more pairs once its first has arrived
 START_POLL_S = 0.1   # how often the parent checks that a starting server still lives
@@ -262,8 +262,8 @@ def _set_threads(threads: int) -> None:
 class ServerAddresses:
     """Where each device's flow server listens; picklable, handed to every worker.
 
-    Called with a device, it connects a :class:`flowkit.flow_client.RemoteFlow` to that
-    device's server: pass it as ``make_backend`` to :func:`flowkit.extract.extract_shard`.
+    Called with a device, it connects a :class:`flowkit.extract.flow_client.RemoteFlow` to that
+    device's server: pass it as ``make_backend`` to :func:`flowkit.extract.run.extract_shard`.
     """
 
     addresses: dict[str, str]
@@ -271,7 +271,7 @@ class ServerAddresses:
     in_flight: int  # pairs a worker may have sent and not yet had back
 
     def __call__(self, device: str) -> FlowBackend:
-        from flowkit.flow_client import RemoteFlow
+        from flowkit.extract.flow_client import RemoteFlow
 
         return RemoteFlow(self.addresses[device], self.authkey, device, self.in_flight)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from flowkit.config import CONFIG_NAME, read_saved_config
-from flowkit.flowstats import FlowStats, bin_labels, combined, json_edges
-from flowkit.manifest import FAILED, MANIFEST_NAME, OK, PENDING, Manifest, ManifestEntry
+from flowkit.store.flowstats import FlowStats, bin_labels, combined, json_edges
+from flowkit.store.manifest import FAILED, MANIFEST_NAME, OK, PENDING, Manifest, ManifestEntry
 
 MOST_CLIPPED = 5  # videos listed by `flowkit info` as the most clipped
 

@@ -53,9 +53,9 @@ from pathlib import Path
 import numpy as np
 
 from flowkit.errors import ConfigError, FlowkitError
-from flowkit.manifest import write_text_atomic
-from flowkit.sprites import Sprite, composite, sprite_texture
-from flowkit.synth import (CODECS, check_codec, check_fps, check_integers, check_size,
+from flowkit.store.manifest import write_text_atomic
+from flowkit.video.sprites import Sprite, composite, sprite_texture
+from flowkit.video.synth import (CODECS, check_codec, check_fps, check_integers, check_size,
                            moving_texture, write_video)
 
 SLOW, FAST = (1.0, 1.5), (3.0, 4.0)  # px/frame
@@ -237,7 +237,7 @@ def draw_video(config: MotionLabConfig, label: int, index: int) -> LabVideo:
 def render_frames(video: LabVideo, width: int, height: int) -> Iterator[np.ndarray]:
     """Yield the ``video.num_frames`` (H, W, 3) uint8 RGB frames of ``video``.
 
-    The background moves by an exact Fourier phase shift (``flowkit.synth.moving_texture``);
+    The background moves by an exact Fourier phase shift (``flowkit.video.synth.moving_texture``);
     the distractor, then the object, are composited over it with soft (anti-aliased) edges.
     """
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)

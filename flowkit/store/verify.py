@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Callable
 
 from flowkit.errors import ChecksumError, FlowkitError
-from flowkit.manifest import FAILED, OK, PENDING, ManifestEntry
-from flowkit.reader import ArrayView, ShardReader
+from flowkit.store.manifest import FAILED, OK, PENDING, ManifestEntry
+from flowkit.store.reader import ArrayView, ShardReader
 
 DAMAGED = "damaged"            # an ok video's stored data is wrong: re-extracting it repairs it
 INCONSISTENT = "inconsistent"  # the manifest's plan disagrees with the shards (pending, failed)

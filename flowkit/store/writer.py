@@ -17,10 +17,10 @@ from typing import Any, Mapping, Sequence
 import h5py
 import numpy as np
 
-from flowkit.checksums import CRC_SUFFIX, crc32
-from flowkit.codec import encode_jpeg, quantize_flow
+from flowkit.store.checksums import CRC_SUFFIX, crc32
+from flowkit.store.codec import encode_jpeg, quantize_flow
 from flowkit.errors import ConfigError, OutputError, ShardError
-from flowkit.flowstats import FlowStats
+from flowkit.store.flowstats import FlowStats
 from flowkit.writing import writing
 
 SCHEMA_VERSION = 2  # 2: checksums (fletcher32 chunks, <name>_crc32 of JPEG items)

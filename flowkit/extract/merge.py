@@ -25,11 +25,11 @@ from typing import Sequence
 
 from flowkit.config import CONFIG_NAME, saved_output_settings
 from flowkit.errors import ConfigError
-from flowkit.extract import (SHARD_PATTERN, output_files, remove_temporaries,
+from flowkit.extract.run import (SHARD_PATTERN, output_files, remove_temporaries,
                              setting_differences)
-from flowkit.lock import FolderLock
-from flowkit.manifest import MANIFEST_NAME, OK, PENDING, Manifest
-from flowkit.shards import TMP_SUFFIX, fsync_path
+from flowkit.extract.lock import FolderLock
+from flowkit.store.manifest import MANIFEST_NAME, OK, PENDING, Manifest
+from flowkit.store.writer import TMP_SUFFIX, fsync_path
 
 LINKED, COPIED, MOVED, PRESENT = "linked", "copied", "moved", "present"
 # Why os.link may fail where a copy works: another file system, or one without hard links.

@@ -1,6 +1,6 @@
 """The worker's side of a flow server: send frame pairs, get their flows back in order.
 
-A :class:`RemoteFlow` stands in a worker for the backend (see :mod:`flowkit.flow_server`).
+A :class:`RemoteFlow` stands in a worker for the backend (see :mod:`flowkit.extract.flow_server`).
 Each video opens a stream; the stream sends its pairs numbered 0, 1, 2 ... without waiting,
 and writes each flow as soon as it and all before it are back. A worker keeps at most
 ``in_flight`` pairs sent and not yet back (it waits for flows when it has that many), so its

@@ -27,18 +27,18 @@ import numpy as np
 from flowkit.config import CONFIG_NAME, NO_FLOW, ExtractConfig, saved_output_settings
 from flowkit.errors import ConfigError, DecodeError, ExtractionError, FlowkitError, OutputError
 from flowkit.flow import FlowBackend, check_backend, get_backend
-from flowkit.flowstats import FlowStats, flow_stats
-from flowkit.flow_stream import open_flow_stream
-from flowkit.inputs import VideoSource
-from flowkit.lifecycle import die_with_parent, ignore_interrupts
-from flowkit.lock import FolderLock
-from flowkit.manifest import FAILED, MANIFEST_NAME, OK, PENDING, Manifest, ManifestEntry
-from flowkit.prefetch import prefetch
-from flowkit.progress import ProgressBar
-from flowkit.shards import TMP_SUFFIX, ShardWriter, VideoWriter
-from flowkit.verify import DAMAGED, verify
+from flowkit.store.flowstats import FlowStats, flow_stats
+from flowkit.extract.flow_stream import open_flow_stream
+from flowkit.extract.inputs import VideoSource
+from flowkit.extract.lifecycle import die_with_parent, ignore_interrupts
+from flowkit.extract.lock import FolderLock
+from flowkit.store.manifest import FAILED, MANIFEST_NAME, OK, PENDING, Manifest, ManifestEntry
+from flowkit.extract.prefetch import prefetch
+from flowkit.extract.progress import ProgressBar
+from flowkit.store.writer import TMP_SUFFIX, ShardWriter, VideoWriter
+from flowkit.store.verify import DAMAGED, verify
 from flowkit.versions import library_versions
-from flowkit.video import iter_frames, probe
+from flowkit.video.decode import iter_frames, probe
 from flowkit.writing import writing
 
 SHARD_PATTERN = "shard-{:05d}.h5"
@@ -89,13 +89,13 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
         videos_per_shard: videos per shard file for newly planned videos (default: automatic).
         overwrite: delete this folder's earlier flowkit output first.
         retry_failed: plan videos that failed before again (into new shards).
-        repair: run :func:`flowkit.verify.verify` first and plan the videos it finds damaged
+        repair: run :func:`flowkit.store.verify.verify` first and plan the videos it finds damaged
             again (into new shards; their old groups stay, superseded by the manifest).
         progress: show a progress bar.
         dask: run the shards on the dask.distributed scheduler at this address instead of local
-            worker processes (``workers`` then has no effect); see :mod:`flowkit.cluster`.
+            worker processes (``workers`` then has no effect); see :mod:`flowkit.extract.cluster`.
         flow_server: compute flow in one process per device, fed pairs across videos by the
-            workers (:mod:`flowkit.flow_server`); default: on when flow runs on GPUs. The
+            workers (:mod:`flowkit.extract.flow_server`); default: on when flow runs on GPUs. The
             arrays written do not depend on it.
 
     Raises:
@@ -138,7 +138,7 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
         frames = 0
         run_shards = _run_shards
         if dask is not None:
-            from flowkit.cluster import run_shards_on_dask
+            from flowkit.extract.cluster import run_shards_on_dask
             run_shards = functools.partial(run_shards_on_dask, dask)
         servers = _flow_servers(config, devices, threads) if served and work else \
             contextlib.nullcontext()
@@ -225,7 +225,7 @@ def _flow_servers(config: ExtractConfig, devices: list[str], threads: int
                   ) -> contextlib.AbstractContextManager[Callable[[str], FlowBackend]]:
     """One flow server per device, each holding the run's backend (with a worker's share of
     CPU threads: the workers run beside it)."""
-    from flowkit.flow_server import backend_factory, flow_servers
+    from flowkit.extract.flow_server import backend_factory, flow_servers
 
     return flow_servers(backend_factory(config.flow, config.flow_params), devices,
                         config.batch_size, threads=threads)
@@ -490,7 +490,7 @@ def extract_video(path: Path, label: int | None, config: ExtractConfig,
     while flow runs) are held in memory at once (with a flow server: its in-flight bound).
     Returns the decode error that ended the video early when ``config.on_decode_error`` is
     "keep" (the frames before it, and the flows between them, are stored), else None. The float
-    flow's clipping and length statistics (``flowkit.flowstats``, against the storage bound) go
+    flow's clipping and length statistics (``flowkit.store.flowstats``, against the storage bound) go
     to ``video.flow_stats``.
 
     Raises:

@@ -1,6 +1,6 @@
 """Textured ellipses that move, turn, oscillate and scale, drawn over frames with soft edges.
 
-The motion laboratory (flowkit.motion_lab) draws its object and distractor with these. Positions
+The motion laboratory (flowkit.video.motion_lab) draws its object and distractor with these. Positions
 wrap around the frame (a torus): a sprite leaving on the right re-enters on the left.
 """
 
@@ -12,7 +12,7 @@ import math
 import cv2
 import numpy as np
 
-from flowkit.synth import texture_spectrum
+from flowkit.video.synth import texture_spectrum
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Sprite:
     (wrapped into the frame; no oscillation when period is 0), its orientation
     ``angle + angular_speed t`` and its size ``radii * exp(scale_rate t)`` (semi-axes along its
     own x and y). Its texture is ``colour + contrast * field``, field the unit-RMS periodic
-    texture of ``flowkit.synth`` drawn from ``texture_seed``.
+    texture of ``flowkit.video.synth`` drawn from ``texture_seed``.
     """
 
     radii: tuple[float, float]

@@ -1,0 +1,1 @@
+"""The output folder: shards and the manifest."""

@@ -1,0 +1,1 @@
+"""Decoding videos and making synthetic ones."""
