@@ -20,17 +20,17 @@ from unittest import mock
 
 import h5py
 import numpy as np
-from isal import isal_zlib
-
 from common import machine, median
 from compression import DATA
-from flowkit.store import writer as shards
-from flowkit.store.chunks import RowReader
-from flowkit.store.codec import encode_jpeg
+from isal import isal_zlib
+
+from flowkit.store import writer
 from flowkit.config import ExtractConfig
+from flowkit.extract.inputs import collect_videos
 from flowkit.extract.run import extract
 from flowkit.flow import get_backend
-from flowkit.extract.inputs import collect_videos
+from flowkit.store.chunks import RowReader
+from flowkit.store.codec import encode_jpeg
 from flowkit.store.reader import open_shards
 from flowkit.store.writer import ShardWriter, StorageConfig
 from flowkit.video.decode import DecodeConfig, iter_frames
@@ -43,11 +43,11 @@ def frames_of(count: int) -> np.ndarray:
 
 def without_checksums():
     """Writers as schema 1 wrote: no fletcher32 filter, no <name>_crc32 datasets."""
-    filters = shards._filter_kwargs
+    filters = writer._filter_kwargs
     return mock.patch.multiple(
-        shards, _filter_kwargs=lambda storage: {k: v for k, v in filters(storage).items()
+        writer, _filter_kwargs=lambda storage: {k: v for k, v in filters(storage).items()
                                                 if k != "fletcher32"}), \
-        mock.patch.object(shards._GrowingDataset, "_create_crcs", lambda self, shape: None)
+        mock.patch.object(writer._GrowingDataset, "_create_crcs", lambda self, shape: None)
 
 
 def write(path: Path, frames: np.ndarray, flows: np.ndarray, storage: StorageConfig) -> float:

@@ -21,9 +21,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from flowkit.flow import get_backend
 from flowkit.store.chunks import RowReader
 from flowkit.store.codec import quantize_flow
-from flowkit.flow import get_backend
 from flowkit.video.decode import DecodeConfig, iter_frames
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"

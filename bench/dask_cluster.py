@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 
 from common import machine, median, require_all_ok, timed
+
 from flowkit.config import ExtractConfig
-from flowkit.extract.run import extract
 from flowkit.extract.inputs import collect_videos
+from flowkit.extract.run import extract
 from flowkit.store.reader import open_shards
 from flowkit.video.synth import SynthConfig, make_synthetic_videos
 

@@ -18,9 +18,10 @@ import tempfile
 from pathlib import Path
 
 from common import SHARED_VIDEOS, machine, require_all_ok
+
 from flowkit.config import ExtractConfig
-from flowkit.extract.run import extract
 from flowkit.extract.inputs import collect_videos
+from flowkit.extract.run import extract
 from flowkit.store.reader import open_shards
 from flowkit.store.writer import StorageConfig
 from flowkit.video.synth import SynthConfig, make_synthetic_videos

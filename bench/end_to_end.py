@@ -28,15 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from common import machine, require_all_ok
+
 from flowkit.config import ExtractConfig
-from flowkit.extract.run import extract
-from flowkit.flow import FlowBackend, get_backend, make_backend_config
 from flowkit.extract.flow_server import flow_servers
 from flowkit.extract.inputs import collect_videos
-from flowkit.video.synth import SynthConfig, make_synthetic_videos
+from flowkit.extract.run import extract
+from flowkit.flow import FlowBackend, get_backend, make_backend_config
 from flowkit.video.decode import DecodeConfig, iter_frames
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
 
 NATIVE = DecodeConfig(short_side=None)
 

@@ -19,18 +19,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import machine, median, require_all_ok
 from compression import DATA
+
 from flowkit.config import ExtractConfig
+from flowkit.extract.inputs import collect_videos
 from flowkit.extract.run import extract
 from flowkit.flow import get_backend
 from flowkit.store.flowstats import flow_stats
-from flowkit.extract.inputs import collect_videos
 from flowkit.store.reader import open_shards
 from flowkit.store.summary import summarize
-from flowkit.video.synth import SynthConfig, make_synthetic_videos
 from flowkit.video.decode import DecodeConfig, iter_frames
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
 
 
 def per_flow(pairs: int) -> None:

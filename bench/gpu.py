@@ -33,9 +33,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from flowkit.flow.metrics import endpoint_error
 from flowkit.flow.raft.network import RAFT
 from flowkit.flow.tvl1_torch import TVL1TorchConfig, TVL1TorchFlow
-from flowkit.flow.metrics import endpoint_error
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -136,8 +136,8 @@ def prepare(path: Path, pairs: int, size: tuple[int, int] | None = None,
     ``size`` (width, height) if given), with the frames and RubberWhale, into ``path``."""
     import cv2
 
-    from flowkit.flow.tvl1 import TVL1Config, TVL1Flow
     from flowkit.flow.files import read_flo, read_rgb_image
+    from flowkit.flow.tvl1 import TVL1Config, TVL1Flow
     from flowkit.video.decode import DecodeConfig, iter_frames
 
     frames = []

@@ -36,18 +36,18 @@ import cv2
 import h5py
 import numpy as np
 import torch
+from common import machine, require_all_ok, timed
 from torch.utils.data import DataLoader, Dataset
 
-from common import machine, require_all_ok, timed
-from flowkit.store.codec import dequantize_flow
 from flowkit.config import ExtractConfig
 from flowkit.data.dataset import ShardDataset, _flow_tensor, _rgb_tensor
 from flowkit.data.items import flow_scale
 from flowkit.data.sampling import FrameIndices, SegmentSampler, VideoExtent
 from flowkit.data.transforms import Normalize, tsn_train_transform
-from flowkit.extract.run import extract
 from flowkit.extract.inputs import collect_videos
+from flowkit.extract.run import extract
 from flowkit.interop import export_rawframes
+from flowkit.store.codec import dequantize_flow
 from flowkit.store.reader import open_shards
 from flowkit.store.writer import StorageConfig
 from flowkit.video.synth import SynthConfig, make_synthetic_videos

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from common import machine
+
 from flowkit.video.synth import write_video
 
 CHILD = """

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from common import machine, median, require_all_ok, timed
+
 from flowkit.config import ExtractConfig
-from flowkit.extract.run import extract
 from flowkit.extract.inputs import VideoSource
-from flowkit.video.synth import SynthConfig, make_synthetic_videos
+from flowkit.extract.run import extract
 from flowkit.video.decode import DecodeConfig, iter_frames
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
 
 
 def bare_tvl1(frames: list[np.ndarray]) -> None:

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from common import machine
+
+from flowkit.flow.files import read_rgb_image
 from flowkit.flow.raft.backend import RAFTFlow
 from flowkit.flow.raft.config import RAFTConfig
-from flowkit.flow.files import read_rgb_image
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

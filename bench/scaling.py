@@ -15,9 +15,10 @@ import tempfile
 from pathlib import Path
 
 from common import machine, median, require_all_ok, timed
+
 from flowkit.config import ExtractConfig
-from flowkit.extract.run import extract
 from flowkit.extract.inputs import collect_videos
+from flowkit.extract.run import extract
 from flowkit.video.synth import SynthConfig, make_synthetic_videos
 
 

@@ -28,11 +28,11 @@ import tempfile
 from pathlib import Path
 
 import torch
-
 from common import machine, require_all_ok
+
 from flowkit.config import ExtractConfig
-from flowkit.extract.run import extract
 from flowkit.extract.inputs import collect_videos
+from flowkit.extract.run import extract
 from flowkit.video.synth import SynthConfig, make_synthetic_videos
 from stddcn.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from stddcn.runlog import read_log

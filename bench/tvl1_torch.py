@@ -26,9 +26,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from common import SHARED_VIDEOS, machine
 from joblib import Parallel, delayed
 
-from common import SHARED_VIDEOS, machine
+from flowkit.flow.files import read_flo, read_rgb_image
+from flowkit.flow.metrics import endpoint_error
 from flowkit.flow.tvl1 import TVL1Config, TVL1Flow
 from flowkit.flow.tvl1_torch import (
     _CHECK_EVERY,
@@ -38,8 +40,6 @@ from flowkit.flow.tvl1_torch import (
     build_pyramid,
     rgb_to_gray,
 )
-from flowkit.flow.files import read_flo, read_rgb_image
-from flowkit.flow.metrics import endpoint_error
 from flowkit.video.decode import DecodeConfig, iter_frames
 
 MIDDLEBURY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "middlebury"

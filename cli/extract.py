@@ -10,10 +10,10 @@ from flowkit.cli.grouped import GroupedCommand
 from flowkit.cli.options import (BACKENDS_NOTE, flow_config_from_options, flow_parameter_options,
                                  parse_devices, parse_size, precision_option)
 from flowkit.config import DECODE_ERROR_CHOICES, ExtractConfig
-from flowkit.extract.run import extract
-from flowkit.flow import list_backends
 from flowkit.extract.inputs import VIDEO_EXTENSIONS, collect_videos
 from flowkit.extract.partitions import check_partition, select_partition
+from flowkit.extract.run import extract
+from flowkit.flow import list_backends
 from flowkit.store.writer import COMPRESSIONS, FLOW_DTYPES, RGB_FORMATS, StorageConfig
 from flowkit.video.decode import DecodeConfig
 

@@ -10,9 +10,9 @@ import numpy as np
 from flowkit.cli.grouped import GroupedCommand
 from flowkit.cli.options import (BACKENDS_NOTE, flow_config_from_options, flow_parameter_options,
                                  png_path, precision_option)
+from flowkit.errors import ConfigError, InputError
 from flowkit.flow import get_backend, list_backends
 from flowkit.flow.files import flow_format, read_rgb_image, write_flow
-from flowkit.errors import ConfigError, InputError
 from flowkit.flow.viz import flow_to_color, save_png
 
 _IMAGE = click.Path(exists=True, dir_okay=False, path_type=Path)

@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 
 from flowkit.cli.options import png_path
+from flowkit.flow.viz import save_png
 from flowkit.preview import (DEFAULT_MAX_HEIGHT, compose, legend_panel, sample_panel,
                              shown_magnitude, video_panel)
 from flowkit.store.reader import open_shards
 from flowkit.store.summary import summarize
 from flowkit.store.verify import verify
-from flowkit.flow.viz import save_png
 
 _FOLDER = click.Path(exists=True, file_okay=False, path_type=Path)
 

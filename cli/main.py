@@ -125,12 +125,12 @@ def main() -> None:
 
 def _register() -> None:
     from flowkit.cli.backends import backends_command
+    from flowkit.cli.evaluate import eval_command
     from flowkit.cli.extract import extract_command
     from flowkit.cli.flow import flow_command
     from flowkit.cli.inspect import info_command, verify_command, view_command
     from flowkit.cli.interop import export_command, import_command
     from flowkit.cli.merge import merge_command
-    from flowkit.cli.evaluate import eval_command
     from flowkit.cli.predict import predict_command
     from flowkit.cli.synth import synth_command
     from flowkit.cli.train import train_command

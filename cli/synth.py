@@ -1,8 +1,9 @@
 """``flowkit synth``: short videos with known motion and labels, for demos, tests and experiments.
 
 Two tasks: ``translate`` (the default) writes textures sliding in four directions
-(flowkit.video.synth); ``motion`` writes the motion laboratory (flowkit.video.motion_lab), whose classes
-only optical flow can tell apart. Options of one task given with the other are usage errors.
+(flowkit.video.synth); ``motion`` writes the motion laboratory (flowkit.video.motion_lab),
+whose classes only optical flow can tell apart. Options of one task given with the other are
+usage errors.
 """
 
 from __future__ import annotations

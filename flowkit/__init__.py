@@ -1,4 +1,10 @@
-"""flowkit: optical flow extraction into HDF5 shards for video action recognition."""
+"""flowkit: optical flow extraction into HDF5 shards for video action recognition.
+
+The package by capability (docs/architecture.md): ``flowkit.video`` (decoding, synthetic
+videos) and ``flowkit.flow`` (flow backends) at the bottom, ``flowkit.store`` (shards,
+manifest) above them, ``flowkit.extract`` (the run) and ``flowkit.data`` (torch Datasets) above
+the store, ``flowkit.interop`` and ``flowkit.preview`` on top. Here: the shard reader.
+"""
 
 __version__ = "0.1.0"
 

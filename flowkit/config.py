@@ -9,11 +9,11 @@ from typing import Any
 
 from flowkit.errors import ConfigError
 from flowkit.flow import make_backend_config
-from flowkit.store.manifest import write_text_atomic
+from flowkit.store.folder import read_saved_config
 from flowkit.store.writer import StorageConfig
 from flowkit.video.decode import DecodeConfig
+from flowkit.writing import write_text_atomic
 
-CONFIG_NAME = "extract_config.json"
 NO_FLOW = "none"
 DECODE_ERROR_CHOICES = ("fail", "keep")  # what ExtractConfig.on_decode_error may be
 RUN_SETTINGS = ("device", "devices", "batch_size")  # where and how fast, not what is stored
@@ -77,20 +77,22 @@ class ExtractConfig:
         write_text_atomic(Path(path), json.dumps(self.to_dict(), indent=1) + "\n")
 
 
-def read_saved_config(path: Path) -> dict[str, Any]:
-    """A saved extract_config.json as plain data, whichever tool wrote it (extract or import)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: unreadable extraction config ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: unreadable extraction config (not a JSON object)")
-    return data
-
-
 def saved_output_settings(path: Path) -> dict[str, Any]:
     """The output settings recorded in a saved extract_config.json."""
     return _output_part(read_saved_config(path))
+
+
+def setting_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:
+    """The settings that differ, as "key: old -> new" (nested keys dotted), comma-separated."""
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = setting_differences(a, b, f"{prefix}{key}.")
+            changes.extend([inner] if inner else [])
+        elif a != b:
+            changes.append(f"{prefix}{key}: {a} -> {b}")
+    return ", ".join(changes)
 
 
 def _output_part(settings: dict[str, Any]) -> dict[str, Any]:

@@ -15,9 +15,9 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from flowkit.flow.viz import GAP_VALUE, color_legend, max_flow_magnitude, preview_grid, text_block
 from flowkit.store.flowstats import saturated_components
 from flowkit.store.reader import Video
-from flowkit.flow.viz import GAP_VALUE, color_legend, max_flow_magnitude, preview_grid, text_block
 
 DEFAULT_MAX_HEIGHT = 2000  # pixels: what a browser shows whole on most screens
 MIN_TILE = 128  # pixels: smaller frames (a 64x64 laboratory video) are enlarged, pixel by pixel

@@ -1,8 +1,10 @@
-"""Errors writing the output folder: turned into one OutputError line saying what to do.
+"""Writing output files: whole or never half, and OS errors as one OutputError saying what to do.
 
-Disk full, a read-only file system, a missing permission or an I/O error on the output are not
-a video's fault: the run must stop (exit code 3) and say so, instead of failing every video
-after it. HDF5 reports these as OSError, sometimes with the errno only inside its message.
+Small files (manifest, settings, label lists) are replaced atomically, so that a reader or a
+killed run never sees half of one. Disk full, a read-only file system, a missing permission or
+an I/O error on the output are not a video's fault: the run must stop (exit code 3) and say so,
+instead of failing every video after it. HDF5 reports these as OSError, sometimes with the errno
+only inside its message.
 """
 
 from __future__ import annotations
@@ -61,3 +63,17 @@ def writing(path: Path | str) -> Iterator[None]:
         raise
     except OSError as exc:
         raise output_error(path, exc) from None
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that readers see the old or the new file, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a half temporary would keep a full disk full
+        raise

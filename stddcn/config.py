@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Collection
 
 from stddcn.errors import SettingsError
 
@@ -194,15 +195,18 @@ class TrainConfig:
         return self.model.name in CLIP_MODELS
 
 
-def check(config: TrainConfig) -> None:
-    """Raise SettingsError naming the first setting that cannot work."""
-    from stddcn.models import list_models  # the model registry imports torch
+def check(config: TrainConfig, models: Collection[str]) -> None:
+    """Raise SettingsError naming the first setting that cannot work.
+
+    ``models``: the model names there are, ``stddcn.models.list_models()`` (the caller's to
+    give: the models import this module, and their registry imports torch).
+    """
     def need(condition: bool, message: str) -> None:
         if not condition:
             raise SettingsError(message)
 
-    need(config.model.name in list_models(),
-         f"model must be one of {', '.join(list_models())}, got {config.model.name!r}")
+    need(config.model.name in models,
+         f"model must be one of {', '.join(models)}, got {config.model.name!r}")
     need(bool(config.data.root), "give the shards folder (DATA)")
     need(bool(config.out), "give the run folder (--out)")
     need(config.epochs >= 1, f"epochs must be >= 1, got {config.epochs}")

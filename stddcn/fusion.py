@@ -18,16 +18,15 @@ from stddcn.config import FUSIONS, TrainConfig, resolve
 from stddcn.config_files import save_yaml, to_dict
 from stddcn.errors import SettingsError
 from stddcn.evaluate import predict
+from stddcn.loop import TrainResult, train_model
 from stddcn.models import TwoStream, create_model
 from stddcn.runlog import RunLog
 
 HEADS = ("rgb", "flow")
 
 
-def train_two_stream(config: TrainConfig, resume: bool = False):  # -> TrainResult
+def train_two_stream(config: TrainConfig, resume: bool = False) -> TrainResult:
     """Train (or take) both streams, then fuse them into ``config.out``; see the module."""
-    from stddcn.train import TrainResult, train
-
     run = Path(config.out)
     streams = FUSIONS[config.model.name]
     if (run / checkpoint.LAST).exists() and not resume:
@@ -39,7 +38,7 @@ def train_two_stream(config: TrainConfig, resume: bool = False):  # -> TrainResu
         for name in streams:
             stream = dataclasses.replace(config, out=str(run / name), streams=(),
                                          model=dataclasses.replace(config.model, name=name))
-            train(stream, resume=resume)
+            train_model(stream, resume=resume)
         paths = [checkpoint.find(run / name) for name in streams]
     states = [checkpoint.load(path) for path in paths]
     configs = [checkpoint.config_of(state) for state in states]

@@ -43,8 +43,8 @@ def train_shards(tmp_path_factory) -> dict[str, Path]:
     """Shards to train on: 8 lossless 64x48 videos of 10 frames (2 per direction) with
     Farneback flow, the same videos without flow ("rgb_only"), and "split", a CSV of all 8."""
     from flowkit.config import ExtractConfig
-    from flowkit.extract.run import extract
     from flowkit.extract.inputs import collect_videos
+    from flowkit.extract.run import extract
     from flowkit.video.decode import DecodeConfig
 
     root = tmp_path_factory.mktemp("train_data")

@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from flowkit.store.checksums import fletcher32
 from flowkit.cli.main import main
 from flowkit.config import ExtractConfig
 from flowkit.errors import ChecksumError, ShardError
-from flowkit.extract.run import extract
 from flowkit.extract.inputs import collect_videos
+from flowkit.extract.run import extract
 from flowkit.interop import export_rawframes, import_rawframes
+from flowkit.store.checksums import fletcher32
 from flowkit.store.manifest import MANIFEST_NAME, Manifest
 from flowkit.store.reader import open_shards
-from flowkit.store.writer import StorageConfig, group_name
 from flowkit.store.verify import DAMAGED, UNCHECKED, verify
+from flowkit.store.writer import StorageConfig, group_name
 from flowkit.video.decode import DecodeConfig
 
 VIDEO = "left/left_1.mkv"  # the video whose bytes get damaged

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from flowkit.store import chunks
-from flowkit.store.chunks import RowReader
 from flowkit.errors import ChecksumError, ShardError
+from flowkit.store.chunks import RowReader
 
 POSITIONS = np.array([7, 1, 2, 3, 9, 8, 1, 7])
 

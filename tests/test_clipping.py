@@ -14,19 +14,19 @@ from click.testing import CliRunner
 
 from flowkit.cli.main import main
 from flowkit.config import ExtractConfig
+from flowkit.extract.inputs import collect_videos
 from flowkit.extract.run import extract
 from flowkit.flow import get_backend
-from flowkit.store.flowstats import (ATTR_PREFIX, MAGNITUDE_EDGES, FlowStats, bin_labels, flow_stats,
-                               quantized_flow_stats)
-from flowkit.extract.inputs import collect_videos
 from flowkit.interop.export import export_rawframes
 from flowkit.interop.pack import import_rawframes
-from flowkit.store.manifest import Manifest
 from flowkit.preview import legend_panel
+from flowkit.store.flowstats import (ATTR_PREFIX, MAGNITUDE_EDGES, FlowStats, bin_labels,
+                                     flow_stats, quantized_flow_stats)
+from flowkit.store.manifest import Manifest
 from flowkit.store.reader import open_shards
 from flowkit.store.writer import StorageConfig, group_name
-from flowkit.video.synth import moving_texture, write_video
 from flowkit.video.decode import DecodeConfig, iter_frames
+from flowkit.video.synth import moving_texture, write_video
 
 DX = 3.0  # px per frame: beyond a bound of 2, well within 20
 VIDEO = "right/fast.mkv"

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from flowkit.store.codec import decode_jpeg, dequantize_flow, encode_jpeg, quantize_flow
 from flowkit.errors import ConfigError, ShardError
+from flowkit.store.codec import decode_jpeg, dequantize_flow, encode_jpeg, quantize_flow
 
 
 def test_quantize_follows_the_documented_formula():

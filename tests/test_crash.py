@@ -83,8 +83,8 @@ def test_a_killed_worker_stops_the_run_cleanly_and_a_rerun_completes(tiny_videos
 
     from flowkit.config import ExtractConfig
     from flowkit.errors import ExtractionError
-    from flowkit.extract.run import extract
     from flowkit.extract.inputs import collect_videos
+    from flowkit.extract.run import extract
     from flowkit.video.decode import DecodeConfig
 
     sources = collect_videos([tiny_videos])

@@ -17,14 +17,14 @@ import h5py
 import numpy as np
 import pytest
 
-from flowkit.extract.cluster import check_workers_see
 from flowkit.config import ExtractConfig
 from flowkit.errors import ConfigError
-from flowkit.extract.run import extract
+from flowkit.extract.cluster import check_workers_see
 from flowkit.extract.inputs import collect_videos
+from flowkit.extract.run import extract
 from flowkit.store.writer import ShardWriter, StorageConfig
-from flowkit.video.synth import SynthConfig, make_synthetic_videos
 from flowkit.video.decode import DecodeConfig
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
 from test_crash import _kill_when, _ok_count
 from test_extract import assert_same_output
 

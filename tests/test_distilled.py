@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 
 from flowkit.cli.main import main
-from stddcn import checkpoint, train as train_module
+from stddcn import checkpoint, loop
 from stddcn.config import DataConfig, DistillConfig, ModelConfig, OptimConfig, TrainConfig
 from stddcn.data import Protocol
 from stddcn.evaluate import evaluate_run
@@ -95,13 +95,13 @@ def test_d3d_teacher_stays_frozen_and_tests_need_no_flow(train_shards, flow3d_ru
     """D3D trains against its flow3d teacher without changing it (eval mode, no gradients,
     weights as saved), saves the student alone, and is tested on shards without flow."""
     teachers = []
-    real_teacher = train_module._teacher
+    real_teacher = loop._teacher
 
     def keep(*args, **kwargs):
         teachers.append(real_teacher(*args, **kwargs))
         return teachers[-1]
 
-    monkeypatch.setattr(train_module, "_teacher", keep)
+    monkeypatch.setattr(loop, "_teacher", keep)
     run = tmp_path / "d3d"
     train(_config(train_shards, run, "d3d", teacher=str(flow3d_run),
                   distill=DistillConfig(weight=2.0)))

@@ -9,13 +9,13 @@ import h5py
 import numpy as np
 import pytest
 
-from flowkit.store.codec import quantize_flow
 from flowkit.config import ExtractConfig
 from flowkit.errors import ConfigError, LockError
-from flowkit.extract.run import extract
-from flowkit.flow import get_backend, make_backend_config
 from flowkit.extract.inputs import collect_videos
 from flowkit.extract.lock import FolderLock
+from flowkit.extract.run import extract
+from flowkit.flow import get_backend, make_backend_config
+from flowkit.store.codec import quantize_flow
 from flowkit.store.manifest import Manifest
 from flowkit.store.reader import open_shards
 from flowkit.store.writer import StorageConfig

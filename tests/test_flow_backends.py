@@ -10,10 +10,10 @@ import pytest
 from flowkit.errors import BackendError, ConfigError
 from flowkit.flow import FlowBackend, get_backend, list_backends
 from flowkit.flow.farneback import FarnebackConfig
-from flowkit.flow.raft.config import RAFTConfig
-from flowkit.flow.tvl1 import TVL1Config
 from flowkit.flow.files import read_flo, read_rgb_image
 from flowkit.flow.metrics import endpoint_error
+from flowkit.flow.raft.config import RAFTConfig
+from flowkit.flow.tvl1 import TVL1Config
 from helpers import shared_data_dir, translated_texture_pair
 
 BACKENDS = list_backends()

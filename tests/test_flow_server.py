@@ -17,18 +17,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import flowkit.extract.run as pipeline
 import flowkit.extract.flow_server as flow_server
+import flowkit.extract.shard as shard_work
 from flowkit.config import ExtractConfig
 from flowkit.errors import ExtractionError, FlowServerError, OutputError
+from flowkit.extract.flow_server import flow_servers
+from flowkit.extract.inputs import collect_videos
 from flowkit.extract.run import extract
 from flowkit.flow import make_backend_config
 from flowkit.flow.base import FlowBackend
-from flowkit.extract.flow_server import flow_servers
-from flowkit.extract.inputs import collect_videos
 from flowkit.store.manifest import FAILED, MANIFEST_NAME, OK, Manifest
-from flowkit.video.synth import SynthConfig, make_synthetic_videos
 from flowkit.video.decode import DecodeConfig, iter_frames
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
 from helpers import shared_data_dir
 from test_crash import _worker_pids
 from test_extract import assert_same_output
@@ -75,7 +75,7 @@ def _fake_config(batch_size: int) -> ExtractConfig:
 def fake(monkeypatch):
     """Use the fake in the per-video path (in this process) and in the flow server."""
     def use(delay_s: float, refuse: str = "") -> None:
-        monkeypatch.setattr(pipeline, "get_backend",
+        monkeypatch.setattr(shard_work, "get_backend",
                             lambda *args, device="cpu", **kw: make_fake(delay_s, refuse, device))
         monkeypatch.setattr(flow_server, "backend_factory",
                             lambda *args: functools.partial(make_fake, delay_s, refuse))
@@ -296,11 +296,11 @@ def test_a_video_failing_mid_batch_fails_alone(clips, tmp_path, fake):
 def test_an_output_error_stops_the_run_and_the_server(clips, tmp_path, fake, monkeypatch):
     """An error writing the shard is the run's, not a video's: OutputError, no .tmp left, the
     server stopped, and a rerun completes."""
-    from flowkit.store import writer as shards
+    from flowkit.store import writer
 
     fake(0.0)
     config = _fake_config(batch_size=4)
-    real_append, calls = shards._GrowingDataset._append, []
+    real_append, calls = writer._GrowingDataset._append, []
 
     def failing_append(self, item):
         calls.append(1)
@@ -308,11 +308,11 @@ def test_an_output_error_stops_the_run_and_the_server(clips, tmp_path, fake, mon
             raise OSError(28, os.strerror(28))
         real_append(self, item)
 
-    monkeypatch.setattr(shards._GrowingDataset, "_append", failing_append)
+    monkeypatch.setattr(writer._GrowingDataset, "_append", failing_append)
     with pytest.raises(OutputError, match="no space left"):
         _extract(clips, tmp_path / "out", config, served=True, workers=1)
     assert not list((tmp_path / "out").glob("*.tmp")) and _server_pids() == []
-    monkeypatch.setattr(shards._GrowingDataset, "_append", real_append)
+    monkeypatch.setattr(writer._GrowingDataset, "_append", real_append)
     assert _extract(clips, tmp_path / "out", config, served=True).ok == 4
 
 

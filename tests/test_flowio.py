@@ -11,7 +11,7 @@ import pytest
 
 from flowkit.errors import ConfigError, InputError
 from flowkit.flow.files import (read_flo, read_flow, read_kitti_png, read_rgb_image, write_flo,
-                            write_flow, write_kitti_png)
+                                write_flow, write_kitti_png)
 from flowkit.flow.metrics import endpoint_error, valid_flow_mask
 from helpers import shared_data_dir
 

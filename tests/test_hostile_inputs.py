@@ -17,12 +17,12 @@ import pytest
 from flowkit.config import ExtractConfig
 from flowkit.data import ShardDataset
 from flowkit.errors import InputError
-from flowkit.extract.run import extract
 from flowkit.extract.inputs import collect_videos
+from flowkit.extract.run import extract
 from flowkit.store.manifest import FAILED, OK
 from flowkit.store.reader import open_shards
-from flowkit.store.writer import StorageConfig
 from flowkit.store.verify import verify
+from flowkit.store.writer import StorageConfig
 from flowkit.video.decode import DecodeConfig, iter_frames
 
 

@@ -12,17 +12,17 @@ import pytest
 from click.testing import CliRunner
 
 from flowkit.cli.main import EXIT_SOME_FAILED, EXIT_USAGE, main
-from flowkit.store.codec import decode_jpeg, encode_jpeg, quantize_flow
 from flowkit.config import ExtractConfig
 from flowkit.errors import ConfigError, InputError
-from flowkit.extract.run import extract
 from flowkit.extract.inputs import collect_videos
+from flowkit.extract.run import extract
 from flowkit.interop import export_rawframes, import_rawframes
 from flowkit.interop.layouts import EXPORT_INFO_NAME
+from flowkit.store.codec import decode_jpeg, encode_jpeg, quantize_flow
 from flowkit.store.manifest import Manifest
 from flowkit.store.reader import open_shards
-from flowkit.store.writer import StorageConfig
 from flowkit.store.verify import verify
+from flowkit.store.writer import StorageConfig
 from flowkit.video.decode import DecodeConfig
 
 # tiny_videos in manifest order; labels 0..3 in this order.

@@ -18,13 +18,13 @@ from click.testing import CliRunner
 from flowkit.cli.main import EXIT_ERROR, EXIT_USAGE, main
 from flowkit.config import ExtractConfig
 from flowkit.errors import LockError, OutputError
-from flowkit.extract.run import extract
 from flowkit.extract.inputs import collect_videos
 from flowkit.extract.lock import LOCK_NAME, FolderLock
+from flowkit.extract.run import extract
 from flowkit.store.manifest import FAILED, MANIFEST_NAME, OK, PENDING, Manifest
 from flowkit.store.writer import StorageConfig
-from flowkit.video.synth import SynthConfig, make_synthetic_videos
 from flowkit.video.decode import DecodeConfig
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
 from flowkit.writing import output_error
 from test_extract import assert_same_output
 
@@ -178,12 +178,12 @@ def test_an_output_error_in_the_writer_stops_the_run_and_a_rerun_completes(
     """The 3rd frame of the 2nd shard fails to write: OutputError naming the shard and what to
     do; the first shard is kept, nothing is recorded as failed, no .tmp is left; a rerun once
     the cause is gone equals an uninterrupted run."""
-    from flowkit.store import writer as shards
+    from flowkit.store import writer
 
     sources = collect_videos([tiny_videos])
     extract(sources, tmp_path / "reference", _config(), workers=1, videos_per_shard=2,
             progress=False)
-    real_append, calls = shards._GrowingDataset._append, []
+    real_append, calls = writer._GrowingDataset._append, []
 
     def failing_append(self, item):
         calls.append(self._group.file.filename)
@@ -191,7 +191,7 @@ def test_an_output_error_in_the_writer_stops_the_run_and_a_rerun_completes(
             raise OSError(code, os.strerror(code))
         real_append(self, item)
 
-    monkeypatch.setattr(shards._GrowingDataset, "_append", failing_append)
+    monkeypatch.setattr(writer._GrowingDataset, "_append", failing_append)
     out = tmp_path / "out"
     with pytest.raises(OutputError) as caught:
         extract(sources, out, _config(), workers=1, videos_per_shard=2, progress=False)
@@ -201,7 +201,7 @@ def test_an_output_error_in_the_writer_stops_the_run_and_a_rerun_completes(
     assert [e.status for e in manifest] == [OK, OK, PENDING, PENDING]
     assert not manifest.with_status(FAILED)
 
-    monkeypatch.setattr(shards._GrowingDataset, "_append", real_append)
+    monkeypatch.setattr(writer._GrowingDataset, "_append", real_append)
     report = extract(sources, out, _config(), workers=1, videos_per_shard=2, progress=False)
     assert (report.ok, report.skipped) == (4, 2)
     assert_same_output(tmp_path / "reference", out)
@@ -275,7 +275,7 @@ def test_a_read_only_output_exits_3_with_one_line(tiny_videos, tmp_path):
 def test_input_problems_fail_that_video_only(tiny_videos, tmp_path, monkeypatch):
     """A vanished input and an unreadable one (EACCES, like a write error's errno) are the
     videos' failures: recorded with one line each, and the other videos are extracted."""
-    import flowkit.extract.run as pipeline
+    import flowkit.extract.shard as shard_work
 
     videos = tmp_path / "videos"
     videos.mkdir()
@@ -283,14 +283,14 @@ def test_input_problems_fail_that_video_only(tiny_videos, tmp_path, monkeypatch)
         (videos / path.name).write_bytes(path.read_bytes())
     sources = collect_videos([videos])
     (videos / sources[0].video_id).unlink()
-    real_probe = pipeline.probe
+    real_probe = shard_work.probe
 
     def probe(path):
         if path.name == sources[1].video_id:
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real_probe(path)
 
-    monkeypatch.setattr(pipeline, "probe", probe)
+    monkeypatch.setattr(shard_work, "probe", probe)
     report = extract(sources, tmp_path / "out", _config(), workers=1, progress=False)
     assert report.ok == 2
     errors = {entry.video_id: entry.error for entry in report.failed}

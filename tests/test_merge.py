@@ -12,18 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flowkit.config import CONFIG_NAME, ExtractConfig
+from flowkit.config import ExtractConfig
 from flowkit.errors import ConfigError, LockError
-from flowkit.extract.run import extract
 from flowkit.extract.inputs import collect_videos
 from flowkit.extract.lock import FolderLock
-from flowkit.store.manifest import MANIFEST_NAME, PENDING, Manifest
 from flowkit.extract.merge import COPIED, LINKED, MOVED, PRESENT, merge
 from flowkit.extract.partitions import partition_of, select_partition
+from flowkit.extract.run import extract
+from flowkit.store.folder import CONFIG_NAME
+from flowkit.store.manifest import MANIFEST_NAME, PENDING, Manifest
 from flowkit.store.reader import open_shards
-from flowkit.video.synth import SynthConfig, make_synthetic_videos
 from flowkit.store.verify import verify
 from flowkit.video.decode import DecodeConfig
+from flowkit.video.synth import SynthConfig, make_synthetic_videos
 
 PARTS = 3
 CONFIG = ExtractConfig(decode=DecodeConfig(short_side=None), flow="farneback")

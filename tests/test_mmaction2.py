@@ -33,13 +33,13 @@ from mmengine.registry import init_default_scope  # noqa: E402
 
 from flowkit.cli.main import main  # noqa: E402
 from flowkit.config import ExtractConfig  # noqa: E402
-from flowkit.extract.run import extract  # noqa: E402
 from flowkit.extract.inputs import collect_videos  # noqa: E402
+from flowkit.extract.run import extract  # noqa: E402
 from flowkit.store.manifest import Manifest  # noqa: E402
 from flowkit.store.reader import open_shards  # noqa: E402
 from flowkit.store.writer import StorageConfig  # noqa: E402
-from flowkit.video.synth import SynthConfig, make_synthetic_videos  # noqa: E402
 from flowkit.video.decode import DecodeConfig  # noqa: E402
+from flowkit.video.synth import SynthConfig, make_synthetic_videos  # noqa: E402
 
 CONFIGS = Path(mmaction.__file__).parent / ".mim" / "configs" / "recognition" / "tsn"
 RGB_CONFIG = CONFIGS / "tsn_imagenet-pretrained-r50_8xb32-1x1x3-100e_kinetics400-rgb.py"

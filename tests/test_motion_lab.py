@@ -18,11 +18,11 @@ from flowkit.data.splits import read_class_index, read_ucf101_split
 from flowkit.errors import ConfigError
 from flowkit.extract.inputs import read_list_file
 from flowkit.store.manifest import Manifest
+from flowkit.video.decode import DecodeConfig, iter_frames
 from flowkit.video.motion_lab import (VOCABULARY, LabVideo, MotionLabConfig, draw_video,
-                                make_motion_dataset, render_frames)
+                                      make_motion_dataset, render_frames)
 from flowkit.video.sprites import Sprite
 from flowkit.video.synth import SynthConfig, make_synthetic_videos
-from flowkit.video.decode import DecodeConfig, iter_frames
 
 # 4 classes x 6 videos, 6 frames of 32x32, FFV1 (the default): 2 test videos per class.
 SMALL = MotionLabConfig(num_classes=4, videos_per_class=6, num_frames=6, width=32, height=32)

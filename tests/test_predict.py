@@ -18,8 +18,8 @@ from flowkit.cli.main import main
 from flowkit.config import ExtractConfig
 from flowkit.data import (ClipSampler, Normalize, SegmentSampler, ShardDataset, VideoDecoder,
                           read_extract_config, tsn_test_transform, video_file_item)
-from flowkit.extract.run import extract
 from flowkit.extract.inputs import collect_videos
+from flowkit.extract.run import extract
 from flowkit.store.writer import StorageConfig
 from flowkit.video.decode import DecodeConfig
 from stddcn import checkpoint, data

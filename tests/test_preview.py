@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from flowkit.config import ExtractConfig
-from flowkit.extract.run import extract
 from flowkit.extract.inputs import collect_videos
+from flowkit.extract.run import extract
+from flowkit.flow.viz import color_legend, flow_to_color, text_block
 from flowkit.preview import (MIN_TILE, Panel, clipped_fraction, compose, legend_panel,
                              picked_frames, sample_panel, shown_magnitude, video_panel)
 from flowkit.store.reader import open_shards
 from flowkit.store.writer import StorageConfig
 from flowkit.video.decode import DecodeConfig
-from flowkit.flow.viz import color_legend, flow_to_color, text_block
 
 
 @pytest.fixture(scope="module")

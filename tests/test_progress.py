@@ -6,7 +6,7 @@ import queue
 import re
 import time
 
-from flowkit.extract.run import _QueueListener
+from flowkit.extract.pool import _QueueListener
 from flowkit.extract.progress import ProgressBar
 
 

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from flowkit.cli.main import main
 from flowkit.errors import BackendError, ConfigError
 from flowkit.flow import get_backend
+from flowkit.flow.files import read_flo, read_rgb_image
 from flowkit.flow.raft.backend import RAFTFlow, padding
 from flowkit.flow.raft.checkpoint import read_state_dict
 from flowkit.flow.raft.config import RAFTConfig
-from flowkit.flow.files import read_flo, read_rgb_image
 from flowkit.store.reader import open_shards
 from flowkit.video.synth import SynthConfig, make_synthetic_videos
 from helpers import shared_data_dir, translated_texture_pair

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from flowkit.config import ExtractConfig
-from flowkit.extract.run import extract
 from flowkit.extract.inputs import collect_videos
-from flowkit.video.motion_lab import MotionLabConfig, make_motion_dataset
+from flowkit.extract.run import extract
 from flowkit.video.decode import DecodeConfig
+from flowkit.video.motion_lab import MotionLabConfig, make_motion_dataset
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 DEMO_SCRIPT = README.parent / "scripts" / "demo.sh"

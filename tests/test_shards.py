@@ -6,8 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from flowkit.store.codec import decode_jpeg, quantize_flow
 from flowkit.errors import ShardError
+from flowkit.store.codec import decode_jpeg, quantize_flow
 from flowkit.store.manifest import OK, Manifest, ManifestEntry
 from flowkit.store.reader import open_shards
 from flowkit.store.writer import ShardWriter, StorageConfig, group_name

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from flowkit.errors import ConfigError
-from flowkit.video.synth import MOTIONS, SynthConfig, make_synthetic_videos, moving_texture, write_video
 from flowkit.video.decode import DecodeConfig, iter_frames, output_size
+from flowkit.video.synth import (MOTIONS, SynthConfig, make_synthetic_videos, moving_texture,
+                                 write_video)
 
 # 160x128 are DFT-friendly sizes: cv2.phaseCorrelate would zero-pad other widths (340 -> 360),
 # which breaks the exact circular shift of the periodic texture.

@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from flowkit.cli.main import main
-from stddcn import checkpoint, train as train_module
+from stddcn import checkpoint, loop
 from stddcn.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from stddcn.data import Protocol
 from stddcn.evaluate import evaluate_run
@@ -131,7 +131,7 @@ def test_resume_continues_exactly(shards, tmp_path, monkeypatch):
                                                 batch_size=4, flip=True, workers=1))
 
     train(config("straight"))
-    real_epoch = train_module.train_one_epoch
+    real_epoch = loop.train_one_epoch
     calls = []
 
     def interrupted(*args, **kwargs):
@@ -140,11 +140,11 @@ def test_resume_continues_exactly(shards, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "train_one_epoch", interrupted)
+    monkeypatch.setattr(loop, "train_one_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(config("resumed"))
     assert checkpoint.load(tmp_path / "resumed" / "last.pt")["epoch"] == 1
-    monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
+    monkeypatch.setattr(loop, "train_one_epoch", real_epoch)
     train(config("resumed"), resume=True)
     straight = checkpoint.load(tmp_path / "straight" / "last.pt")
     resumed = checkpoint.load(tmp_path / "resumed" / "last.pt")

@@ -12,17 +12,18 @@ import av
 import numpy as np
 import pytest
 
-from flowkit.config import CONFIG_NAME, ExtractConfig
+from flowkit.config import ExtractConfig
 from flowkit.errors import ConfigError, DecodeError
-from flowkit.extract.run import extract
 from flowkit.extract.inputs import VideoSource, collect_videos
+from flowkit.extract.run import extract
+from flowkit.store.folder import CONFIG_NAME
 from flowkit.store.manifest import MANIFEST_NAME, OK, Manifest
 from flowkit.store.reader import open_shards
-from flowkit.store.writer import StorageConfig
 from flowkit.store.summary import summarize
-from flowkit.video.synth import moving_texture, write_video
 from flowkit.store.verify import verify
+from flowkit.store.writer import StorageConfig
 from flowkit.video.decode import DecodeConfig, iter_frames, probe
+from flowkit.video.synth import moving_texture, write_video
 from helpers import faststart_copy
 
 NATIVE = DecodeConfig(short_side=None)

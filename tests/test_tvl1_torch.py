@@ -18,6 +18,8 @@ import torch
 
 from flowkit.errors import BackendError, ConfigError
 from flowkit.flow import tvl1_torch
+from flowkit.flow.files import read_flo, read_rgb_image
+from flowkit.flow.metrics import endpoint_error
 from flowkit.flow.tvl1 import TVL1Config, TVL1Flow
 from flowkit.flow.tvl1_torch import (
     TVL1TorchConfig,
@@ -35,8 +37,6 @@ from flowkit.flow.tvl1_torch import (
     rgb_to_gray,
     tvl1_flow,
 )
-from flowkit.flow.files import read_flo, read_rgb_image
-from flowkit.flow.metrics import endpoint_error
 from helpers import assert_close_to_library, shared_data_dir, translated_texture_pair
 
 MARGIN = 16  # pixels cropped from each border: the periodic texture wraps around there

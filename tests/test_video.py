@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from flowkit.errors import ConfigError, DecodeError
-from flowkit.video.synth import write_video
 from flowkit.video.decode import DecodeConfig, iter_frames, output_size, probe
+from flowkit.video.synth import write_video
 from helpers import faststart_copy
 
 FIXTURES = Path(__file__).resolve().parent / "data"

@@ -1,20 +1,24 @@
 """Shards as torch Datasets: samplers (TSN segments, dense clips), transforms, splits.
 
 The public API of flowkit's data side; the training package (stddcn) uses only these names.
+``decoded`` holds a video file decoded in memory as extraction would have stored it (for
+``flowkit predict``).
+
+Imports ``flowkit.store``, ``flowkit.config`` and the layers below; beside ``flowkit.extract``,
+which it never imports (docs/architecture.md).
 """
 
-from flowkit.data.dataset import (MODALITIES, ShardDataset, VideoArrays, read_item,
-                                  video_file_item)
+from flowkit.data.dataset import MODALITIES, ShardDataset, VideoArrays, read_item, video_file_item
+from flowkit.data.decoded import DecodedVideo, VideoDecoder, read_extract_config
 from flowkit.data.items import Batch, Item, Sample
-from flowkit.data.sampling import (ClipSampler, FrameIndices, Sampler, SegmentSampler,
-                                   VideoExtent, flow_stack_indices)
+from flowkit.data.sampling import (ClipSampler, FrameIndices, Sampler, SegmentSampler, VideoExtent,
+                                   flow_stack_indices)
 from flowkit.data.splits import (read_class_index, read_class_names, read_csv_split,
                                  read_hmdb51_split, read_split, read_ucf101_split)
-from flowkit.data.transforms import (CenterCrop, Compose, HorizontalFlip, MultiScaleCrop,
-                                     Normalize, RandomResizedCrop, Resize, TenCrop, ThreeCrop,
-                                     Transform, clip_test_transform, clip_train_transform,
-                                     normalize_batch, tsn_test_transform, tsn_train_transform)
-from flowkit.data.decoded import DecodedVideo, VideoDecoder, read_extract_config
+from flowkit.data.transforms import (CenterCrop, Compose, HorizontalFlip, MultiScaleCrop, Normalize,
+                                     RandomResizedCrop, Resize, TenCrop, ThreeCrop, Transform,
+                                     clip_test_transform, clip_train_transform, normalize_batch,
+                                     tsn_test_transform, tsn_train_transform)
 
 __all__ = [
     "Batch", "CenterCrop", "ClipSampler", "Compose", "DecodedVideo", "FrameIndices",

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from flowkit.data.decoded import DecodedVideo, VideoDecoder
 from flowkit.data.items import (FLOW, FLOW_BOUND, FLOW_SCALE, RGB, Item, Sample, flow_scale,
                                 is_quantized_flow)
 from flowkit.data.sampling import FrameIndices, Sampler, SegmentSampler, VideoExtent
 from flowkit.data.transforms import Transform
 from flowkit.errors import ConfigError, DecodeError
-from flowkit.data.decoded import DecodedVideo, VideoDecoder
 from flowkit.store.reader import ShardReader
 
 MODALITIES = ("rgb", "flow", "rgb+flow")

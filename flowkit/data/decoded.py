@@ -5,11 +5,11 @@ from the same decoder settings, flow from the same backend and parameters, and b
 the storage round trip the shards apply (RGB JPEG at the stored quality; flow quantised to uint8
 within the bound, or float16), so a reader sees the very arrays training saw.
 
-Memory stays bounded by what is read: [`VideoDecoder.decode`][flowkit.data.decoded.VideoDecoder.decode]
-keeps only the frames asked for and computes only the flows asked for (holding the frames those
-flows pair), decoding the file once;
-[`VideoDecoder.count_frames`][flowkit.data.decoded.VideoDecoder.count_frames] is a first pass that tells
-how many frames there are to choose from.
+Memory stays bounded by what is read:
+[`VideoDecoder.decode`][flowkit.data.decoded.VideoDecoder.decode] keeps only the frames asked
+for and computes only the flows asked for (holding the frames those flows pair), decoding the
+file once; [`VideoDecoder.count_frames`][flowkit.data.decoded.VideoDecoder.count_frames] is a
+first pass that tells how many frames there are to choose from.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from flowkit.store.codec import decode_jpeg, dequantize_flow, encode_jpeg, quantize_flow
-from flowkit.config import CONFIG_NAME, NO_FLOW, ExtractConfig, read_saved_config
+from flowkit.config import NO_FLOW, ExtractConfig
 from flowkit.errors import ConfigError, DecodeError
 from flowkit.flow import FlowBackend, get_backend, list_backends, make_backend_config
+from flowkit.store.codec import decode_jpeg, dequantize_flow, encode_jpeg, quantize_flow
+from flowkit.store.folder import CONFIG_NAME, read_saved_config
 from flowkit.store.writer import StorageConfig
 from flowkit.video.decode import DecodeConfig, iter_frames
 

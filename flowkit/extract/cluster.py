@@ -2,7 +2,7 @@
 
 The parent process (the Dask client) plans as for a local run, submits every shard to the
 scheduler and records each finished shard in the manifest as it completes. Fault isolation is
-the same as locally (a bad video fails alone, inside :func:`flowkit.extract.run.extract_shard`);
+the same as locally (a bad video fails alone, inside :func:`flowkit.extract.shard.extract_shard`);
 a worker that dies mid-task is Dask's to handle: the scheduler reruns its shard on another
 worker. Each try writes under its own temporary name (``shard-N.h5.<tag>.tmp``) and renames
 only a whole file, so neither a dead worker's half file nor a try still running on a worker the
@@ -21,7 +21,8 @@ from typing import Any, Iterator, Sequence
 
 from flowkit.config import ExtractConfig
 from flowkit.errors import ConfigError, ExtractionError
-from flowkit.extract.run import ProgressFn, extract_shard, remove_temporaries
+from flowkit.extract.shard import ProgressFn, extract_shard
+from flowkit.store.folder import remove_temporaries
 from flowkit.store.manifest import ManifestEntry
 from flowkit.store.writer import TMP_SUFFIX
 
@@ -32,7 +33,7 @@ def run_shards_on_dask(address: str, work: dict[str, list[ManifestEntry]], out_d
                        config: ExtractConfig, workers: int, threads: int, devices: list[str],
                        on_progress: ProgressFn) -> Iterator[list[ManifestEntry]]:
     """Yield the finished manifest entries of each shard as its task completes on the cluster
-    at ``address``. The call shape of :func:`flowkit.extract.run._run_shards`, less ``workers``,
+    at ``address``. The call shape of :func:`flowkit.extract.pool.run_shards`, less ``workers``,
     which the cluster decides; progress is counted per finished shard.
 
     Raises:

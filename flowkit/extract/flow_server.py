@@ -39,8 +39,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from flowkit.errors import FlowkitError, FlowServerError
-from flowkit.flow import FlowBackend, get_backend
 from flowkit.extract.lifecycle import die_with_parent, ignore_interrupts
+from flowkit.flow import FlowBackend, get_backend
 
 MAX_WAIT_S = 0.01    # how long a partial batch waits for more pairs once its first has arrived
 START_POLL_S = 0.1   # how often the parent checks that a starting server still lives
@@ -263,7 +263,7 @@ class ServerAddresses:
     """Where each device's flow server listens; picklable, handed to every worker.
 
     Called with a device, it connects a :class:`flowkit.extract.flow_client.RemoteFlow` to that
-    device's server: pass it as ``make_backend`` to :func:`flowkit.extract.run.extract_shard`.
+    device's server: pass it as ``make_backend`` to :func:`flowkit.extract.shard.extract_shard`.
     """
 
     addresses: dict[str, str]

@@ -1,10 +1,10 @@
 """A video's frame pairs to flows, in order: batched here, or through a flow server.
 
-:func:`flowkit.extract.run.extract_video` adds each pair as it is decoded and finishes at the end of
-the video; the flows reach ``append`` in pair order either way. In the worker's own backend the
-pairs are computed ``batch_size`` at a time, within the video (the per-video path); a
-:class:`flowkit.extract.flow_client.RemoteFlow` sends them to its device's flow server, where batches
-mix videos and workers.
+:func:`flowkit.extract.shard.extract_video` adds each pair as it is decoded and finishes at the
+end of the video; the flows reach ``append`` in pair order either way. In the worker's own
+backend the pairs are computed ``batch_size`` at a time, within the video (the per-video path);
+a :class:`flowkit.extract.flow_client.RemoteFlow` sends them to its device's flow server, where
+batches mix videos and workers.
 """
 
 from __future__ import annotations

@@ -23,11 +23,10 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-from flowkit.config import CONFIG_NAME, saved_output_settings
+from flowkit.config import saved_output_settings, setting_differences
 from flowkit.errors import ConfigError
-from flowkit.extract.run import (SHARD_PATTERN, output_files, remove_temporaries,
-                             setting_differences)
 from flowkit.extract.lock import FolderLock
+from flowkit.store.folder import CONFIG_NAME, SHARD_PATTERN, output_files, remove_temporaries
 from flowkit.store.manifest import MANIFEST_NAME, OK, PENDING, Manifest
 from flowkit.store.writer import TMP_SUFFIX, fsync_path
 
@@ -117,8 +116,8 @@ def _check_same_settings(parts: list[Path]) -> None:
         settings = saved_output_settings(part / CONFIG_NAME)
         if settings != first:
             raise ConfigError(f"{part}: made with other output settings than {parts[0]} "
-                              f"({setting_differences(first, settings)}); partitions of one dataset "
-                              "must share them")
+                              f"({setting_differences(first, settings)}); partitions of one "
+                              "dataset must share them")
 
 
 def _check_disjoint(parts: list[Path], manifests: list[Manifest]) -> None:

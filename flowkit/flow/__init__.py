@@ -1,4 +1,14 @@
-"""Optical flow backends and the registry that names them.
+"""Optical flow: the backends and the registry that names them, flow files, metrics, colours.
+
+- this module: the registry (:func:`get_backend`, :func:`list_backends`, ...);
+- ``base``, ``device``: what a backend is, and where it runs;
+- ``tvl1``, ``farneback``, ``opencv``: OpenCV's methods; ``tvl1_torch``, ``tvl1_triton``: TV-L1
+  in PyTorch (and its fused GPU kernels); ``raft``: RAFT;
+- ``files``: single flow fields as .flo / .png / .npy files; ``metrics``: endpoint error
+  against ground truth; ``viz``: the Middlebury colour wheel.
+
+The bottom layer beside ``flowkit.video``: imports nothing of flowkit but ``flowkit.errors``,
+``flowkit.checks`` and ``flowkit.writing`` (docs/architecture.md).
 
 A backend is a frozen config dataclass and a :class:`FlowBackend` subclass, named here as
 ``module:Class``. Modules are imported only when asked for, and the config classes of the

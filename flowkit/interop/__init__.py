@@ -20,6 +20,9 @@ flow k, which maps frame ``k*step`` to frame ``(k+1)*step``.
 Bytes are kept, never re-encoded, wherever the shard has them: RGB stored as JPEG and flow
 stored as JPEG export byte for byte, and import stores the files' bytes as they are, so an
 export followed by an import gives back bit-identical JPEG data.
+
+Above ``flowkit.extract`` (an import is planned and locked like a run) and ``flowkit.store``;
+imports nothing of ``flowkit.data`` or ``flowkit.preview`` (docs/architecture.md).
 """
 
 from flowkit.interop.export import export_rawframes

@@ -8,7 +8,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from flowkit.store.codec import encode_jpeg, quantize_flow
 from flowkit.errors import ConfigError, InputError
 from flowkit.interop.layouts import (
     EXPORT_INFO_NAME,
@@ -18,8 +17,9 @@ from flowkit.interop.layouts import (
     get_layout,
     video_folder,
 )
-from flowkit.store.manifest import write_text_atomic
+from flowkit.store.codec import encode_jpeg, quantize_flow
 from flowkit.store.reader import Video, open_shards
+from flowkit.writing import write_text_atomic
 
 FLOW_JPEG_QUALITY = 95          # grayscale flow JPEGs written from uint8/float16 flow
 _CHUNK = 64                     # flows read at once when encoding

@@ -11,12 +11,11 @@ from typing import Any, Iterator, Sequence
 import cv2
 import numpy as np
 
-from flowkit.config import CONFIG_NAME
 from flowkit.errors import ConfigError, FlowkitError, InputError, ShardError
-from flowkit.extract.run import (assign_new_shards, output_files, remove_temporaries,
-                             settings_attributes)
-from flowkit.store.flowstats import FlowStats, quantized_flow_stats
 from flowkit.extract.inputs import require_unique_ids
+from flowkit.extract.lock import FolderLock
+from flowkit.extract.plan import assign_new_shards
+from flowkit.extract.shard import settings_attributes
 from flowkit.interop.layouts import (
     EXPORT_INFO_NAME,
     IMPORTED_BACKEND,
@@ -25,7 +24,8 @@ from flowkit.interop.layouts import (
     RawframeLayout,
     get_layout,
 )
-from flowkit.extract.lock import FolderLock
+from flowkit.store.flowstats import FlowStats, quantized_flow_stats
+from flowkit.store.folder import CONFIG_NAME, output_files, remove_temporaries
 from flowkit.store.manifest import FAILED, MANIFEST_NAME, OK, Manifest, ManifestEntry
 from flowkit.store.writer import ShardWriter, StorageConfig, VideoWriter
 

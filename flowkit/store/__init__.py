@@ -1,1 +1,11 @@
-"""The output folder: shards and the manifest."""
+"""The output folder: HDF5 shards of frames and flow, and the manifest that lists every video.
+
+- ``writer``, ``reader``: the shard format (docs/format.md), written atomically, read lazily;
+- ``codec``, ``chunks``, ``checksums``: how arrays become bytes, are read fast, and are checked;
+- ``flowstats``: how much flow the bound clipped, recorded per video;
+- ``manifest``, ``folder``: every video's fate, and the folder's file names;
+- ``verify``, ``summary``: reading a folder back (``flowkit verify``, ``flowkit info``).
+
+Imports ``flowkit.video`` and ``flowkit.flow`` below it, never ``flowkit.extract``,
+``flowkit.data`` or anything above (docs/architecture.md).
+"""

@@ -4,7 +4,8 @@ Chunked numeric datasets (raw RGB, uint8 and float16 flow) carry HDF5's fletcher
 stored chunk ends with a 4-byte checksum of the (compressed) bytes before it. HDF5 keeps no
 checksum of variable-length data (JPEG frames and flow planes live in its global heap), so the
 writer stores a CRC32 per JPEG item in a uint32 dataset ``<name>_crc32`` next to the data.
-flowkit reads chunks without HDF5's filter pipeline (flowkit.store.chunks), hence its own fletcher32.
+flowkit reads chunks without HDF5's filter pipeline (flowkit.store.chunks), hence its own
+fletcher32.
 """
 
 from __future__ import annotations

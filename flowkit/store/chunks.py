@@ -16,8 +16,8 @@ import h5py
 import numpy as np
 from isal import isal_zlib
 
-from flowkit.store.checksums import crc_dataset, item_crcs, strip_fletcher32
 from flowkit.errors import ChecksumError, ShardError
+from flowkit.store.checksums import crc_dataset, item_crcs, strip_fletcher32
 
 _ITEM_NAMES = {"rgb": "frame", "flow": "flow"}  # what one row of a video's dataset is called
 

@@ -23,8 +23,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from flowkit.store.codec import dequantize_flow
 from flowkit.errors import ShardError
+from flowkit.store.codec import dequantize_flow
 
 MAGNITUDE_EDGES = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, math.inf)  # pixels
 NUM_BINS = len(MAGNITUDE_EDGES) - 1

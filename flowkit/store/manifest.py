@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from flowkit.errors import NotOutputFolderError, ShardError
+from flowkit.writing import write_text_atomic
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA_VERSION = 1
@@ -107,17 +107,3 @@ class Manifest:
             "videos": [dataclasses.asdict(entry) for entry in self],
         }
         write_text_atomic(Path(path), json.dumps(document, indent=1) + "\n")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that readers see the old or the new file, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a half temporary would keep a full disk full
-        raise

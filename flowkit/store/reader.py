@@ -16,9 +16,9 @@ import cv2
 import h5py
 import numpy as np
 
+from flowkit.errors import NotOutputFolderError, ShardError
 from flowkit.store.chunks import RowReader
 from flowkit.store.codec import decode_jpeg, dequantize_flow
-from flowkit.errors import NotOutputFolderError, ShardError
 from flowkit.store.flowstats import FlowStats
 from flowkit.store.manifest import MANIFEST_NAME, OK, Manifest, ManifestEntry
 from flowkit.store.writer import FORMAT_NAME, SCHEMA_VERSION, group_name, read_attrs

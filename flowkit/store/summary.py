@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flowkit.config import CONFIG_NAME, read_saved_config
 from flowkit.store.flowstats import FlowStats, bin_labels, combined, json_edges
+from flowkit.store.folder import CONFIG_NAME, read_saved_config
 from flowkit.store.manifest import FAILED, MANIFEST_NAME, OK, PENDING, Manifest, ManifestEntry
 
 MOST_CLIPPED = 5  # videos listed by `flowkit info` as the most clipped

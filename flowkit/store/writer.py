@@ -17,9 +17,9 @@ from typing import Any, Mapping, Sequence
 import h5py
 import numpy as np
 
+from flowkit.errors import ConfigError, OutputError, ShardError
 from flowkit.store.checksums import CRC_SUFFIX, crc32
 from flowkit.store.codec import encode_jpeg, quantize_flow
-from flowkit.errors import ConfigError, OutputError, ShardError
 from flowkit.store.flowstats import FlowStats
 from flowkit.writing import writing
 

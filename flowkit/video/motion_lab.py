@@ -53,10 +53,10 @@ from pathlib import Path
 import numpy as np
 
 from flowkit.errors import ConfigError, FlowkitError
-from flowkit.store.manifest import write_text_atomic
 from flowkit.video.sprites import Sprite, composite, sprite_texture
 from flowkit.video.synth import (CODECS, check_codec, check_fps, check_integers, check_size,
-                           moving_texture, write_video)
+                                 moving_texture, write_video)
+from flowkit.writing import write_text_atomic
 
 SLOW, FAST = (1.0, 1.5), (3.0, 4.0)  # px/frame
 ANGULAR = (5.0, 10.0)                # degrees/frame

@@ -1,7 +1,7 @@
 """Textured ellipses that move, turn, oscillate and scale, drawn over frames with soft edges.
 
-The motion laboratory (flowkit.video.motion_lab) draws its object and distractor with these. Positions
-wrap around the frame (a torus): a sprite leaving on the right re-enters on the left.
+The motion laboratory (flowkit.video.motion_lab) draws its object and distractor with these.
+Positions wrap around the frame (a torus): a sprite leaving on the right re-enters on the left.
 """
 
 from __future__ import annotations

@@ -11,14 +11,15 @@ the GPU, and the arithmetic happens where the model runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import torch
 
-from flowkit.store.codec import dequantization_constants, dequantize_flow
 from flowkit.data.items import FLOW, FLOW_BOUND, FLOW_SCALE, RGB, Batch, Sample, flow_scale
 from flowkit.data.transforms.geometry import map_sample, per_image, quantized
 from flowkit.errors import ConfigError
+from flowkit.store.codec import dequantization_constants, dequantize_flow
 
 
 @dataclass(frozen=True)

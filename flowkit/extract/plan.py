@@ -1,0 +1,79 @@
+"""Planning: which shard each video goes to, and which shards a run must write.
+
+The plan lives in the manifest: a video is assigned to its shard when first seen (or when it is
+tried again), after the shards already planned, so a resumed run writes every video into the
+shard an uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Sequence
+
+from flowkit.extract.inputs import VideoSource
+from flowkit.store.folder import SHARD_NAME, SHARD_PATTERN
+from flowkit.store.manifest import FAILED, MANIFEST_NAME, PENDING, Manifest, ManifestEntry
+from flowkit.store.verify import DAMAGED, verify
+
+MAX_AUTO_VIDEOS_PER_SHARD = 100
+AUTO_MIN_SHARDS = 16
+
+
+def auto_videos_per_shard(num_videos: int) -> int:
+    """Enough shards to keep workers busy on small sets, at most 100 videos a shard."""
+    return max(1, min(MAX_AUTO_VIDEOS_PER_SHARD, math.ceil(num_videos / AUTO_MIN_SHARDS)))
+
+
+def _next_shard_number(manifest: Manifest) -> int:
+    numbers = [int(match.group(1)) for name in manifest.shards()
+               if (match := SHARD_NAME.fullmatch(name))]
+    return max(numbers, default=-1) + 1
+
+
+def plan_new_videos(manifest: Manifest, sources: Sequence[VideoSource],
+                    videos_per_shard: int | None) -> None:
+    """Put videos not yet in the manifest into new shards, in input order."""
+    new = [ManifestEntry(source.video_id, str(source.path), source.label, shard="")
+           for source in sources if source.video_id not in manifest]
+    assign_new_shards(manifest, new, videos_per_shard)
+
+
+def replan_failed(manifest: Manifest, videos_per_shard: int | None) -> None:
+    """Put failed videos into new shards, as pending, so that they are tried again."""
+    assign_new_shards(manifest, manifest.with_status(FAILED), videos_per_shard)
+
+
+def replan_damaged(out_dir: Path, manifest: Manifest, videos_per_shard: int | None
+                    ) -> list[str]:
+    """Put the videos verify finds damaged into new shards, as pending; return their ids."""
+    if not (out_dir / MANIFEST_NAME).exists():
+        return []
+    damaged = list(dict.fromkeys(problem.video_id for problem in verify(out_dir)
+                                 if problem.kind == DAMAGED and problem.video_id in manifest))
+    assign_new_shards(manifest, [manifest[video_id] for video_id in damaged], videos_per_shard)
+    return damaged
+
+
+def assign_new_shards(manifest: Manifest, entries: list[ManifestEntry],
+                      videos_per_shard: int | None) -> None:
+    """Add ``entries`` as pending, ``videos_per_shard`` to a shard, after the existing shards."""
+    per_shard = videos_per_shard or auto_videos_per_shard(len(entries))
+    first = _next_shard_number(manifest)
+    for position, entry in enumerate(entries):
+        manifest.put(dataclasses.replace(
+            entry, shard=SHARD_PATTERN.format(first + position // per_shard), status=PENDING,
+            num_frames=None, num_flows=None, error=None, warning=None, flow_stats=None))
+
+
+def _needs_work(manifest: Manifest, out_dir: Path, shard: str) -> bool:
+    entries = [entry for entry in manifest if entry.shard == shard]
+    return any(e.status == PENDING for e in entries) or not (out_dir / shard).exists()
+
+
+def shards_to_run(manifest: Manifest, out_dir: Path) -> dict[str, list[ManifestEntry]]:
+    """The shards a run must write, each with its videos: those with a pending video, or whose
+    file is missing."""
+    todo = [shard for shard in manifest.shards() if _needs_work(manifest, out_dir, shard)]
+    return {shard: [e for e in manifest if e.shard == shard] for shard in todo}
