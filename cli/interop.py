@@ -68,7 +68,7 @@ def export_command(folder: Path, out_dir: Path, layout: str, video_ids: tuple[st
 @click.argument("folders", nargs=-1, required=True,
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder for shards, manifest.json and extract_config.json.")
+              help="Output folder for shards, manifest.sqlite and extract_config.json.")
 @click.option("--layout", type=click.Choice(LAYOUTS),
               help=_LAYOUT_HELP + " Required unless a FOLDER holds flowkit_export.json (from "
                                   "flowkit export), which records it.")

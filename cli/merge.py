@@ -16,7 +16,7 @@ Examples:
 
 \b
 Interrupted? Rerun the same command: it completes the merge (the folder has no
-manifest.json, and so is not readable, until the merge ends).
+manifest.sqlite, and so is not readable, until the merge ends).
 """
 
 
@@ -24,7 +24,7 @@ manifest.json, and so is not readable, until the merge ends).
 @click.argument("parts", metavar="PART...", nargs=-1, required=True,
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="New output folder for the merged shards and manifest.json (empty or "
+              help="New output folder for the merged shards and manifest.sqlite (empty or "
                    "absent).")
 @click.option("--move", is_flag=True,
               help="Move the shard files out of the partitions instead of hard-linking them "

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import av
 import numpy as np
+
+from flowkit.store.manifest import LEGACY_MANIFEST_NAME, MANIFEST_NAME, Manifest
 
 
 def shared_data_dir() -> Path | None:
@@ -75,3 +79,13 @@ def assert_close_to_library(ours: np.ndarray, theirs: np.ndarray, ulps: float) -
     theirs = np.asarray(theirs)
     step = float(np.spacing(np.float32(np.abs(theirs).max())))
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=ulps * step)
+
+
+def make_legacy_manifest(folder: Path, missing: str | None = None) -> None:
+    """Turn ``folder``'s manifest into a manifest.json as flowkit wrote before the SQLite
+    manifest, without the field ``missing`` (one added later) in any entry."""
+    items = [dataclasses.asdict(entry) for entry in Manifest.read(folder)]
+    for item in items:
+        item.pop(missing, None)
+    (folder / LEGACY_MANIFEST_NAME).write_text(json.dumps({"schema_version": 1, "videos": items}))
+    (folder / MANIFEST_NAME).unlink()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -228,10 +229,9 @@ def test_verify_catches_a_manifest_that_disagrees(tiny_videos, tmp_path):
     """verify exits 1 when the manifest's frame count differs from what is stored."""
     out = tmp_path / "out"
     run("extract", tiny_videos, "--out", out, "--short-side", "0", "--flow", "farneback", "-q")
-    manifest = Manifest.read(out / "manifest.json")
-    first = next(iter(manifest))
-    manifest.put(first.__class__(**{**first.__dict__, "num_frames": 7}))
-    manifest.write(out / "manifest.json")
+    with Manifest.open(out) as manifest:
+        first = next(iter(manifest))
+        manifest.put(dataclasses.replace(first, num_frames=7))
     result = run("verify", out, "-q")
     assert result.exit_code == 1 and "manifest says 7" in result.output
 

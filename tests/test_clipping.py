@@ -22,9 +22,10 @@ from flowkit.interop.pack import import_rawframes
 from flowkit.preview import legend_panel
 from flowkit.store.flowstats import (ATTR_PREFIX, MAGNITUDE_EDGES, FlowStats, bin_labels,
                                      flow_stats, quantized_flow_stats)
-from flowkit.store.manifest import Manifest
+from flowkit.store.manifest import MANIFEST_NAME, Manifest
 from flowkit.store.reader import open_shards
 from flowkit.store.writer import StorageConfig, group_name
+from helpers import make_legacy_manifest
 from flowkit.video.decode import DecodeConfig, iter_frames
 from flowkit.video.synth import moving_texture, write_video
 
@@ -83,7 +84,7 @@ def test_extraction_records_the_stats_of_the_float_flow(fast, name, bound):
     flow = fast["flow"]
     clipped = np.count_nonzero(np.abs(flow) >= bound)
     histogram, _ = np.histogram(np.hypot(flow[..., 0], flow[..., 1]), bins=MAGNITUDE_EDGES)
-    entry = Manifest.read(fast[name] / "manifest.json")[VIDEO]
+    entry = Manifest.read(fast[name] / MANIFEST_NAME)[VIDEO]
     stats = FlowStats.from_json(entry.flow_stats)
     assert stats == FlowStats(bound, flow.size, clipped, stats.max_magnitude, tuple(histogram))
     assert stats.max_magnitude == pytest.approx(np.hypot(flow[..., 0], flow[..., 1]).max())
@@ -99,7 +100,7 @@ def test_extraction_records_the_stats_of_the_float_flow(fast, name, bound):
 
 
 def test_info_shows_the_clipped_share_histogram_and_most_clipped_videos(fast):
-    stats = FlowStats.from_json(Manifest.read(fast["b2"] / "manifest.json")[VIDEO].flow_stats)
+    stats = FlowStats.from_json(Manifest.read(fast["b2"] / MANIFEST_NAME)[VIDEO].flow_stats)
     text = _info(fast["b2"])
     assert (f"  flow clipped at +-2 px: {stats.clipped_share:.2%} of {stats.components} "
             f"components; largest |flow| {stats.max_magnitude:.3g} px") in text
@@ -125,13 +126,10 @@ def test_info_shows_the_clipped_share_histogram_and_most_clipped_videos(fast):
 def test_folders_without_recorded_stats_are_unknown_and_the_preview_counts(fast, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(fast["b2"], old)
-    manifest = Manifest.read(old / "manifest.json")
-    stats = FlowStats.from_json(manifest[VIDEO].flow_stats)
-    document = json.loads((old / "manifest.json").read_text())
-    for item in document["videos"]:
-        del item["flow_stats"]  # a manifest written before the field existed
-    (old / "manifest.json").write_text(json.dumps(document))
-    with h5py.File(old / manifest[VIDEO].shard, "a") as shard:
+    entry = Manifest.read(old)[VIDEO]
+    stats = FlowStats.from_json(entry.flow_stats)
+    make_legacy_manifest(old, missing="flow_stats")  # written before the field existed
+    with h5py.File(old / entry.shard, "a") as shard:
         attrs = shard["videos"][group_name(VIDEO)].attrs
         for key in [key for key in attrs if key.startswith(ATTR_PREFIX)]:
             del attrs[key]
@@ -151,7 +149,7 @@ def test_folders_without_recorded_stats_are_unknown_and_the_preview_counts(fast,
 def test_preview_uses_recorded_stats_without_reading_flow(fast, monkeypatch):
     from flowkit.store.reader import FlowView
 
-    stats = FlowStats.from_json(Manifest.read(fast["b2"] / "manifest.json")[VIDEO].flow_stats)
+    stats = FlowStats.from_json(Manifest.read(fast["b2"] / MANIFEST_NAME)[VIDEO].flow_stats)
     monkeypatch.setattr(FlowView, "quantized", lambda *a: pytest.fail("read the stored flow"))
     with open_shards(fast["b2"]) as reader:
         legend = legend_panel([reader[VIDEO]], 4.0).caption
@@ -173,7 +171,7 @@ def test_import_records_stats_of_the_decoded_flow_or_unknown(fast, tmp_path):
     assert stats.clipped == np.count_nonzero((stored == 0) | (stored == 255))
     assert sum(stats.histogram) == stored.size // 2
     assert stats.max_magnitude <= 2.0 * math.sqrt(2) + 1e-5  # stored flow ends at the bound
-    assert FlowStats.from_json(Manifest.read(tmp_path / "in" / "manifest.json")[VIDEO]
+    assert FlowStats.from_json(Manifest.read(tmp_path / "in" / MANIFEST_NAME)[VIDEO]
                                .flow_stats) == stats
     import_rawframes([tmp_path / "raw"], tmp_path / "quick", "mmaction2", check_decode=False)
-    assert Manifest.read(tmp_path / "quick" / "manifest.json")[VIDEO].flow_stats is None
+    assert Manifest.read(tmp_path / "quick" / MANIFEST_NAME)[VIDEO].flow_stats is None

@@ -60,6 +60,47 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(tiny_videos, tmp_path, ki
     assert_same_output(reference, out)
 
 
+# Runs `flowkit extract` with the manifest's upsert of the 2nd finished shard followed by
+# SIGKILL, inside its transaction: the rows are written, the commit never happens.
+_DIE_IN_BOOKKEEPING = """
+import os, signal, sys
+from flowkit.cli.main import main
+from flowkit.store import manifest
+finished = []
+real_put_many = manifest.Manifest.put_many
+def put_many(self, entries):
+    entries = list(entries)
+    if entries and entries[0].status != manifest.PENDING:
+        finished.append(entries)
+        if len(finished) == 2:
+            with self.transaction():
+                self._connection().executemany(manifest._UPSERT, map(manifest._row, entries))
+                os.kill(os.getpid(), signal.SIGKILL)
+    real_put_many(self, entries)
+manifest.Manifest.put_many = put_many
+sys.argv = ["flowkit", *sys.argv[1:]]
+main()
+"""
+
+
+def test_kill_9_inside_a_bookkeeping_transaction_then_rerun_equals_an_uninterrupted_run(
+        tiny_videos, tmp_path):
+    """The manifest keeps the first shard, not the half-recorded second, and a rerun redoes
+    that shard: the output equals an uninterrupted run's."""
+    reference = tmp_path / "reference"
+    subprocess.run(_command(tiny_videos, reference), check=True)
+    out = tmp_path / "out"
+    command = [sys.executable, "-c", _DIE_IN_BOOKKEEPING, *_command(tiny_videos, out)[3:]]
+    killed = subprocess.run(command, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (out / (MANIFEST_NAME + "-journal")).exists()  # died inside the transaction
+    assert [e.status for e in Manifest.read(out)] == [OK, "pending", "pending", "pending"]
+
+    rerun = subprocess.run(_command(tiny_videos, out), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert_same_output(reference, out)
+
+
 def _worker_pids() -> list[int]:
     """Process ids of this process's joblib (loky) workers, found through /proc."""
     pids = []

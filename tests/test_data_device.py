@@ -13,7 +13,7 @@ from flowkit.data.sampling import ClipSampler, SegmentSampler
 from flowkit.data.transforms import (Normalize, clip_train_transform, tsn_test_transform,
                                      tsn_train_transform)
 from flowkit.errors import ConfigError
-from flowkit.store.manifest import OK, Manifest, ManifestEntry
+from flowkit.store.manifest import MANIFEST_NAME, OK, Manifest, ManifestEntry
 from flowkit.store.writer import ShardWriter, StorageConfig
 
 H, W, BOUND = 40, 52, 15.3  # a bound float32 cannot hold exactly
@@ -40,7 +40,7 @@ def _write_videos(root, flow_dtype="uint8", lengths=(14, 9, 12)):
                 video.finish({"height": H, "width": W})
             entries.append(ManifestEntry(video_id, "/x", number, "shard-00000.h5", OK, length,
                                          length - 1))
-    Manifest(entries).write(root / "manifest.json")
+    Manifest(entries).write(root / MANIFEST_NAME)
     return root
 
 

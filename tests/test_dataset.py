@@ -11,7 +11,7 @@ from flowkit.data.dataset import ShardDataset
 from flowkit.data.sampling import ClipSampler, FrameIndices, SegmentSampler, VideoExtent
 from flowkit.data.transforms import Compose, HorizontalFlip
 from flowkit.errors import ConfigError
-from flowkit.store.manifest import OK, Manifest, ManifestEntry
+from flowkit.store.manifest import MANIFEST_NAME, OK, Manifest, ManifestEntry
 from flowkit.store.reader import ShardReader
 from flowkit.store.writer import ShardWriter, StorageConfig
 
@@ -35,7 +35,7 @@ def _write_indexed_videos(root, lengths=(20, 12, 3)):
                 video.finish({"height": H, "width": W})
             entries.append(ManifestEntry(video_id, "/x", number, "shard-00000.h5", OK, length,
                                          length - 1))
-    Manifest(entries).write(root / "manifest.json")
+    Manifest(entries).write(root / MANIFEST_NAME)
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def test_a_modality_the_shards_do_not_store_is_named(tmp_path):
                 video.append_frame(np.full((H, W, 3), t, np.uint8))
             video.finish({"height": H, "width": W})
     Manifest([ManifestEntry("a.mp4", "/x", 0, "shard-00000.h5", OK, 3, 0)]).write(
-        tmp_path / "manifest.json")
+        tmp_path / MANIFEST_NAME)
     assert len(ShardDataset(tmp_path, "rgb")) == 1
     assert ShardReader(tmp_path)["a.mp4"].flow_bound is None  # was a TypeError
     for modality in ("flow", "rgb+flow"):

@@ -16,7 +16,7 @@ from flowkit.extract.lock import FolderLock
 from flowkit.extract.run import extract
 from flowkit.flow import get_backend, make_backend_config
 from flowkit.store.codec import quantize_flow
-from flowkit.store.manifest import Manifest
+from flowkit.store.manifest import MANIFEST_NAME, Manifest
 from flowkit.store.reader import open_shards
 from flowkit.store.writer import StorageConfig
 from flowkit.video.decode import DecodeConfig, iter_frames
@@ -43,7 +43,7 @@ def assert_same_output(left, right) -> None:
         assert a[video_id][0] == b[video_id][0], video_id
         np.testing.assert_array_equal(a[video_id][1], b[video_id][1])
         assert a[video_id][2] == b[video_id][2]
-    entries = lambda d: [dataclasses.astuple(e) for e in Manifest.read(d / "manifest.json")]  # noqa: E731
+    entries = lambda d: [dataclasses.astuple(e) for e in Manifest.read(d / MANIFEST_NAME)]  # noqa: E731
     assert entries(left) == entries(right)
 
 
@@ -158,7 +158,7 @@ def test_new_videos_join_an_existing_folder_in_new_shards(tiny_videos, tmp_path)
     report = extract(sources, tmp_path, config, workers=1, videos_per_shard=2, progress=False)
     assert (report.processed, report.ok) == (2, 4)
     assert (tmp_path / "shard-00000.h5").stat().st_mtime_ns == before
-    assert sorted(e.shard for e in Manifest.read(tmp_path / "manifest.json")) == [
+    assert sorted(e.shard for e in Manifest.read(tmp_path / MANIFEST_NAME)) == [
         "shard-00000.h5", "shard-00000.h5", "shard-00001.h5", "shard-00001.h5"]
 
 
@@ -180,7 +180,7 @@ def test_a_locked_folder_is_refused(tiny_videos, tmp_path):
         with pytest.raises(LockError, match="another flowkit run"):
             extract(collect_videos([tiny_videos]), tmp_path, ExtractConfig(decode=NATIVE),
                     workers=1, progress=False)
-    assert not (tmp_path / "manifest.json").exists()
+    assert not (tmp_path / MANIFEST_NAME).exists()
 
 
 def test_retry_failed_moves_fixed_videos_to_a_new_shard(tiny_videos, tmp_path):
@@ -197,7 +197,7 @@ def test_retry_failed_moves_fixed_videos_to_a_new_shard(tiny_videos, tmp_path):
     broken.write_bytes(original)
     second = extract(sources, tmp_path / "out", config, workers=1, retry_failed=True, progress=False)
     assert (second.processed, second.ok, second.failed) == (1, 4, [])
-    assert Manifest.read(tmp_path / "out" / "manifest.json")[first.failed[0].video_id].shard == \
+    assert Manifest.read(tmp_path / "out" / MANIFEST_NAME)[first.failed[0].video_id].shard == \
         "shard-00001.h5"
 
 

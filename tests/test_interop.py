@@ -19,7 +19,7 @@ from flowkit.extract.run import extract
 from flowkit.interop import export_rawframes, import_rawframes
 from flowkit.interop.layouts import EXPORT_INFO_NAME
 from flowkit.store.codec import decode_jpeg, encode_jpeg, quantize_flow
-from flowkit.store.manifest import Manifest
+from flowkit.store.manifest import MANIFEST_NAME, Manifest
 from flowkit.store.reader import open_shards
 from flowkit.store.verify import verify
 from flowkit.store.writer import StorageConfig
@@ -216,7 +216,7 @@ def test_foreign_folders_need_a_bound_and_take_labels_from_a_list(jpeg_shards, t
     labels.write_text("up/up_3 5 7\nleft/left_1 5 -1\n")
     report = import_rawframes([frames], tmp_path / "back", "denseflow", 15.0, labels=labels)
     assert report.ok == 4
-    entries = {e.video_id: e for e in Manifest.read(tmp_path / "back" / "manifest.json")}
+    entries = {e.video_id: e for e in Manifest.read(tmp_path / "back" / MANIFEST_NAME)}
     assert set(entries) == {"down/down_2", "left/left_1", "right/right_0", "up/up_3"}
     assert (entries["up/up_3"].label, entries["left/left_1"].label,
             entries["down/down_2"].label) == (7, None, None)
@@ -224,7 +224,7 @@ def test_foreign_folders_need_a_bound_and_take_labels_from_a_list(jpeg_shards, t
         assert f.attrs["bound"] == 15.0
     # One video's folder given directly: its id is the folder name.
     single = import_rawframes([frames / "up" / "up_3"], tmp_path / "one", "denseflow", 20.0)
-    assert [e.video_id for e in Manifest.read(tmp_path / "one" / "manifest.json")] == ["up_3"]
+    assert [e.video_id for e in Manifest.read(tmp_path / "one" / MANIFEST_NAME)] == ["up_3"]
     assert single.ok == 1
 
 

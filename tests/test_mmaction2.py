@@ -35,7 +35,7 @@ from flowkit.cli.main import main  # noqa: E402
 from flowkit.config import ExtractConfig  # noqa: E402
 from flowkit.extract.inputs import collect_videos  # noqa: E402
 from flowkit.extract.run import extract  # noqa: E402
-from flowkit.store.manifest import Manifest  # noqa: E402
+from flowkit.store.manifest import MANIFEST_NAME, Manifest  # noqa: E402
 from flowkit.store.reader import open_shards  # noqa: E402
 from flowkit.store.writer import StorageConfig  # noqa: E402
 from flowkit.video.decode import DecodeConfig  # noqa: E402
@@ -141,7 +141,7 @@ def _load_every_item(config_path: Path, split: str, exported, modality: str) -> 
     else:
         shape = (sample.num_clips * crops * sample.clip_len, 3, 224, 224)
     manifest = {entry.video_id.rsplit(".", 1)[0]: entry
-                for entry in Manifest.read(shards / "manifest.json")}
+                for entry in Manifest.read(shards / MANIFEST_NAME)}
     assert len(dataset) == len(manifest) == 4
     last = {}
     with open_shards(shards) as reader:

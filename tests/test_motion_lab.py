@@ -17,7 +17,7 @@ from flowkit.cli.main import EXIT_USAGE, main
 from flowkit.data.splits import read_class_index, read_ucf101_split
 from flowkit.errors import ConfigError
 from flowkit.extract.inputs import read_list_file
-from flowkit.store.manifest import Manifest
+from flowkit.store.manifest import MANIFEST_NAME, Manifest
 from flowkit.video.decode import DecodeConfig, iter_frames
 from flowkit.video.motion_lab import (VOCABULARY, LabVideo, MotionLabConfig, draw_video,
                                       make_motion_dataset, render_frames)
@@ -336,6 +336,6 @@ def test_extracting_labels_txt_gives_the_truth_ids_and_labels(small_lab, tmp_pat
                  "--short-side", "0", "--workers", "1", "--quiet")
     assert result.exit_code == 0, result.output
     truth = json.loads((folder / "truth.json").read_text())["videos"]
-    manifest = Manifest.read(tmp_path / "manifest.json")
+    manifest = Manifest.read(tmp_path / MANIFEST_NAME)
     assert {e.video_id: e.label for e in manifest} == {r["id"]: r["label"] for r in truth}
     assert {(e.status, e.num_frames, e.num_flows) for e in manifest} == {("ok", 6, 5)}

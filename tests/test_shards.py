@@ -8,7 +8,7 @@ import pytest
 
 from flowkit.errors import ShardError
 from flowkit.store.codec import decode_jpeg, quantize_flow
-from flowkit.store.manifest import OK, Manifest, ManifestEntry
+from flowkit.store.manifest import MANIFEST_NAME, OK, Manifest, ManifestEntry
 from flowkit.store.reader import open_shards
 from flowkit.store.writer import ShardWriter, StorageConfig, group_name
 
@@ -35,7 +35,7 @@ def _write_folder(root, storage=StorageConfig(rgb="raw"), frames=None, flows=Non
                 video.append_flow(flow)
             video.finish({"height": frames.shape[1], "width": frames.shape[2], "label": 3})
     Manifest([ManifestEntry(video_id, "/src", 3, "shard-00000.h5", OK, len(frames),
-                            len(flows))]).write(root / "manifest.json")
+                            len(flows))]).write(root / MANIFEST_NAME)
     return frames, flows
 
 
@@ -155,10 +155,9 @@ def test_failed_video_group_is_removed(tmp_path):
 def test_reader_explains_missing_and_failed_videos(tmp_path):
     """Asking for an unknown or failed video raises KeyError saying which and why."""
     _write_folder(tmp_path)
-    manifest = Manifest.read(tmp_path / "manifest.json")
-    manifest.put(ManifestEntry("broken.mp4", "/x", None, "shard-00000.h5", "failed",
-                               error="no frames decoded"))
-    manifest.write(tmp_path / "manifest.json")
+    with Manifest.open(tmp_path) as manifest:
+        manifest.put(ManifestEntry("broken.mp4", "/x", None, "shard-00000.h5", "failed",
+                                   error="no frames decoded"))
     reader = open_shards(tmp_path)
     with pytest.raises(KeyError, match="no frames decoded"):
         reader["broken.mp4"]

@@ -24,7 +24,7 @@ from flowkit.store.verify import verify
 from flowkit.store.writer import StorageConfig
 from flowkit.video.decode import DecodeConfig, iter_frames, probe
 from flowkit.video.synth import moving_texture, write_video
-from helpers import faststart_copy
+from helpers import faststart_copy, make_legacy_manifest
 
 NATIVE = DecodeConfig(short_side=None)
 FAIL = ExtractConfig(decode=NATIVE, flow="farneback", storage=StorageConfig(rgb="raw"))
@@ -123,11 +123,8 @@ def test_on_decode_error_must_match_on_resume_and_old_folders_resume_as_fail(hal
     config = json.loads((tmp_path / CONFIG_NAME).read_text())
     del config["on_decode_error"]
     (tmp_path / CONFIG_NAME).write_text(json.dumps(config))
-    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
-    for item in manifest["videos"]:
-        del item["warning"]
-    (tmp_path / MANIFEST_NAME).write_text(json.dumps(manifest))
-    assert Manifest.read(tmp_path / MANIFEST_NAME)["half.mkv"].warning is None
+    make_legacy_manifest(tmp_path, missing="warning")
+    assert Manifest.read(tmp_path)["half.mkv"].warning is None
     assert extract_one(half_mkv, tmp_path, FAIL).skipped == 1
     with pytest.raises(ConfigError, match="on_decode_error"):
         ExtractConfig(on_decode_error="skip")

@@ -6,7 +6,7 @@ holds exactly the bytes each partition wrote. Shards are renumbered (every parti
 ``shard-00000.h5``) and the manifest entries point at the new names.
 
 A crash mid-merge leaves the merged folder unusable but detectably so, and resumable: the
-manifest is written last, atomically, so until the merge ends there is no ``manifest.json``
+manifest is written last, atomically, so until the merge ends there is no ``manifest.sqlite``
 (``flowkit info``, ``verify`` and ``open_shards`` refuse the folder: "no manifest here").
 Rerunning the same merge completes it: the plan comes from the partitions' manifests, which a
 merge never changes, and a shard already under its planned name in the merged folder is whole
@@ -27,7 +27,8 @@ from flowkit.config import saved_output_settings, setting_differences
 from flowkit.errors import ConfigError
 from flowkit.extract.lock import FolderLock
 from flowkit.store.folder import CONFIG_NAME, SHARD_PATTERN, output_files, remove_temporaries
-from flowkit.store.manifest import MANIFEST_NAME, OK, PENDING, Manifest
+from flowkit.store.manifest import (LEGACY_MANIFEST_NAME, MANIFEST_NAME, OK, PENDING, Manifest,
+                                    ManifestEntry)
 from flowkit.store.writer import TMP_SUFFIX, fsync_path
 
 LINKED, COPIED, MOVED, PRESENT = "linked", "copied", "moved", "present"
@@ -136,21 +137,23 @@ def _plan(parts: list[Path], manifests: list[Manifest], out_dir: Path
     and the shard files to bring over."""
     merged, transfers = Manifest(), []
     for part, manifest in zip(parts, manifests):
-        for shard in manifest.shards():
+        by_shard: dict[str, list[ManifestEntry]] = {}
+        for entry in manifest:  # one pass over each part: a merge stays linear in videos
+            by_shard.setdefault(entry.shard, []).append(entry)
+        for shard, entries in by_shard.items():
             name = SHARD_PATTERN.format(len(transfers))
-            entries = [entry for entry in manifest if entry.shard == shard]
             transfers.append(_Transfer(part / shard, out_dir / name,
                                        needed=any(e.status == OK for e in entries)))
-            for entry in entries:
-                merged.put(dataclasses.replace(entry, shard=name))
+            merged.put_many(dataclasses.replace(entry, shard=name) for entry in entries)
     return merged, transfers
 
 
 def _check_out_dir(out_dir: Path, first: Path, transfers: list[_Transfer]) -> None:
     """Refuse a folder holding output, unless it is this merge, interrupted."""
-    if (out_dir / MANIFEST_NAME).exists():
-        raise ConfigError(f"{out_dir}: already holds flowkit output ({MANIFEST_NAME}); merge "
-                          "into a new folder")
+    for name in (MANIFEST_NAME, LEGACY_MANIFEST_NAME):
+        if (out_dir / name).exists():
+            raise ConfigError(f"{out_dir}: already holds flowkit output ({name}); merge into "
+                              "a new folder")
     planned = {transfer.target for transfer in transfers} | {out_dir / CONFIG_NAME}
     others = sorted(path.name for path in output_files(out_dir)
                     if path.exists() and path not in planned)

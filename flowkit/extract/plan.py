@@ -14,7 +14,7 @@ from typing import Sequence
 
 from flowkit.extract.inputs import VideoSource
 from flowkit.store.folder import SHARD_NAME, SHARD_PATTERN
-from flowkit.store.manifest import FAILED, MANIFEST_NAME, PENDING, Manifest, ManifestEntry
+from flowkit.store.manifest import FAILED, PENDING, Manifest, ManifestEntry
 from flowkit.store.verify import DAMAGED, verify
 
 MAX_AUTO_VIDEOS_PER_SHARD = 100
@@ -35,8 +35,9 @@ def _next_shard_number(manifest: Manifest) -> int:
 def plan_new_videos(manifest: Manifest, sources: Sequence[VideoSource],
                     videos_per_shard: int | None) -> None:
     """Put videos not yet in the manifest into new shards, in input order."""
+    known = manifest.video_ids()
     new = [ManifestEntry(source.video_id, str(source.path), source.label, shard="")
-           for source in sources if source.video_id not in manifest]
+           for source in sources if source.video_id not in known]
     assign_new_shards(manifest, new, videos_per_shard)
 
 
@@ -46,9 +47,9 @@ def replan_failed(manifest: Manifest, videos_per_shard: int | None) -> None:
 
 
 def replan_damaged(out_dir: Path, manifest: Manifest, videos_per_shard: int | None
-                    ) -> list[str]:
+                   ) -> list[str]:
     """Put the videos verify finds damaged into new shards, as pending; return their ids."""
-    if not (out_dir / MANIFEST_NAME).exists():
+    if len(manifest) == 0:
         return []
     damaged = list(dict.fromkeys(problem.video_id for problem in verify(out_dir)
                                  if problem.kind == DAMAGED and problem.video_id in manifest))
@@ -60,20 +61,18 @@ def assign_new_shards(manifest: Manifest, entries: list[ManifestEntry],
                       videos_per_shard: int | None) -> None:
     """Add ``entries`` as pending, ``videos_per_shard`` to a shard, after the existing shards."""
     per_shard = videos_per_shard or auto_videos_per_shard(len(entries))
-    first = _next_shard_number(manifest)
-    for position, entry in enumerate(entries):
-        manifest.put(dataclasses.replace(
-            entry, shard=SHARD_PATTERN.format(first + position // per_shard), status=PENDING,
-            num_frames=None, num_flows=None, error=None, warning=None, flow_stats=None))
-
-
-def _needs_work(manifest: Manifest, out_dir: Path, shard: str) -> bool:
-    entries = [entry for entry in manifest if entry.shard == shard]
-    return any(e.status == PENDING for e in entries) or not (out_dir / shard).exists()
+    first = _next_shard_number(manifest) if entries else 0
+    manifest.put_many(dataclasses.replace(
+        entry, shard=SHARD_PATTERN.format(first + position // per_shard), status=PENDING,
+        num_frames=None, num_flows=None, error=None, warning=None, flow_stats=None)
+        for position, entry in enumerate(entries))
 
 
 def shards_to_run(manifest: Manifest, out_dir: Path) -> dict[str, list[ManifestEntry]]:
-    """The shards a run must write, each with its videos: those with a pending video, or whose
-    file is missing."""
-    todo = [shard for shard in manifest.shards() if _needs_work(manifest, out_dir, shard)]
-    return {shard: [e for e in manifest if e.shard == shard] for shard in todo}
+    """The shards a run must write, each with its videos, in planned order: those with a
+    pending video, or whose file is missing. Found through the manifest's indices, so a
+    resumed run with nothing left to do costs a look at each shard file, not a scan per shard."""
+    pending = set(manifest.shards_with(PENDING))
+    todo = [shard for shard in manifest.shards()
+            if shard in pending or not (out_dir / shard).exists()]
+    return {shard: manifest.in_shard(shard) for shard in todo}

@@ -102,40 +102,52 @@ def extract(sources: Sequence[VideoSource], out_dir: Path | str, config: Extract
                 _remove_outputs(out_dir)
             remove_temporaries(out_dir)
             _check_or_save_config(out_dir, config)
-        manifest = _load_manifest(out_dir)
+        with writing(out_dir / MANIFEST_NAME):
+            manifest = Manifest.open(out_dir)
+        with contextlib.closing(manifest):
+            report = _plan_and_run(manifest, sources, out_dir, config, workers, threads,
+                                   devices, videos_per_shard, retry_failed, repair, progress,
+                                   dask, served)
+    return dataclasses.replace(report, seconds=time.perf_counter() - started)
+
+
+def _plan_and_run(manifest: Manifest, sources: Sequence[VideoSource], out_dir: Path,
+                  config: ExtractConfig, workers: int, threads: int, devices: list[str],
+                  videos_per_shard: int | None, retry_failed: bool, repair: bool,
+                  progress: bool, dask: str | None, served: bool) -> ExtractReport:
+    """Plan (in one manifest transaction), then run the shards, recording each as it ends."""
+    with writing(out_dir / MANIFEST_NAME), manifest.transaction():
         repaired = replan_damaged(out_dir, manifest, videos_per_shard) if repair else []
         if retry_failed:
             replan_failed(manifest, videos_per_shard)
         plan_new_videos(manifest, sources, videos_per_shard)
-        _write_manifest(manifest, out_dir)
 
-        work = shards_to_run(manifest, out_dir)
-        processed = sum(len(entries) for entries in work.values())
-        bar = ProgressBar(total=processed, enabled=progress)
-        frames = 0
-        runner = run_shards
-        if dask is not None:
-            from flowkit.extract.cluster import run_shards_on_dask  # dask is optional
-            runner = functools.partial(run_shards_on_dask, dask)
-        servers = _flow_servers(config, devices, threads) if served and work else \
-            contextlib.nullcontext()
-        try:
-            with servers as make_backend:
-                if make_backend is not None:
-                    runner = functools.partial(run_shards, make_backend=make_backend)
-                for entries in runner(work, out_dir, config, workers, threads, devices,
-                                      bar.update):
-                    for entry in entries:
-                        manifest.put(entry)
-                        frames += entry.num_frames or 0
-                    _write_manifest(manifest, out_dir)
-        finally:
-            bar.close()
+    work = shards_to_run(manifest, out_dir)
+    processed = sum(len(entries) for entries in work.values())
+    bar = ProgressBar(total=processed, enabled=progress)
+    frames = 0
+    runner = run_shards
+    if dask is not None:
+        from flowkit.extract.cluster import run_shards_on_dask  # dask is optional
+        runner = functools.partial(run_shards_on_dask, dask)
+    servers = _flow_servers(config, devices, threads) if served and work else \
+        contextlib.nullcontext()
+    try:
+        with servers as make_backend:
+            if make_backend is not None:
+                runner = functools.partial(run_shards, make_backend=make_backend)
+            for entries in runner(work, out_dir, config, workers, threads, devices, bar.update):
+                with writing(out_dir / MANIFEST_NAME):
+                    manifest.put_many(entries)  # one transaction per finished shard
+                frames += sum(entry.num_frames or 0 for entry in entries)
+    finally:
+        bar.close()
+    total = len(manifest)
     return ExtractReport(
-        out_dir=out_dir, total=len(manifest), ok=len(manifest.with_status(OK)),
+        out_dir=out_dir, total=total, ok=manifest.count(OK),
         failed=manifest.with_status(FAILED), warned=manifest.with_warning(),
-        skipped=len(manifest) - processed, processed=processed, frames=frames,
-        seconds=time.perf_counter() - started, repaired=repaired)
+        skipped=total - processed, processed=processed, frames=frames, seconds=0.0,
+        repaired=repaired)
 
 
 def _remove_outputs(out_dir: Path) -> None:
@@ -153,12 +165,6 @@ def _removing_temporaries(out_dir: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):
             remove_temporaries(out_dir)
         raise
-
-
-def _write_manifest(manifest: Manifest, out_dir: Path) -> None:
-    path = out_dir / MANIFEST_NAME
-    with writing(path):
-        manifest.write(path)
 
 
 def _check_or_save_config(out_dir: Path, config: ExtractConfig) -> None:
@@ -181,7 +187,3 @@ def _flow_servers(config: ExtractConfig, devices: list[str], threads: int
     return flow_servers(backend_factory(config.flow, config.flow_params), devices,
                         config.batch_size, threads=threads)
 
-
-def _load_manifest(out_dir: Path) -> Manifest:
-    path = out_dir / MANIFEST_NAME
-    return Manifest.read(path) if path.exists() else Manifest()

@@ -26,7 +26,7 @@ from flowkit.interop.layouts import (
 )
 from flowkit.store.flowstats import FlowStats, quantized_flow_stats
 from flowkit.store.folder import CONFIG_NAME, output_files, remove_temporaries
-from flowkit.store.manifest import FAILED, MANIFEST_NAME, OK, Manifest, ManifestEntry
+from flowkit.store.manifest import FAILED, OK, Manifest, ManifestEntry
 from flowkit.store.writer import ShardWriter, StorageConfig, VideoWriter
 
 
@@ -73,7 +73,7 @@ def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout:
                      bound: float | None = None, *, flow_step: int | None = None,
                      labels: Path | str | None = None, videos_per_shard: int | None = None,
                      check_decode: bool = True, overwrite: bool = False) -> ImportReport:
-    """Pack rawframe folders into shards + manifest.json + extract_config.json in ``out_dir``.
+    """Pack rawframe folders into shards + manifest.sqlite + extract_config.json in ``out_dir``.
 
     Each of ``folders`` is one video's folder (it holds rawframe files itself; id = its name)
     or a root searched recursively for such folders (id = path relative to the root). JPEG
@@ -156,20 +156,17 @@ def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout:
     with FolderLock(out_dir):
         _clear_output(out_dir, overwrite)
         (out_dir / CONFIG_NAME).write_text(json.dumps(config, indent=1) + "\n")
-        manifest = Manifest()
-        assign_new_shards(manifest, [ManifestEntry(folder.video_id, str(folder.path.resolve()),
-                                                   folder.label, shard="") for folder in found],
-                          videos_per_shard)
-        manifest.write(out_dir / MANIFEST_NAME)
-        attrs = settings_attributes(config)
-        for shard_name in manifest.shards():
-            entries = [e for e in manifest if e.shard == shard_name]
-            for entry in _write_shard(out_dir / shard_name, entries, scans, storage, attrs,
-                                      flow_step):
-                manifest.put(entry)
-            manifest.write(out_dir / MANIFEST_NAME)
-    return ImportReport(out_dir=out_dir, total=len(manifest), ok=len(manifest.with_status(OK)),
-                        failed=manifest.with_status(FAILED), notes=notes)
+        with Manifest.open(out_dir) as manifest:
+            assign_new_shards(manifest, [ManifestEntry(folder.video_id,
+                                                       str(folder.path.resolve()), folder.label,
+                                                       shard="") for folder in found],
+                              videos_per_shard)
+            attrs = settings_attributes(config)
+            for shard_name in manifest.shards():
+                manifest.put_many(_write_shard(out_dir / shard_name, manifest.in_shard(shard_name),
+                                               scans, storage, attrs, flow_step))
+            return ImportReport(out_dir=out_dir, total=len(manifest), ok=manifest.count(OK),
+                                failed=manifest.with_status(FAILED), notes=notes)
 
 
 def _read_export_info(root: Path) -> dict[str, Any]:

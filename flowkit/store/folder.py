@@ -2,7 +2,7 @@
 
     OUT/
       shard-00000.h5 ...        the shards (docs/format.md), numbered in the order planned
-      manifest.json             every video and its fate (flowkit.store.manifest)
+      manifest.sqlite           every video and its fate (flowkit.store.manifest; SQLite)
       extract_config.json       the settings the shards were made with (flowkit.config)
       *.tmp                     a killed run's leftovers: never whole, never read
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from flowkit.errors import ConfigError
-from flowkit.store.manifest import MANIFEST_NAME
+from flowkit.store.manifest import LEGACY_MANIFEST_NAME, MANIFEST_NAME
 from flowkit.store.writer import TMP_SUFFIX
 
 SHARD_PATTERN = "shard-{:05d}.h5"
@@ -25,7 +25,9 @@ CONFIG_NAME = "extract_config.json"
 
 def output_files(out_dir: Path) -> list[Path]:
     """What a flowkit run writes in ``out_dir`` (shards, manifest, config), present or not."""
-    return [*out_dir.glob("shard-*.h5"), out_dir / MANIFEST_NAME, out_dir / CONFIG_NAME]
+    manifest = out_dir / MANIFEST_NAME
+    return [*out_dir.glob("shard-*.h5"), manifest, manifest.with_name(manifest.name + "-journal"),
+            out_dir / LEGACY_MANIFEST_NAME, out_dir / CONFIG_NAME]
 
 
 def remove_temporaries(out_dir: Path) -> None:

@@ -1,23 +1,28 @@
 """What an output folder holds: counts, failures, parameters, bytes on disk and how much flow
 the bound clipped (``flowkit info``).
 
-Flow statistics come from the manifest (recorded at extraction), so that a folder of 13k videos
-is summarised without opening a shard; a video without them is "unknown", never an error.
+Everything comes from the manifest (flow statistics were recorded there at extraction), added up
+by SQLite: a folder of 650k videos is summarised in seconds, without opening a shard. A video
+without statistics is "unknown", never an error.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from pathlib import Path
 from typing import Any
 
-from flowkit.store.flowstats import FlowStats, bin_labels, combined, json_edges
+from flowkit.errors import ShardError
+from flowkit.store.flowstats import NUM_BINS, FlowStats, bin_labels, json_edges
 from flowkit.store.folder import CONFIG_NAME, read_saved_config
-from flowkit.store.manifest import FAILED, MANIFEST_NAME, OK, PENDING, Manifest, ManifestEntry
+from flowkit.store.manifest import FAILED, OK, PENDING, Manifest, ManifestEntry
 
 MOST_CLIPPED = 5  # videos listed by `flowkit info` as the most clipped
+
+# ok videos whose recorded statistics are whole (FlowStats.from_json would read them)
+_KNOWN = ("status = 'ok' AND flow_bound IS NOT NULL AND flow_components IS NOT NULL AND "
+          f"flow_clipped IS NOT NULL AND flow_max_magnitude IS NOT NULL AND flow_bins = {NUM_BINS}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,66 +30,49 @@ class FolderSummary:
     """Totals over every video of a folder, from its manifest and its files."""
 
     root: Path
-    entries: list[ManifestEntry]
+    counts: dict[str, int]  # videos by status
+    frames: int             # of the ok videos
+    flows: int
+    failures: list[ManifestEntry]
+    warnings: list[ManifestEntry]  # stored ok, cut short by a decode error (on_decode_error keep)
     config: dict[str, Any] | None
     shard_files: int
     bytes_on_disk: int
+    flow_total: FlowStats | None  # the ok videos with known statistics, added up
+    flow_known: int               # ok videos with known statistics
+    recorded_flow: bool           # a video of any status records statistics
+    most_clipped: list[tuple[str, FlowStats]]  # largest clipped share first, above 0
+    manifest: Manifest = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
 
     def count(self, status: str) -> int:
-        return sum(entry.status == status for entry in self.entries)
-
-    @property
-    def frames(self) -> int:
-        return sum(entry.num_frames or 0 for entry in self.entries if entry.status == OK)
-
-    @property
-    def flows(self) -> int:
-        return sum(entry.num_flows or 0 for entry in self.entries if entry.status == OK)
-
-    @property
-    def failures(self) -> list[ManifestEntry]:
-        return [entry for entry in self.entries if entry.status == FAILED]
-
-    @property
-    def warnings(self) -> list[ManifestEntry]:
-        """Videos stored ok but cut short by a decode error (extracted with on_decode_error keep)."""
-        return [entry for entry in self.entries if entry.status == OK and entry.warning]
+        return self.counts.get(status, 0)
 
     @property
     def has_flow(self) -> bool:
         """Whether the folder holds flow (by its config, or by recorded statistics)."""
-        flow = (self.config or {}).get("flow", "none")
-        return flow != "none" or any(entry.flow_stats for entry in self.entries)
-
-    @functools.cached_property
-    def flow_stats(self) -> dict[str, FlowStats | None]:
-        """Recorded flow statistics of each ok video, by id; None where unknown."""
-        return {entry.video_id: FlowStats.from_json(entry.flow_stats)
-                for entry in self.entries if entry.status == OK}
+        return (self.config or {}).get("flow", "none") != "none" or self.recorded_flow
 
     def total_flow_stats(self) -> FlowStats | None:
         """The statistics of all ok videos with known ones added up; None if none known."""
-        return combined(stats for stats in self.flow_stats.values() if stats is not None)
-
-    def most_clipped(self, count: int = MOST_CLIPPED) -> list[tuple[str, FlowStats]]:
-        """Up to ``count`` videos with the largest clipped share above 0, largest first."""
-        clipped = [(video_id, stats) for video_id, stats in self.flow_stats.items()
-                   if stats is not None and stats.clipped]
-        return sorted(clipped, key=lambda item: -(item[1].clipped_share or 0.0))[:count]
+        return self.flow_total
 
     def _flow_stats_json(self) -> dict[str, Any] | None:
         total = self.total_flow_stats()
         if total is None:
             return None
-        known = sum(stats is not None for stats in self.flow_stats.values())
-        return {"videos_known": known, "videos_unknown": len(self.flow_stats) - known,
+        return {"videos_known": self.flow_known,
+                "videos_unknown": self.count(OK) - self.flow_known,
                 **_stats_json(total), "magnitude_edges_px": json_edges()}
 
     def to_json(self) -> dict[str, Any]:
         """The summary as a JSON-ready dict with a ``videos`` list."""
         return {
             "root": str(self.root),
-            "videos_total": len(self.entries), "videos_ok": self.count(OK),
+            "videos_total": self.total, "videos_ok": self.count(OK),
             "videos_failed": self.count(FAILED), "videos_pending": self.count(PENDING),
             "videos_with_warnings": len(self.warnings),
             "frames": self.frames, "flows": self.flows,
@@ -96,13 +84,13 @@ class FolderSummary:
                         "label": e.label,
                         "shard": e.shard, "source": e.source,
                         "flow_stats": _stats_json(FlowStats.from_json(e.flow_stats))}
-                       for e in self.entries],
+                       for e in self.manifest],
         }
 
     def to_text(self) -> str:
         """A human-readable report, videos kept with warnings and failures listed last."""
         lines = [
-            f"{self.root}: {len(self.entries)} videos, {self.count(OK)} ok, "
+            f"{self.root}: {self.total} videos, {self.count(OK)} ok, "
             f"{self.count(FAILED)} failed, {self.count(PENDING)} pending",
             f"  frames {self.frames}, flows {self.flows}",
             f"  {self.shard_files} shard files, {_human_bytes(self.bytes_on_disk)} on disk",
@@ -126,7 +114,7 @@ class FolderSummary:
         if total is None:
             return ["  flow clipping: unknown (no video records it: stored before flowkit "
                     "recorded flow statistics, or imported without decoding)"]
-        unknown = sum(stats is None for stats in self.flow_stats.values())
+        unknown = self.count(OK) - self.flow_known
         unknown_text = f"; {unknown} videos unknown" if unknown else ""
         storage = (self.config or {}).get("storage") or {}
         unclipped = storage.get("flow_dtype") == "float16"
@@ -142,7 +130,7 @@ class FolderSummary:
             f"{unknown_text}",
             "  |flow| px: " + ", ".join(f"{label} {count / pixels:.1%}" for label, count
                                         in zip(bin_labels(), total.histogram))]
-        worst = self.most_clipped()
+        worst = self.most_clipped
         if worst:
             lines.append(f"most {verb} +-{total.bound:g} px (share of their flow components):")
             lines.extend(f"  {video_id}: {stats.clipped_share:.2%}" for video_id, stats in worst)
@@ -156,14 +144,45 @@ def summarize(root: Path | str) -> FolderSummary:
         ShardError: there is no readable manifest in ``root``.
     """
     root = Path(root)
-    manifest = Manifest.read(root / MANIFEST_NAME)
+    manifest = Manifest.read(root)
     config_path = root / CONFIG_NAME
     config = read_saved_config(config_path) if config_path.exists() else None
     files = [path for path in root.iterdir() if path.is_file()]
+    rows = manifest.query("SELECT status, COUNT(*), SUM(num_frames), SUM(num_flows) FROM videos "
+                          "GROUP BY status")
+    ok = next((row for row in rows if row[0] == OK), (OK, 0, 0, 0))
+    known, total = _flow_total(manifest)
     return FolderSummary(
-        root=root, entries=list(manifest), config=config,
-        shard_files=sum(path.suffix == ".h5" for path in files),
-        bytes_on_disk=sum(path.stat().st_size for path in files))
+        root=root, counts={row[0]: row[1] for row in rows}, frames=ok[2] or 0, flows=ok[3] or 0,
+        failures=manifest.with_status(FAILED),
+        warnings=[entry for entry in manifest.with_warning() if entry.status == OK],
+        config=config, shard_files=sum(path.suffix == ".h5" for path in files),
+        bytes_on_disk=sum(path.stat().st_size for path in files),
+        flow_total=total, flow_known=known,
+        recorded_flow=bool(manifest.query(
+            "SELECT 1 FROM videos WHERE flow_stats IS NOT NULL LIMIT 1")),
+        most_clipped=[(video_id, FlowStats.from_json(json.loads(stats))) for video_id, stats in
+                      manifest.query(
+                          f"SELECT video_id, flow_stats FROM videos WHERE {_KNOWN} AND "
+                          "flow_clipped > 0 AND flow_components > 0 ORDER BY "
+                          "CAST(flow_clipped AS REAL) / flow_components DESC, position "
+                          f"LIMIT {MOST_CLIPPED}")],
+        manifest=manifest)
+
+
+def _flow_total(manifest: Manifest) -> tuple[int, FlowStats | None]:
+    """How many ok videos have known statistics, and those statistics added up."""
+    bins = ", ".join(f"SUM(flow_bin{i})" for i in range(NUM_BINS))
+    known, low, high, components, clipped, largest, *histogram = manifest.query(
+        f"SELECT COUNT(*), MIN(flow_bound), MAX(flow_bound), SUM(flow_components), "
+        f"SUM(flow_clipped), MAX(flow_max_magnitude), {bins} FROM videos WHERE {_KNOWN}")[0]
+    if not known:
+        return 0, None
+    if low != high:
+        raise ShardError(f"flow statistics against different bounds ({low:g} and {high:g} px) "
+                         "cannot be added")
+    return known, FlowStats(float(low), int(components), int(clipped), float(largest),
+                            tuple(int(count) for count in histogram))
 
 
 def _stats_json(stats: FlowStats | None) -> dict[str, Any] | None:
