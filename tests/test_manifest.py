@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from flowkit.config import ExtractConfig
-from flowkit.errors import NotOutputFolderError, ShardError
+from flowkit.errors import ExtractionError, NotOutputFolderError, ShardError
 from flowkit.extract.inputs import collect_videos
 from flowkit.extract.run import extract
 from flowkit.store.manifest import (FAILED, LEGACY_MANIFEST_NAME, MANIFEST_NAME, OK, PENDING,
@@ -213,3 +213,41 @@ def test_readers_during_a_run_see_whole_shards_only(tiny_videos, tmp_path):
     watcher.join()
     assert errors == [] and seen == sorted(seen)
     assert len(open_shards(out)) == 4 and collect_videos([tiny_videos])
+
+
+def test_finished_shards_are_recorded_together_and_on_the_way_out(tiny_videos, tmp_path,
+                                                                 monkeypatch):
+    """The first finished shard is recorded at once, the next ones together (here: at the end,
+    the interval being an hour); a run stopped by an error still records what finished."""
+    import flowkit.extract.run as run_module
+
+    monkeypatch.setattr(run_module, "RECORD_INTERVAL_S", 3600.0)
+    recorded = []
+    real_put_many = Manifest.put_many
+
+    def put_many(self, entries):
+        entries = list(entries)
+        if entries and entries[0].status != PENDING:
+            recorded.append(len(entries))
+        real_put_many(self, entries)
+
+    monkeypatch.setattr(Manifest, "put_many", put_many)
+    config = ExtractConfig(decode=DecodeConfig(short_side=None), flow="farneback")
+    sources = collect_videos([tiny_videos])
+    report = extract(sources, tmp_path / "all", config, workers=1, videos_per_shard=1,
+                     progress=False)
+    assert report.ok == 4 and recorded == [1, 3]
+
+    real_run_shards = run_module.run_shards
+
+    def two_then_a_dead_worker(*args, **kwargs):
+        yield from list(real_run_shards(*args, **kwargs))[:2]
+        raise ExtractionError("a worker process died")
+
+    monkeypatch.setattr(run_module, "run_shards", two_then_a_dead_worker)
+    recorded.clear()
+    with pytest.raises(ExtractionError):
+        extract(sources, tmp_path / "stopped", config, workers=1, videos_per_shard=1,
+                progress=False)
+    assert recorded == [1, 1]
+    assert [e.status for e in Manifest.read(tmp_path / "stopped")] == [OK, OK, PENDING, PENDING]

@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 import os
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from flowkit.config import NO_FLOW, ExtractConfig, saved_output_settings, setting_differences
-from flowkit.errors import ConfigError
+from flowkit.errors import ConfigError, FlowkitError
 from flowkit.extract.inputs import VideoSource
 from flowkit.extract.lock import FolderLock
 from flowkit.extract.plan import plan_new_videos, replan_damaged, replan_failed, shards_to_run
@@ -31,6 +32,8 @@ from flowkit.flow import FlowBackend, check_backend
 from flowkit.store.folder import CONFIG_NAME, output_files, remove_temporaries
 from flowkit.store.manifest import FAILED, MANIFEST_NAME, OK, Manifest, ManifestEntry
 from flowkit.writing import writing
+
+RECORD_INTERVAL_S = 1.0  # finished shards are recorded together at most this often
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,13 +135,13 @@ def _plan_and_run(manifest: Manifest, sources: Sequence[VideoSource], out_dir: P
         runner = functools.partial(run_shards_on_dask, dask)
     servers = _flow_servers(config, devices, threads) if served and work else \
         contextlib.nullcontext()
+    recorder = _Recorder(manifest, out_dir / MANIFEST_NAME)
     try:
-        with servers as make_backend:
+        with servers as make_backend, recorder:
             if make_backend is not None:
                 runner = functools.partial(run_shards, make_backend=make_backend)
             for entries in runner(work, out_dir, config, workers, threads, devices, bar.update):
-                with writing(out_dir / MANIFEST_NAME):
-                    manifest.put_many(entries)  # one transaction per finished shard
+                recorder.add(entries)
                 frames += sum(entry.num_frames or 0 for entry in entries)
     finally:
         bar.close()
@@ -148,6 +151,39 @@ def _plan_and_run(manifest: Manifest, sources: Sequence[VideoSource], out_dir: P
         failed=manifest.with_status(FAILED), warned=manifest.with_warning(),
         skipped=total - processed, processed=processed, frames=frames, seconds=0.0,
         repaired=repaired)
+
+
+class _Recorder:
+    """Finished shards into the manifest, one transaction for all that finished within
+    ``RECORD_INTERVAL_S`` (the first at once): shards of a few small videos finish many times
+    a second, and a transaction per shard would write more manifest pages than shard bytes.
+    What is not recorded yet when the run stops (an error, Ctrl-C) is recorded on the way out;
+    after a kill, a rerun writes those shards again."""
+
+    def __init__(self, manifest: Manifest, path: Path) -> None:
+        self._manifest, self._path = manifest, path
+        self._waiting: list[ManifestEntry] = []
+        self._recorded_at = -math.inf
+
+    def add(self, entries: list[ManifestEntry]) -> None:
+        self._waiting += entries
+        if time.monotonic() - self._recorded_at >= RECORD_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        with writing(self._path):
+            self._manifest.put_many(self._waiting)
+        self._waiting, self._recorded_at = [], time.monotonic()
+
+    def __enter__(self) -> "_Recorder":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is None:
+            self.flush()
+        else:  # keep what finished; the error on its way out says what went wrong
+            with contextlib.suppress(FlowkitError, OSError):
+                self.flush()
 
 
 def _remove_outputs(out_dir: Path) -> None:

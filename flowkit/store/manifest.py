@@ -78,6 +78,7 @@ _UPSERT = (f"INSERT INTO videos ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELD
 _OUTPUT_ERRORS = (("disk is full", errno.ENOSPC), ("readonly", errno.EROFS),
                   ("disk I/O error", errno.EIO))
 _PAGE = 4096  # rows a query reads when iterating
+_CACHE_KIB = 64 * 1024  # page cache per connection: the indices of 650k videos stay in memory
 _BUSY_TIMEOUT_S = 60.0  # readers wait out a writer's commit (milliseconds, one per shard)
 
 
@@ -348,6 +349,7 @@ def _connect(target: str, uri: bool = False) -> sqlite3.Connection:
     db = sqlite3.connect(target, uri=uri, timeout=_BUSY_TIMEOUT_S, isolation_level=None,
                          check_same_thread=False)
     db.execute("PRAGMA synchronous = FULL")
+    db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
     db.isolation_level = ""  # "with db" opens a transaction, commits or rolls back
     if target == ":memory:":
         db.executescript(_SCHEMA)
