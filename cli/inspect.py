@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -34,14 +35,23 @@ def info_command(folder: Path, as_json: bool) -> None:
 
 @click.command("verify", epilog="\b\nExit codes: 0 every check passes; 1 problems found (listed); 2 not a flowkit\noutput folder.")
 @click.argument("folder", type=_FOLDER)
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Worker processes, each checking whole shards; the problems listed do not "
+                   "depend on it. Progress: with 1, a 'checking VIDEO' line before each video; "
+                   "with more, a 'checked SHARD (K of N shards)' line as each shard ends "
+                   "[default: number of CPU cores].")
 @click.option("--quiet", "-q", is_flag=True, help="Print only problems and the verdict.")
-def verify_command(folder: Path, quiet: bool) -> None:
+def verify_command(folder: Path, workers: int | None, quiet: bool) -> None:
     """Read every frame and flow back; check counts and shapes against the manifest, and
     stored bytes against their checksums (damaged videos and indices are named)."""
-    progress = None
-    if not quiet:
-        progress = lambda video_id: click.echo(f"checking {video_id}", err=True)  # noqa: E731
-    found = verify(folder, on_video=progress)
+    workers = workers or os.cpu_count() or 1
+    on_video = on_shard = None
+    if not quiet and workers == 1:
+        on_video = lambda video_id: click.echo(f"checking {video_id}", err=True)  # noqa: E731
+    elif not quiet:
+        on_shard = lambda shard, done, total: click.echo(  # noqa: E731
+            f"checked {shard} ({done} of {total} shards)", err=True)
+    found = verify(folder, on_video=on_video, workers=workers, on_shard=on_shard)
     for problem in found:
         click.echo(f"{'problem' if problem.is_failure else 'note'}: {problem}")
     failures = [problem for problem in found if problem.is_failure]

@@ -9,7 +9,7 @@ import click
 
 import flowkit
 from flowkit.errors import ConfigError, FlowkitError, InputError, LockError
-from flowkit.extract.lifecycle import Interrupted, exit_code, interrupt_on_sigterm
+from flowkit.lifecycle import Interrupted, exit_code, interrupt_on_sigterm
 from stddcn.errors import StddcnError, TrainingError
 
 EXIT_OK = 0

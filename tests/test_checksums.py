@@ -167,9 +167,10 @@ def test_verify_names_every_damaged_index_and_cli_prints_one_line(videos, tmp_pa
     assert "2 problem(s)" in result.output
 
 
-def _strip_checksums(out: Path) -> None:
-    """Rewrite every shard as schema 1 wrote it: no fletcher32 filter, no *_crc32 datasets."""
-    for path in out.glob("shard-*.h5"):
+def strip_checksums(out: Path, pattern: str = "shard-*.h5") -> None:
+    """Rewrite the shards matching ``pattern`` as schema 1 wrote them: no fletcher32 filter,
+    no *_crc32 datasets."""
+    for path in out.glob(pattern):
         with h5py.File(path, "r+") as handle:
             handle.attrs["schema_version"] = 1
             for group in handle["videos"].values():
@@ -188,7 +189,7 @@ def _strip_checksums(out: Path) -> None:
 def test_shards_without_checksums_read_and_verify_with_a_note(videos, tmp_path):
     out = _extract(videos, tmp_path / "out", StorageConfig(rgb="raw"))
     frames, flows = _read(out, "rgb", False, slice(None)), _read(out, "flow", False, slice(None))
-    _strip_checksums(out)
+    strip_checksums(out)
     problems = verify(out)
     assert [(p.video_id, p.kind) for p in problems] == [(None, UNCHECKED)]
     assert "shard-00000.h5: no checksums stored" in problems[0].text

@@ -20,7 +20,7 @@ PUBLIC_FLOWKIT = {"flowkit", "flowkit.data", "flowkit.errors"}
 # lower rank. Parts of one rank stand beside each other and never import each other.
 RANKS = {
     "flowkit.errors": 0,
-    "flowkit.checks": 1, "flowkit.writing": 1,
+    "flowkit.checks": 1, "flowkit.writing": 1, "flowkit.lifecycle": 1,
     "flowkit.video": 2, "flowkit.flow": 2,
     "flowkit.store": 3,
     "flowkit": 4, "flowkit.config": 4,  # "flowkit": the package's face, its __init__

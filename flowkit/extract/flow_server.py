@@ -39,8 +39,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from flowkit.errors import FlowkitError, FlowServerError
-from flowkit.extract.lifecycle import die_with_parent, ignore_interrupts
 from flowkit.flow import FlowBackend, get_backend
+from flowkit.lifecycle import die_with_parent, ignore_interrupts
 
 MAX_WAIT_S = 0.01    # how long a partial batch waits for more pairs once its first has arrived
 START_POLL_S = 0.1   # how often the parent checks that a starting server still lives

@@ -46,12 +46,13 @@ def replan_failed(manifest: Manifest, videos_per_shard: int | None) -> None:
     assign_new_shards(manifest, manifest.with_status(FAILED), videos_per_shard)
 
 
-def replan_damaged(out_dir: Path, manifest: Manifest, videos_per_shard: int | None
-                   ) -> list[str]:
-    """Put the videos verify finds damaged into new shards, as pending; return their ids."""
+def replan_damaged(out_dir: Path, manifest: Manifest, videos_per_shard: int | None,
+                   workers: int = 1) -> list[str]:
+    """Put the videos verify finds damaged (checking in ``workers`` processes) into new
+    shards, as pending; return their ids."""
     if len(manifest) == 0:
         return []
-    damaged = list(dict.fromkeys(problem.video_id for problem in verify(out_dir)
+    damaged = list(dict.fromkeys(problem.video_id for problem in verify(out_dir, workers=workers)
                                  if problem.kind == DAMAGED and problem.video_id in manifest))
     assign_new_shards(manifest, [manifest[video_id] for video_id in damaged], videos_per_shard)
     return damaged

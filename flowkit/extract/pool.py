@@ -1,7 +1,7 @@
 """The local runner: shards written by joblib worker processes, which take turns on the devices.
 
 Progress counts come back from the workers through a queue of a multiprocessing manager; each
-worker dies with the run and leaves Ctrl-C to it (:mod:`flowkit.extract.lifecycle`). The Dask
+worker dies with the run and leaves Ctrl-C to it (:mod:`flowkit.lifecycle`). The Dask
 runner (:mod:`flowkit.extract.cluster`) does the same on a cluster.
 """
 
@@ -15,9 +15,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 from flowkit.config import ExtractConfig
 from flowkit.errors import ExtractionError
-from flowkit.extract.lifecycle import die_with_parent, ignore_interrupts
 from flowkit.extract.shard import ProgressFn, extract_shard
 from flowkit.flow.base import FlowBackend
+from flowkit.lifecycle import die_with_parent, ignore_interrupts
 from flowkit.store.manifest import ManifestEntry
 
 

@@ -120,7 +120,7 @@ def _plan_and_run(manifest: Manifest, sources: Sequence[VideoSource], out_dir: P
                   progress: bool, dask: str | None, served: bool) -> ExtractReport:
     """Plan (in one manifest transaction), then run the shards, recording each as it ends."""
     with writing(out_dir / MANIFEST_NAME), manifest.transaction():
-        repaired = replan_damaged(out_dir, manifest, videos_per_shard) if repair else []
+        repaired = replan_damaged(out_dir, manifest, videos_per_shard, workers) if repair else []
         if retry_failed:
             replan_failed(manifest, videos_per_shard)
         plan_new_videos(manifest, sources, videos_per_shard)

@@ -7,8 +7,9 @@
 - ``files``: single flow fields as .flo / .png / .npy files; ``metrics``: endpoint error
   against ground truth; ``viz``: the Middlebury colour wheel.
 
-The bottom layer beside ``flowkit.video``: imports nothing of flowkit but ``flowkit.errors``,
-``flowkit.checks`` and ``flowkit.writing`` (docs/architecture.md).
+The bottom layer beside ``flowkit.video``: imports nothing of flowkit but its base modules
+(``flowkit.errors``, ``flowkit.checks``, ``flowkit.writing``, ``flowkit.lifecycle``;
+docs/architecture.md).
 
 A backend is a frozen config dataclass and a :class:`FlowBackend` subclass, named here as
 ``module:Class``. Modules are imported only when asked for, and the config classes of the

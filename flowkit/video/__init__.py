@@ -5,6 +5,6 @@
 - ``sprites``, ``motion_lab``: the motion laboratory, labelled videos whose class is in the
   motion only.
 
-The bottom layer: imports nothing of flowkit but ``flowkit.errors``, ``flowkit.checks`` and
-``flowkit.writing`` (docs/architecture.md).
+The bottom layer: imports nothing of flowkit but its base modules (``flowkit.errors``,
+``flowkit.checks``, ``flowkit.writing``, ``flowkit.lifecycle``; docs/architecture.md).
 """
