@@ -98,9 +98,8 @@ def read_labels(root: str, split: str | None, subset: str,
         where = split
     else:
         reader = flowkit.open_shards(root)
-        videos = {e.video_id: (-1 if e.label is None else int(e.label))
-                  for e in reader.manifest if e.video_id in reader}
-        where = f"{root}/manifest.json"
+        videos = dict(zip(reader.index.video_ids(), reader.index.labels.tolist()))
+        where = f"{root}/manifest.sqlite"
         unlabelled = [v for v, label in videos.items() if label < 0]
         if unlabelled:
             raise ConfigError(f"{len(unlabelled)} videos of {root} have no label (e.g. "

@@ -251,3 +251,21 @@ def test_finished_shards_are_recorded_together_and_on_the_way_out(tiny_videos, t
                 progress=False)
     assert recorded == [1, 1]
     assert [e.status for e in Manifest.read(tmp_path / "stopped")] == [OK, OK, PENDING, PENDING]
+
+
+def test_the_reader_index_holds_the_ok_videos_compactly(tmp_path):
+    from flowkit.store.index import VideoIndex
+
+    entries = [dataclasses.replace(e, status=OK if i % 3 else FAILED, num_frames=i, num_flows=i - 1,
+                                   label=None if i == 4 else i % 3)
+               for i, e in enumerate(_entries(3000, shard_size=100))]
+    with Manifest.open(tmp_path) as manifest:
+        manifest.put_many(entries)
+    index = VideoIndex.of(Manifest.read(tmp_path))
+    ok = [e for e in entries if e.status == OK]
+    assert len(index) == 2000 and list(index.video_ids()) == [e.video_id for e in ok]
+    assert [index.find(e.video_id) for e in ok[::97]] == list(range(0, 2000, 97))
+    assert index.find(entries[0].video_id) is None and index.find("zzz") is None
+    row = index.find("v004.mp4")
+    assert (index.shard(row), index.labels[row], index.num_frames[row]) == ("shard-00000.h5", -1, 4)
+    assert len(pickle.dumps(index)) < 2000 * (len("v000.mp4") + 60)

@@ -11,6 +11,7 @@ which it never imports (docs/architecture.md).
 from flowkit.data.dataset import MODALITIES, ShardDataset, VideoArrays, read_item, video_file_item
 from flowkit.data.decoded import DecodedVideo, VideoDecoder, read_extract_config
 from flowkit.data.items import Batch, Item, Sample
+from flowkit.data.order import ShardLocalShuffle
 from flowkit.data.sampling import (ClipSampler, FrameIndices, Sampler, SegmentSampler, VideoExtent,
                                    flow_stack_indices)
 from flowkit.data.splits import (read_class_index, read_class_names, read_csv_split,
@@ -23,10 +24,10 @@ from flowkit.data.transforms import (CenterCrop, Compose, HorizontalFlip, MultiS
 __all__ = [
     "Batch", "CenterCrop", "ClipSampler", "Compose", "DecodedVideo", "FrameIndices",
     "HorizontalFlip", "Item", "MODALITIES", "MultiScaleCrop", "Normalize", "RandomResizedCrop",
-    "Resize", "Sample", "Sampler", "SegmentSampler", "ShardDataset", "TenCrop", "ThreeCrop",
-    "Transform", "VideoArrays", "VideoDecoder", "VideoExtent", "clip_test_transform",
-    "clip_train_transform", "flow_stack_indices", "normalize_batch", "read_class_index",
-    "read_class_names", "read_csv_split", "read_extract_config", "read_hmdb51_split", "read_item",
-    "read_split", "read_ucf101_split", "tsn_test_transform", "tsn_train_transform",
-    "video_file_item",
+    "Resize", "Sample", "Sampler", "SegmentSampler", "ShardDataset", "ShardLocalShuffle",
+    "TenCrop", "ThreeCrop", "Transform", "VideoArrays", "VideoDecoder", "VideoExtent",
+    "clip_test_transform", "clip_train_transform", "flow_stack_indices", "normalize_batch",
+    "read_class_index", "read_class_names", "read_csv_split", "read_extract_config",
+    "read_hmdb51_split", "read_item", "read_split", "read_ucf101_split", "tsn_test_transform",
+    "tsn_train_transform", "video_file_item",
 ]

@@ -11,7 +11,7 @@ comes from ``np.random.default_rng([seed, e, i])``, whatever the DataLoader work
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -24,6 +24,8 @@ from flowkit.data.items import (FLOW, FLOW_BOUND, FLOW_SCALE, RGB, Item, Sample,
 from flowkit.data.sampling import FrameIndices, Sampler, SegmentSampler, VideoExtent
 from flowkit.data.transforms import Transform
 from flowkit.errors import ConfigError, DecodeError
+from flowkit.store.index import VideoIndex
+from flowkit.store.open_files import DEFAULT_MAX_OPEN_FILES
 from flowkit.store.reader import ShardReader
 
 MODALITIES = ("rgb", "flow", "rgb+flow")
@@ -50,6 +52,8 @@ class ShardDataset(Dataset):
             [`Normalize`][flowkit.data.transforms.Normalize]) to turn it into pixels.
         check: compare every frame and flow read with its stored checksum (a ChecksumError
             names the damaged shard, video and index; see [`flowkit.open_shards`][]).
+        max_open_files: shard files each process (each DataLoader worker) holds open at
+            once, least recently used closed first (see [`flowkit.ShardReader`][]).
 
     Items: see [`Item`][flowkit.data.Item]. Float32 when the transform normalises; without
     a transform RGB stays uint8. With ``quantized_flow`` and no normalisation: ``flow`` uint8,
@@ -57,46 +61,64 @@ class ShardDataset(Dataset):
 
     Raises:
         ConfigError: unknown modality; the shards store no RGB or no flow for a modality that
-            needs it; split videos that are not stored (unless ``skip_missing``).
+            needs it; split videos that are not stored (unless ``skip_missing``);
+            ``max_open_files`` below 1.
     """
 
     def __init__(self, root: Path | str, modality: str = "rgb", sampler: Sampler | None = None,
                  split: Mapping[str, int] | None = None, transform: Transform | None = None,
                  seed: int = 0, skip_missing: bool = False, quantized_flow: bool = False,
-                 check: bool = False) -> None:
+                 check: bool = False, max_open_files: int = DEFAULT_MAX_OPEN_FILES) -> None:
         if modality not in MODALITIES:
             raise ConfigError(f"modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
-        self.reader = ShardReader(root, check)
+        self.reader = ShardReader(root, check, max_open_files)
         self.modality = modality
         self.sampler = sampler if sampler is not None else SegmentSampler()
         self.transform = transform
         self.seed = seed
         self.quantized_flow = quantized_flow
         self.epoch = 0
-        self.items = self._items(split, skip_missing)
+        self._rows, self._labels = self._items(split, skip_missing)
 
-    def _items(self, split: Mapping[str, int] | None, skip_missing: bool) -> list[tuple[str, int]]:
-        entries = {e.video_id: e for e in self.reader.manifest}
+    @property
+    def items(self) -> Sequence[tuple[str, int]]:
+        """(video id, label) of each item, in item order."""
+        return _Items(self.reader.index, self._rows, self._labels)
+
+    def item_shards(self) -> np.ndarray:
+        """The shard of each item, as a number (one per shard file): what
+        [`ShardLocalShuffle`][flowkit.data.order.ShardLocalShuffle] keeps reads together by."""
+        return self.reader.index.shard_codes[self._rows]
+
+    def _items(self, split: Mapping[str, int] | None, skip_missing: bool
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The index rows of the items and their labels, as arrays: a Dataset of 650k videos
+        pickled into each DataLoader worker stays small."""
+        index = self.reader.index
         self._check_stored_modalities()
-        usable = [v for v in self.reader.videos
-                  if self.modality == "rgb" or (entries[v].num_flows or 0) > 0]
+        usable = (np.ones(len(index), dtype=bool) if self.modality == "rgb"
+                  else index.num_flows > 0)
         #: stored videos left out because they have no flow (a single frame) for a flow modality
-        self.without_flow = sorted(set(self.reader.videos) - set(usable))
+        self.without_flow = sorted(index.video_id(int(row)) for row in np.flatnonzero(~usable))
         if split is None:
-            return [(v, -1 if entries[v].label is None else int(entries[v].label)) for v in usable]
-        usable_set = set(usable)
-        missing = [video_id for video_id in split if video_id not in usable_set]
+            rows = np.flatnonzero(usable)
+            return rows, index.labels[rows]
+        found = [(index.find(video_id), label) for video_id, label in split.items()]
+        missing = [video_id for video_id, (row, _) in zip(split, found)
+                   if row is None or not usable[row]]
         if missing and not skip_missing:
             raise ConfigError(f"{len(missing)} of the split's {len(split)} videos are not stored "
                               f"(or have no flow) in {self.reader.root} (e.g. "
                               f"{', '.join(missing[:3])}); extract them, or pass skip_missing=True")
-        return [(v, int(label)) for v, label in split.items() if v in usable_set]
+        kept = [(row, int(label)) for row, label in found if row is not None and usable[row]]
+        return (np.array([row for row, _ in kept], dtype=np.int64),
+                np.array([label for _, label in kept], dtype=np.int64))
 
     def _check_stored_modalities(self) -> None:
         """A modality the shards do not hold at all is a setup mistake, said at once."""
-        if not self.reader.videos:
+        if not len(self.reader.index):
             return
-        first = self.reader[self.reader.videos[0]]
+        first = self.reader[self.reader.index.video_id(0)]
         if RGB in self.modality and not first.has_frames:
             raise ConfigError(f"{self.reader.root}: the shards store no RGB frames (extracted "
                               f"with --rgb none); modality {self.modality!r} needs them")
@@ -109,16 +131,32 @@ class ShardDataset(Dataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self._rows)
 
     def __getitem__(self, index: int) -> Item:
-        video_id, label = self.items[index]
+        video_id = self.reader.index.video_id(int(self._rows[index]))
+        label = int(self._labels[index])
         video = self.reader[video_id]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         num_flows = len(video.flows) if FLOW in self.modality else 0
         indices = self.sampler(VideoExtent(len(video.frames), num_flows, video.flow_step), rng)
         return read_item(video, indices, self.modality, label=label, transform=self.transform,
                          rng=rng, quantized_flow=self.quantized_flow)
+
+
+class _Items(Sequence[tuple[str, int]]):
+    """(video id, label) of each item of a ShardDataset, read from its arrays on demand."""
+
+    def __init__(self, index: VideoIndex, rows: np.ndarray, labels: np.ndarray) -> None:
+        self._index, self._rows, self._labels = index, rows, labels
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, position: int) -> tuple[str, int]:  # type: ignore[override]
+        if not -len(self) <= position < len(self):
+            raise IndexError(position)
+        return self._index.video_id(int(self._rows[position])), int(self._labels[position])
 
 
 class VideoArrays(Protocol):

@@ -1,6 +1,7 @@
 """The output folder: HDF5 shards of frames and flow, and the manifest that lists every video.
 
-- ``writer``, ``reader``: the shard format (docs/format.md), written atomically, read lazily;
+- ``writer``, ``reader``, ``open_files``: the shard format (docs/format.md), written atomically,
+  read lazily with a bounded number of files open;
 - ``codec``, ``chunks``, ``checksums``: how arrays become bytes, are read fast, and are checked;
 - ``flowstats``: how much flow the bound clipped, recorded per video;
 - ``manifest``, ``folder``: every video's fate, and the folder's file names;

@@ -1,14 +1,15 @@
 """Reading shards back: ``open_shards(DIR)`` gives a mapping from video id to a lazy Video.
 
 Frames and flows slice like arrays and read only what is asked for, so a Dataset can fetch
-single frames. HDF5 files open lazily and are reopened after a fork (h5py handles must not
-cross a fork), which makes a reader safe to hand to DataLoader workers.
+single frames. HDF5 files open lazily, at most ``max_open_files`` at once
+(:mod:`flowkit.store.open_files`), and are reopened after a fork (h5py handles must not cross a
+fork), which makes a reader safe to hand to DataLoader workers, whatever the number of shards.
 """
 
 from __future__ import annotations
 
 import json
-import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence, Union
 
@@ -20,10 +21,16 @@ from flowkit.errors import NotOutputFolderError, ShardError
 from flowkit.store.chunks import RowReader
 from flowkit.store.codec import decode_jpeg, dequantize_flow
 from flowkit.store.flowstats import FlowStats
+from flowkit.store.index import VideoIndex
 from flowkit.store.manifest import MANIFEST_NAME, OK, Manifest, ManifestEntry
-from flowkit.store.writer import FORMAT_NAME, SCHEMA_VERSION, group_name, read_attrs
+from flowkit.store.open_files import DEFAULT_MAX_OPEN_FILES, OpenFiles
+from flowkit.store.writer import group_name, read_attrs
 
 Index = Union[int, slice, Sequence[int], np.ndarray]
+
+# Videos a reader keeps (with their attributes read once): a few thousand cost a few MB, and a
+# loader reading each video once an epoch gains nothing from more.
+MAX_CACHED_VIDEOS = 2048
 
 
 class ArrayView:
@@ -160,7 +167,11 @@ class FlowView(ArrayView):
 
 
 class Video:
-    """One stored video: ``frames`` and ``flows`` views plus its attributes."""
+    """One stored video: ``frames`` and ``flows`` views plus its attributes.
+
+    It keeps the attributes it has read (plain values) but no h5py object, so it stays valid
+    when the reader closes its shard file: the next read reopens it.
+    """
 
     def __init__(self, reader: "ShardReader", entry: ManifestEntry) -> None:
         self._reader = reader
@@ -171,8 +182,6 @@ class Video:
         self._attrs: dict[str, Any] | None = None
         self._some_attrs: dict[tuple[str, str], Any] = {}
         self._frame_size: tuple[int, int] | None = None
-        self._handles_pid = -1
-        self._handles: dict[str, Any] = {}
 
     def _group(self) -> h5py.Group:
         return self._handle("group", lambda: self._reader._group(self.entry))
@@ -186,12 +195,16 @@ class Video:
                             lambda: RowReader(self._dataset(name), self._reader.check))
 
     def _handle(self, key: str, open_handle: Callable[[], Any]) -> Any:
-        """h5py objects, opened once per process (they must not cross a fork)."""
-        if self._handles_pid != os.getpid():
-            self._handles, self._handles_pid = {}, os.getpid()
-        if key not in self._handles:
-            self._handles[key] = open_handle()
-        return self._handles[key]
+        """h5py objects of this video, kept with its open shard file (never in the Video): they
+        go when the file closes (the reader's limit of open files, close(), a fork), and the
+        next access reopens it and resolves them again."""
+        opened = self._reader._files.get(self.entry.shard)
+        handles = opened.handles.get(self.video_id)
+        if handles is None:
+            handles = opened.handles[self.video_id] = {}
+        if key not in handles:
+            handles[key] = open_handle()
+        return handles[key]
 
     def _stored_attr(self, name: str, key: str, default: Any = None) -> Any:
         """Attribute ``key`` of dataset ``name``, read once (files are read-only).
@@ -228,21 +241,27 @@ class Video:
         """Whether flow was extracted (not ``--flow none``); a one-frame video has flow, with
         zero items."""
         return (self._dataset("flow") is not None
-                or self._shard().get("flow_backend", "none") != "none")
+                or self._shard_attr("flow_backend", "none") != "none")
 
     @property
     def flow_bound(self) -> float | None:
         """Bound B of quantised flow (uint8 or jpeg storage: pixels = q * 2B / 255 - B), or None
         for float16 storage and for videos stored without flow."""
-        shard = self._shard()
-        if not self.has_flows or self._stored_attr("flow", "dtype",
-                                                   shard.get("flow_dtype")) == "float16":
+        if not self.has_flows:
             return None
-        return float(self._stored_attr("flow", "bound", shard.get("bound")))
+        dtype = self._stored_attr("flow", "dtype")
+        if (self._shard_attr("flow_dtype") if dtype is None else dtype) == "float16":
+            return None
+        bound = self._stored_attr("flow", "bound")
+        return float(self._shard_attr("bound") if bound is None else bound)
 
-    def _shard(self) -> dict[str, Any]:
-        """Root attributes of this video's shard (read once per reader)."""
-        return self._reader.shard_attrs(self.entry.shard)
+    def _shard_attr(self, key: str, default: Any = None) -> Any:
+        """Root attribute ``key`` of this video's shard, kept with the video: the reader keeps
+        a shard's attributes only while its file is open."""
+        if ("/", key) not in self._some_attrs:
+            self._some_attrs["/", key] = self._reader.shard_attrs(self.entry.shard).get(key,
+                                                                                     default)
+        return self._some_attrs["/", key]
 
     @property
     def flow_stats(self) -> FlowStats | None:
@@ -273,39 +292,60 @@ class ShardReader(Mapping[str, Video]):
     With ``check``, every frame and flow read is compared with its stored checksum first
     (ChecksumError, a ShardError, names the shard, video and index on a mismatch); without,
     damaged bytes come back as whatever they decode to (docs/format.md, checksums).
+
+    At most ``max_open_files`` shard files are open at once (each costs a descriptor and about
+    1 MB); reading from another closes the least recently used one, and a video of a closed
+    file reopens it on its next read. Raise it when reads hop between more shards than that.
+    A reader is not for sharing between threads (one may close the file another reads).
+
+    Raises:
+        ConfigError: ``max_open_files`` is not an integer >= 1.
+        NotOutputFolderError: ``root`` is not a folder or holds no manifest.
     """
 
-    def __init__(self, root: Path | str, check: bool = False) -> None:
+    def __init__(self, root: Path | str, check: bool = False,
+                 max_open_files: int = DEFAULT_MAX_OPEN_FILES) -> None:
         self.root = Path(root)
         self.check = check
+        self._files = OpenFiles(self.root, max_open_files)
         if not self.root.is_dir():
             raise NotOutputFolderError(f"{self.root}: not a folder")
         self.manifest = Manifest.read(self.root / MANIFEST_NAME)
-        self._ok = {entry.video_id: entry for entry in self.manifest if entry.status == OK}
-        self._files: dict[str, h5py.File] = {}
-        self._videos: dict[str, Video] = {}
-        self._shard_attrs: dict[str, dict[str, Any]] = {}
-        self._pid = os.getpid()
+        self.index = VideoIndex.of(self.manifest)  #: the stored videos, compactly
+        self._videos: OrderedDict[str, Video] = OrderedDict()  # least recently used first
+
+    @property
+    def max_open_files(self) -> int:
+        """The most shard files this reader holds open at once."""
+        return self._files.max_open_files
 
     # -- mapping protocol -------------------------------------------------------------------
     def __getitem__(self, video_id: str) -> Video:
         video = self._videos.get(video_id)
-        if video is None:
-            if video_id not in self._ok:
-                raise KeyError(self._missing_message(video_id))
-            video = self._videos[video_id] = Video(self, self._ok[video_id])
+        if video is not None:
+            self._videos.move_to_end(video_id)
+            return video
+        entry = self.manifest.get(video_id) if self.index.find(video_id) is not None else None
+        if entry is None or entry.status != OK:
+            raise KeyError(self._missing_message(video_id))
+        video = self._videos[video_id] = Video(self, entry)
+        if len(self._videos) > MAX_CACHED_VIDEOS:
+            self._videos.popitem(last=False)
         return video
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._ok)
+        return self.index.video_ids()
 
     def __len__(self) -> int:
-        return len(self._ok)
+        return len(self.index)
+
+    def __contains__(self, video_id: object) -> bool:
+        return isinstance(video_id, str) and self.index.find(video_id) is not None
 
     @property
     def videos(self) -> list[str]:
         """Ids of the videos stored successfully, in manifest order."""
-        return list(self._ok)
+        return list(self.index.video_ids())
 
     # -- convenience ------------------------------------------------------------------------
     def frames(self, video_id: str, index: Index = slice(None)) -> np.ndarray:
@@ -322,15 +362,16 @@ class ShardReader(Mapping[str, Video]):
         return {**video.entry.__dict__, **video.attrs}
 
     def shard_attrs(self, shard: str) -> dict[str, Any]:
-        """Root attributes of a shard file: parameters, versions, schema (read once; do not
-        modify the returned dict)."""
-        if shard not in self._shard_attrs:
-            attrs = read_attrs(self._file(shard).attrs)
+        """Root attributes of a shard file: parameters, versions, schema (read once while the
+        file is open; do not modify the returned dict)."""
+        opened = self._files.get(shard)
+        if opened.attrs is None:
+            attrs = read_attrs(opened.file.attrs)
             for key in ("config", "versions"):
                 if isinstance(attrs.get(key), str):
                     attrs[key] = json.loads(attrs[key])
-            self._shard_attrs[shard] = attrs
-        return self._shard_attrs[shard]
+            opened.attrs = attrs
+        return opened.attrs
 
     def stored_ids(self, shard: str) -> list[str]:
         """Ids of the videos that have a group in ``shard``, whatever the manifest says."""
@@ -339,10 +380,8 @@ class ShardReader(Mapping[str, Video]):
 
     def close(self) -> None:
         """Close every open shard file (they reopen on the next read)."""
-        if self._pid == os.getpid():
-            for handle in self._files.values():
-                handle.close()
-        self._files, self._videos = {}, {}
+        self._files.close()
+        self._videos = OrderedDict()
 
     def __enter__(self) -> "ShardReader":
         return self
@@ -351,18 +390,11 @@ class ShardReader(Mapping[str, Video]):
         self.close()
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_files"], state["_videos"] = {}, {}
-        return state
+        return {**self.__dict__, "_videos": OrderedDict()}  # OpenFiles drops its own handles
 
     # -- internals --------------------------------------------------------------------------
     def _file(self, shard: str) -> h5py.File:
-        if self._pid != os.getpid():  # forked: never touch the parent's handles
-            self._files, self._pid = {}, os.getpid()
-        handle = self._files.get(shard)
-        if handle is None:
-            handle = self._files[shard] = open_shard(self.root / shard)
-        return handle
+        return self._files.get(shard).file
 
     def _group(self, entry: ManifestEntry) -> h5py.Group:
         try:
@@ -379,49 +411,14 @@ class ShardReader(Mapping[str, Video]):
         return f"no video {video_id!r} in {self.root}"
 
 
-def open_shards(root: Path | str, check: bool = False) -> ShardReader:
+def open_shards(root: Path | str, check: bool = False,
+                max_open_files: int = DEFAULT_MAX_OPEN_FILES) -> ShardReader:
     """Open an extraction output folder for reading. See
     [`ShardReader`][flowkit.store.reader.ShardReader].
 
     ``check=True`` verifies the checksum of every frame and flow read (ChecksumError on
     damage); the default skips that for speed (docs/benchmarks.md, checksums).
+    ``max_open_files`` bounds the shard files held open at once (the least recently used
+    closes first; ConfigError below 1).
     """
-    return ShardReader(root, check)
-
-
-def open_shard(path: Path) -> h5py.File:
-    """One shard file, open for reading.
-
-    Raises:
-        ShardError: the file is missing, damaged or truncated (HDF5 cannot open it, or its
-            root attributes cannot be read), not a flowkit shard, or of a newer schema.
-    """
-    if not path.is_file():
-        raise ShardError(f"{path}: cannot open shard (no such file)")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise ShardError(f"{path}: damaged or truncated file (cannot open as HDF5: "
-                         f"{_first_line(exc)}); rerun flowkit extract --repair") from None
-    try:
-        kind, schema = handle.attrs.get("format"), handle.attrs.get("schema_version", 0)
-        holds_videos = "videos" in handle
-    except (OSError, KeyError, RuntimeError) as exc:
-        handle.close()
-        raise ShardError(f"{path}: damaged or truncated file (cannot read its attributes: "
-                         f"{_first_line(exc)}); rerun flowkit extract --repair") from None
-    if kind != FORMAT_NAME:
-        handle.close()
-        if holds_videos:  # a flowkit layout whose root attributes were lost
-            raise ShardError(f"{path}: damaged or truncated file (its format attribute is "
-                             "lost); rerun flowkit extract --repair")
-        raise ShardError(f"{path}: not a flowkit shard")
-    if schema > SCHEMA_VERSION:
-        handle.close()
-        raise ShardError(f"{path}: shard schema {schema} is newer than this flowkit reads "
-                         f"({SCHEMA_VERSION}); upgrade flowkit")
-    return handle
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ShardReader(root, check, max_open_files)
