@@ -259,3 +259,20 @@ def test_a_bad_limit_is_a_config_error(mixed, bad):
                  lambda: ShardDataset(root, max_open_files=bad)):
         with pytest.raises(ConfigError, match="max_open_files must be an integer >= 1"):
             make()
+
+
+def test_the_h5py_objects_of_at_most_max_video_handles_videos_are_kept(tmp_path, monkeypatch):
+    """A shard holds many videos: reading all 40 of one file keeps the objects of the last 8
+    only (the limit set to 8), and a video read again reads the same."""
+    import flowkit.store.open_files as open_files
+
+    monkeypatch.setattr(open_files, "MAX_VIDEO_HANDLES", 8)
+    _write_shards(tmp_path, [StorageConfig(rgb="raw")], 40, 2, 8, 8)
+    reader = open_shards(tmp_path)
+    first = {video_id: reader[video_id].frames[:] for video_id in reader.videos}
+    kept = [len(opened.handles) for opened in reader._files._open.values()]
+    assert kept == [8]
+    for video_id in reader.videos:
+        np.testing.assert_array_equal(reader[video_id].frames[:], first[video_id])
+    assert [len(opened.handles) for opened in reader._files._open.values()] == [8]
+    reader.close()

@@ -26,6 +26,7 @@ from flowkit.errors import ShardError
 from flowkit.store.writer import FORMAT_NAME, SCHEMA_VERSION
 
 DEFAULT_MAX_OPEN_FILES = 32  # a descriptor and ~0.9 MB each; far below the usual 1,024 limit
+MAX_VIDEO_HANDLES = 256  # videos whose h5py objects are kept resolved, ~190 KB each
 
 
 @dataclasses.dataclass
@@ -56,6 +57,7 @@ class OpenFiles:
         self.root = root
         self.max_open_files = int(max_open_files)
         self._open: OrderedDict[str, OpenShard] = OrderedDict()
+        self._videos: OrderedDict[tuple[str, str], None] = OrderedDict()  # with handles kept
         self.openings = 0  # files opened so far in this process and its parents
         self._pid = os.getpid()
 
@@ -67,7 +69,7 @@ class OpenFiles:
             ShardError: the file cannot be opened as a flowkit shard (see :func:`open_shard`).
         """
         if self._pid != os.getpid():  # forked: never touch the parent's handles
-            self._open, self._pid = OrderedDict(), os.getpid()
+            self._open, self._videos, self._pid = OrderedDict(), OrderedDict(), os.getpid()
         opened = self._open.get(shard)
         if opened is not None:
             self._open.move_to_end(shard)
@@ -78,6 +80,24 @@ class OpenFiles:
         self.openings += 1
         return opened
 
+    def video_handles(self, shard: str, video_id: str) -> dict[str, Any]:
+        """The h5py objects resolved for ``video_id`` in the open file of ``shard`` (opened if
+        need be). Those of at most ``MAX_VIDEO_HANDLES`` videos are kept, the least recently
+        used dropped first: each holds HDF5 metadata and chunk caches (~190 KB a video read),
+        and a file holds many videos."""
+        opened = self.get(shard)
+        key = (shard, video_id)
+        handles = opened.handles.get(video_id)
+        if handles is None:
+            handles = opened.handles[video_id] = {}
+        self._videos[key] = None
+        self._videos.move_to_end(key)
+        while len(self._videos) > MAX_VIDEO_HANDLES:
+            (old_shard, old_video), _ = self._videos.popitem(last=False)
+            if old_shard in self._open:
+                self._open[old_shard].handles.pop(old_video, None)
+        return handles
+
     def __len__(self) -> int:
         """How many shard files are open in this process."""
         return len(self._open) if self._pid == os.getpid() else 0
@@ -87,10 +107,10 @@ class OpenFiles:
         if self._pid == os.getpid():
             for opened in self._open.values():
                 opened.close()
-        self._open, self._pid = OrderedDict(), os.getpid()
+        self._open, self._videos, self._pid = OrderedDict(), OrderedDict(), os.getpid()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_open": OrderedDict()}
+        return {**self.__dict__, "_open": OrderedDict(), "_videos": OrderedDict()}
 
 
 def open_shard(path: Path) -> h5py.File:

@@ -196,12 +196,10 @@ class Video:
 
     def _handle(self, key: str, open_handle: Callable[[], Any]) -> Any:
         """h5py objects of this video, kept with its open shard file (never in the Video): they
-        go when the file closes (the reader's limit of open files, close(), a fork), and the
-        next access reopens it and resolves them again."""
-        opened = self._reader._files.get(self.entry.shard)
-        handles = opened.handles.get(self.video_id)
-        if handles is None:
-            handles = opened.handles[self.video_id] = {}
+        go when the file closes (the reader's limit of open files, close(), a fork) or when
+        ``MAX_VIDEO_HANDLES`` other videos were read since, and the next access reopens the
+        file and resolves them again."""
+        handles = self._reader._files.video_handles(self.entry.shard, self.video_id)
         if key not in handles:
             handles[key] = open_handle()
         return handles[key]
