@@ -1,4 +1,5 @@
-"""Shards as torch Datasets: samplers (TSN segments, dense clips), transforms, splits.
+"""Shards as torch Datasets: samplers (TSN segments, dense clips), transforms, splits, and a
+shard-local shuffle for shards on network storage.
 
 The public API of flowkit's data side; the training package (stddcn) uses only these names.
 ``decoded`` holds a video file decoded in memory as extraction would have stored it (for

@@ -1,10 +1,11 @@
 """The output folder: HDF5 shards of frames and flow, and the manifest that lists every video.
 
-- ``writer``, ``reader``, ``open_files``: the shard format (docs/format.md), written atomically,
-  read lazily with a bounded number of files open;
+- ``writer``, ``reader``, ``open_files``, ``index``: the shard format (docs/format.md), written
+  atomically, read lazily with a bounded number of files open and the stored videos listed
+  compactly;
 - ``codec``, ``chunks``, ``checksums``: how arrays become bytes, are read fast, and are checked;
 - ``flowstats``: how much flow the bound clipped, recorded per video;
-- ``manifest``, ``folder``: every video's fate, and the folder's file names;
+- ``manifest``, ``folder``: every video's fate (SQLite), and the folder's file names;
 - ``verify``, ``summary``: reading a folder back (``flowkit verify``, ``flowkit info``).
 
 Imports ``flowkit.video`` and ``flowkit.flow`` below it, never ``flowkit.extract``,
