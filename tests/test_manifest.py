@@ -269,3 +269,8 @@ def test_the_reader_index_holds_the_ok_videos_compactly(tmp_path):
     row = index.find("v004.mp4")
     assert (index.shard(row), index.labels[row], index.num_frames[row]) == ("shard-00000.h5", -1, 4)
     assert len(pickle.dumps(index)) < 2000 * (len("v000.mp4") + 60)
+
+
+def test_a_missing_folder_is_not_an_output_folder(tmp_path):
+    with pytest.raises(NotOutputFolderError, match="no manifest here"):
+        Manifest.read(tmp_path / "absent")

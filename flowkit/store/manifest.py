@@ -361,8 +361,9 @@ def _connect(target: str, uri: bool = False) -> sqlite3.Connection:
 
 
 def _manifest_path(path: Path | str) -> Path:
+    """A folder's manifest file; ``path`` is the folder, or the file itself."""
     path = Path(path)
-    return path / MANIFEST_NAME if path.is_dir() else path
+    return path if path.name in (MANIFEST_NAME, LEGACY_MANIFEST_NAME) else path / MANIFEST_NAME
 
 
 def _row(entry: ManifestEntry) -> tuple:
