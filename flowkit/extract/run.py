@@ -118,7 +118,7 @@ def _plan_and_run(manifest: Manifest, sources: Sequence[VideoSource], out_dir: P
                   config: ExtractConfig, workers: int, threads: int, devices: list[str],
                   videos_per_shard: int | None, retry_failed: bool, repair: bool,
                   progress: bool, dask: str | None, served: bool) -> ExtractReport:
-    """Plan (in one manifest transaction), then run the shards, recording each as it ends."""
+    """Plan (in one manifest transaction), then run the shards, recording them as they end."""
     with writing(out_dir / MANIFEST_NAME), manifest.transaction():
         repaired = replan_damaged(out_dir, manifest, videos_per_shard, workers) if repair else []
         if retry_failed:
