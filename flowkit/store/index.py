@@ -15,9 +15,6 @@ import numpy as np
 
 from flowkit.store.manifest import Manifest
 
-_PAGE = 65536  # rows read per query while building
-
-
 class VideoIndex:
     """The ok videos of a manifest, in manifest order: row ``i`` is the i-th stored video."""
 
@@ -42,14 +39,10 @@ class VideoIndex:
     def of(cls, manifest: Manifest) -> "VideoIndex":
         """The videos ``manifest`` holds as ok."""
         columns: list[list] = [[], [], [], [], []]
-        last = -1
-        while rows := manifest.query(
-                "SELECT position, video_id, shard, label, num_frames, num_flows FROM videos "
-                f"WHERE status = 'ok' AND position > ? ORDER BY position LIMIT {_PAGE}",
-                (last,)):
-            last = rows[-1][0]
-            for column, values in zip(columns, list(zip(*rows))[1:]):
-                column.extend(values)
+        for row in manifest.rows("video_id, shard, label, num_frames, num_flows",
+                                 "WHERE status = 'ok'"):
+            for column, value in zip(columns, row):
+                column.append(value)
         return cls(*columns)
 
     def __len__(self) -> int:

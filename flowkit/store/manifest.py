@@ -255,7 +255,13 @@ class Manifest:
 
     def in_shard(self, shard: str) -> list[ManifestEntry]:
         """The videos planned into ``shard``, in manifest order."""
-        return list(self._entries("WHERE shard = ?", (shard,)))
+        return [entry for _, entry in self.positioned_in_shard(shard)]
+
+    def positioned_in_shard(self, shard: str) -> list[tuple[int, ManifestEntry]]:
+        """The videos planned into ``shard`` with their positions in the manifest's order (its
+        sort key across shards), in that order."""
+        return [(row[0], _entry(row[1:]))
+                for row in self.rows(f"position, {_COLUMNS}", "WHERE shard = ?", (shard,))]
 
     def shards(self) -> list[str]:
         """Shard file names in first-planned order."""
@@ -274,6 +280,18 @@ class Manifest:
     def query(self, sql: str, parameters: tuple = ()) -> list[tuple]:
         """Rows of a read-only SQL query on the ``videos`` table (``info``, ``verify``)."""
         return self._query(sql, parameters).fetchall()
+
+    def rows(self, columns: str, where: str = "", parameters: tuple = ()) -> Iterator[tuple]:
+        """``columns`` of the videos matching ``where``, in manifest order, a page of rows per
+        query: no statement stays open between pages, so an iteration left unfinished holds
+        no lock a writer would wait on."""
+        condition = f"{where} AND position > ?" if where else "WHERE position > ?"
+        last = -1
+        while page := self._query(f"SELECT position, {columns} FROM videos {condition} "
+                                  f"ORDER BY position LIMIT {_PAGE}",
+                                  (*parameters, last)).fetchall():
+            last = page[-1][0]
+            yield from (row[1:] for row in page)
 
     # -- writing ----------------------------------------------------------------------------
     def put(self, entry: ManifestEntry) -> None:
@@ -338,15 +356,7 @@ class Manifest:
             raise ShardError(f"{self._path or 'manifest'}: unreadable manifest ({exc})") from None
 
     def _entries(self, where: str, parameters: tuple = ()) -> Iterator[ManifestEntry]:
-        """Entries in manifest order, a page of rows per query: no statement stays open
-        between pages, so an iteration left unfinished holds no lock a writer would wait on."""
-        condition = f"{where} AND position > ?" if where else "WHERE position > ?"
-        last = -1
-        while rows := self._query(f"SELECT position, {_COLUMNS} FROM videos {condition} "
-                                  f"ORDER BY position LIMIT {_PAGE}",
-                                  (*parameters, last)).fetchall():
-            last = rows[-1][0]
-            yield from (_entry(row[1:]) for row in rows)
+        return map(_entry, self.rows(_COLUMNS, where, parameters))
 
 
 

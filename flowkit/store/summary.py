@@ -56,12 +56,8 @@ class FolderSummary:
         """Whether the folder holds flow (by its config, or by recorded statistics)."""
         return (self.config or {}).get("flow", "none") != "none" or self.recorded_flow
 
-    def total_flow_stats(self) -> FlowStats | None:
-        """The statistics of all ok videos with known ones added up; None if none known."""
-        return self.flow_total
-
     def _flow_stats_json(self) -> dict[str, Any] | None:
-        total = self.total_flow_stats()
+        total = self.flow_total
         if total is None:
             return None
         return {"videos_known": self.flow_known,
@@ -110,7 +106,7 @@ class FolderSummary:
 
     def _flow_lines(self) -> list[str]:
         """The clipped share and length histogram of all flow, and the most clipped videos."""
-        total = self.total_flow_stats()
+        total = self.flow_total
         if total is None:
             return ["  flow clipping: unknown (no video records it: stored before flowkit "
                     "recorded flow statistics, or imported without decoding)"]

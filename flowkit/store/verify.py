@@ -141,41 +141,32 @@ def _check_shards_in_worker(root: str, shards: list[str], parent_pid: int
 def _check_shard(reader: ShardReader, shard: str, on_video: Callable[[str], None] | None = None
                  ) -> tuple[list[tuple[int, Problem]], list[str]]:
     """The problems of the videos planned into ``shard``, each with its video's manifest
-    position, and the ids of those videos. The shard's files and the manifest's connection are
-    closed after it: a folder of many shards never holds them all open."""
-    manifest = reader.manifest
-    positions = dict(manifest.query("SELECT video_id, position FROM videos WHERE shard = ?",
-                                    (shard,)))
-    entries = manifest.in_shard(shard)
+    position, and the ids of those videos."""
+    planned = reader.manifest.positioned_in_shard(shard)
     problems: list[tuple[int, Problem]] = []
     stored: set[str] | None = None  # ids of the groups the shard holds, read once
     noted = False                   # whether the shard is noted as holding no checksums
-    try:
-        for entry in entries:
-            if on_video is not None:
-                on_video(entry.video_id)
-            position = positions[entry.video_id]
-            if entry.status == PENDING:
-                problems.append((position, Problem(entry.video_id, "not extracted yet (rerun "
-                                                   "the extraction)", INCONSISTENT)))
-            elif entry.status == FAILED:
-                stored = _stored_ids(reader, shard) if stored is None else stored
-                if entry.video_id in stored:
-                    problems.append((position, Problem(entry.video_id, "failed in the manifest "
-                                                       f"but present in {shard}", INCONSISTENT)))
-            elif entry.status == OK:
-                found, has_checksums = _check_video(reader, entry)
-                problems.extend((position, Problem(entry.video_id, text)) for text in found)
-                if not has_checksums and not noted:
-                    noted = True
-                    problems.append((position, Problem(None, f"{shard}: no checksums stored "
-                                                       "(written before shard schema 2): "
-                                                       "damaged bytes cannot be detected",
-                                                       UNCHECKED)))
-    finally:
-        reader.close()
-        manifest.close()
-    return problems, [entry.video_id for entry in entries]
+    for position, entry in planned:
+        if on_video is not None:
+            on_video(entry.video_id)
+        if entry.status == PENDING:
+            problems.append((position, Problem(entry.video_id, "not extracted yet (rerun "
+                                               "the extraction)", INCONSISTENT)))
+        elif entry.status == FAILED:
+            stored = _stored_ids(reader, shard) if stored is None else stored
+            if entry.video_id in stored:
+                problems.append((position, Problem(entry.video_id, "failed in the manifest "
+                                                   f"but present in {shard}", INCONSISTENT)))
+        elif entry.status == OK:
+            found, has_checksums = _check_video(reader, entry)
+            problems.extend((position, Problem(entry.video_id, text)) for text in found)
+            if not has_checksums and not noted:
+                noted = True
+                problems.append((position, Problem(None, f"{shard}: no checksums stored "
+                                                   "(written before shard schema 2): "
+                                                   "damaged bytes cannot be detected",
+                                                   UNCHECKED)))
+    return problems, [entry.video_id for _, entry in planned]
 
 
 def _stored_ids(reader: ShardReader, shard: str) -> set[str]:
