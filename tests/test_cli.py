@@ -18,7 +18,7 @@ from flowkit.cli.flow import flow_command
 from flowkit.cli.grouped import OTHER, GroupedCommand
 from flowkit.cli.main import EXIT_SOME_FAILED, EXIT_USAGE, main
 from flowkit.cli.options import flow_config_from_options
-from flowkit.extract.lock import FolderLock
+from flowkit.lock import FolderLock
 from flowkit.flow import list_backends
 from flowkit.flow.files import read_flo
 from flowkit.flow.metrics import endpoint_error

@@ -12,7 +12,7 @@ import pytest
 from flowkit.config import ExtractConfig
 from flowkit.errors import ConfigError, LockError
 from flowkit.extract.inputs import collect_videos
-from flowkit.extract.lock import FolderLock
+from flowkit.lock import FolderLock
 from flowkit.extract.run import extract
 from flowkit.flow import get_backend, make_backend_config
 from flowkit.store.codec import quantize_flow

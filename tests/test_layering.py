@@ -21,7 +21,7 @@ PUBLIC_FLOWKIT = {"flowkit", "flowkit.data", "flowkit.errors"}
 RANKS = {
     "flowkit.errors": 0,
     "flowkit.checks": 1, "flowkit.writing": 1, "flowkit.lifecycle": 1,
-    "flowkit.video": 2, "flowkit.flow": 2,
+    "flowkit.video": 2, "flowkit.flow": 2, "flowkit.lock": 2,
     "flowkit.store": 3,
     "flowkit": 4, "flowkit.config": 4,  # "flowkit": the package's face, its __init__
     "flowkit.versions": 5,

@@ -19,7 +19,7 @@ from flowkit.cli.main import EXIT_ERROR, EXIT_USAGE, main
 from flowkit.config import ExtractConfig
 from flowkit.errors import LockError, OutputError
 from flowkit.extract.inputs import collect_videos
-from flowkit.extract.lock import LOCK_NAME, FolderLock
+from flowkit.lock import LOCK_NAME, FolderLock
 from flowkit.extract.run import extract
 from flowkit.store.manifest import FAILED, MANIFEST_NAME, OK, PENDING, Manifest
 from flowkit.store.writer import StorageConfig

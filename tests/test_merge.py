@@ -14,7 +14,7 @@ import pytest
 from flowkit.config import ExtractConfig
 from flowkit.errors import ConfigError, LockError
 from flowkit.extract.inputs import collect_videos
-from flowkit.extract.lock import FolderLock
+from flowkit.lock import FolderLock
 from flowkit.extract.merge import COPIED, LINKED, MOVED, PRESENT, merge
 from flowkit.extract.partitions import partition_of, select_partition
 from flowkit.extract.run import extract

@@ -6,7 +6,7 @@
 - ``flow_server``, ``flow_client``, ``flow_stream``: flow batched across videos in one
   process per device;
 - ``inputs``, ``partitions``, ``merge``: which videos a run takes, split over jobs and joined;
-- ``lock``, ``progress``, ``prefetch``: one run per folder, a progress bar, decoding ahead.
+- ``progress``, ``prefetch``: a progress bar, decoding ahead (the folder lock is flowkit.lock).
 
 Imports ``flowkit.store``, ``flowkit.config`` and the layers below, never ``flowkit.data``,
 ``flowkit.interop`` or ``flowkit.preview`` (docs/architecture.md).

@@ -25,7 +25,7 @@ from typing import Sequence
 
 from flowkit.config import saved_output_settings, setting_differences
 from flowkit.errors import ConfigError
-from flowkit.extract.lock import FolderLock
+from flowkit.lock import FolderLock
 from flowkit.store.folder import CONFIG_NAME, SHARD_PATTERN, output_files, remove_temporaries
 from flowkit.store.manifest import (LEGACY_MANIFEST_NAME, MANIFEST_NAME, OK, PENDING, Manifest,
                                     ManifestEntry)

@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Sequence
 from flowkit.config import NO_FLOW, ExtractConfig, saved_output_settings, setting_differences
 from flowkit.errors import ConfigError, FlowkitError
 from flowkit.extract.inputs import VideoSource
-from flowkit.extract.lock import FolderLock
+from flowkit.lock import FolderLock
 from flowkit.extract.plan import plan_new_videos, replan_damaged, replan_failed, shards_to_run
 from flowkit.extract.pool import run_shards
 from flowkit.extract.progress import ProgressBar

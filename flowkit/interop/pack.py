@@ -13,7 +13,7 @@ import numpy as np
 
 from flowkit.errors import ConfigError, FlowkitError, InputError, ShardError
 from flowkit.extract.inputs import require_unique_ids
-from flowkit.extract.lock import FolderLock
+from flowkit.lock import FolderLock
 from flowkit.extract.plan import assign_new_shards
 from flowkit.extract.shard import settings_attributes
 from flowkit.interop.layouts import (

@@ -1,4 +1,4 @@
-"""An exclusive lock on an output folder, so two runs never interleave their writes.
+"""An exclusive lock on an output folder or a run folder, so two runs never interleave writes.
 
 Uses flock(2): the kernel drops the lock when the holder dies, even by kill -9, so a crashed
 run never leaves a stale lock behind. A flock belongs to the open file, which fork() shares:
