@@ -10,7 +10,7 @@ import click
 import flowkit
 from flowkit.errors import ConfigError, FlowkitError, InputError, LockError
 from flowkit.lifecycle import Interrupted, exit_code, interrupt_on_sigterm
-from stddcn.errors import StddcnError, TrainingError
+from stddcn.errors import Preempted, StddcnError, TrainingError
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1   # the run finished, but some videos failed (listed in the summary)
@@ -87,6 +87,9 @@ class _FlowkitGroup(click.Group):
             raise
         except click.ClickException as exc:
             raise _one_line(exc, ctx) from None
+        except Preempted as exc:  # training stopped with a checkpoint: says how to go on
+            click.echo(f"flowkit: {exc.message}", err=True)
+            ctx.exit(exit_code(exc.signum))
         except KeyboardInterrupt as exc:
             click.echo("flowkit: interrupted; rerun the same command to resume", err=True)
             ctx.exit(exit_code(exc.signum) if isinstance(exc, Interrupted) else EXIT_INTERRUPTED)
@@ -102,7 +105,7 @@ Exit codes: 0 success; 1 the run finished but some videos failed (see the summar
 locked by another run, settings differ from the folder's or the run's); 3 the run
 could not go on (unreadable shard, disk full, read-only or failing output, training
 diverged); 130 interrupted by Ctrl-C, 143 by SIGTERM (rerun the same command to
-resume).
+resume; for flowkit train, with --resume).
 """
 
 

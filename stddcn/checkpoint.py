@@ -4,13 +4,18 @@ A checkpoint holds the resolved configuration (so the model can be rebuilt witho
 that made it), the class names, the model weights, and for resuming the optimizer, the loss
 scaler, every random generator, the epoch and step counters and the best validation result.
 RUN/last.pt is rewritten after every epoch, RUN/best.pt when validation improves; a crash
-while writing leaves the previous file whole.
+while writing leaves the previous file whole. Each checkpoint carries a checksum of everything
+else in it (tensors by their bytes), verified by :func:`load`: flipped bits on disk are an
+error naming the file, not a model that silently scores less. The file stays a plain
+``torch.save`` dict, readable with ``torch.load``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +29,81 @@ from stddcn.errors import CheckpointError
 from stddcn.models import ActionModel, TwoStream, create_model, use_channels_last
 
 FORMAT = "stddcn-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: a checksum over the rest of the checkpoint
 LAST, BEST = "last.pt", "best.pt"
+PARTIAL_SUFFIX = ".partial"  # temporary files: .NAME.<pid>-<random>.partial
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` (see :func:`make_state`) to ``path`` atomically: to a temporary file in
-    the same folder, flushed to disk, then renamed over ``path``."""
+    """Write ``state`` (see :func:`make_state`) with its checksum to ``path`` atomically: to a
+    temporary file of this writer alone in the same folder, flushed to disk, then renamed over
+    ``path``."""
     path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
+    partial = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}"
+                             f"{PARTIAL_SUFFIX}")
+    state = {**{k: v for k, v in state.items() if k != "checksum"},
+             "checksum": checksum(state)}
     try:
         with open(partial, "wb") as handle:
             torch.save(state, handle)
             handle.flush()
             os.fsync(handle.fileno())
         partial.replace(path)
+        _sync_folder(path.parent)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def remove_partials(run: Path) -> list[Path]:
+    """Delete the temporary files writers killed mid-write left in ``run`` (call it holding the
+    run's lock: no writer is alive then); returns them."""
+    left = sorted(Path(run).glob(f".*{PARTIAL_SUFFIX}"))
+    for path in left:
+        path.unlink(missing_ok=True)
+    return left
+
+
+def checksum(state: dict[str, Any]) -> str:
+    """BLAKE2b of everything in ``state`` but its ``checksum``: tensors and arrays by dtype,
+    shape and bytes, other values by their repr, containers in order."""
+    digest = hashlib.blake2b(digest_size=16)
+    _digest_value({k: v for k, v in state.items() if k != "checksum"}, digest)
+    return digest.hexdigest()
+
+
+def _digest_value(value: Any, digest: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
+    elif isinstance(value, np.ndarray):
+        digest.update(f"A{value.dtype}{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value).view(np.uint8).data)
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}".encode())
+        for key, item in value.items():
+            digest.update(repr(key).encode())
+            _digest_value(item, digest)
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"L{len(value)}".encode())
+        for item in value:
+            _digest_value(item, digest)
+    else:
+        digest.update(repr(value).encode())
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the platform allows opening folders)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def make_state(config: TrainConfig, class_names: list[str], model: torch.nn.Module,
@@ -53,10 +116,12 @@ def make_state(config: TrainConfig, class_names: list[str], model: torch.nn.Modu
 
 
 def load(path: Path) -> dict[str, Any]:
-    """Read a checkpoint on the CPU, checking that it is one.
+    """Read a checkpoint on the CPU, checking that it is one and that its checksum holds
+    (checkpoints of version 1 have none).
 
     Raises:
-        CheckpointError: missing, unreadable, or not a stddcn checkpoint (one line, naming it).
+        CheckpointError: missing, unreadable, damaged, or not a stddcn checkpoint (one line,
+            naming it).
     """
     path = Path(path)
     if not path.is_file():
@@ -71,6 +136,10 @@ def load(path: Path) -> dict[str, Any]:
     if state.get("version", 0) > VERSION:
         raise CheckpointError(f"{path}: checkpoint version {state['version']} is newer than "
                               f"this flowkit reads ({VERSION}); upgrade flowkit")
+    if state.get("version", 0) >= 2 and state.get("checksum") != checksum(state):
+        raise CheckpointError(f"{path}: the checkpoint is damaged (its checksum does not match "
+                              "its contents: bytes changed on disk after it was written); use "
+                              "the run's other checkpoint (last.pt or best.pt) or a backup")
     return state
 
 

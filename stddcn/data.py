@@ -10,6 +10,7 @@ RGB with ImageNet's mean and standard deviation.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
@@ -25,6 +26,7 @@ from flowkit.errors import ConfigError
 from stddcn.config import DataConfig
 from stddcn.distributed import Context
 from stddcn.models import ActionModel
+from stddcn.preemption import outlive_sigterm
 
 #: what every model is fed: ImageNet RGB statistics, flow / 20 px
 NORMALIZE = Normalize(flow="bound", bound=20.0)
@@ -187,10 +189,28 @@ class _EpochItems(Dataset):
 
 
 class _EpochSampler(DistributedSampler):
-    """DistributedSampler yielding (epoch, index): the rank's share, shuffled by (seed, epoch)."""
+    """DistributedSampler yielding (epoch, index): the rank's share, shuffled by (seed, epoch).
+
+    ``skip(n)`` leaves out the first ``n`` of the epoch's items (a run resumed in the middle
+    of an epoch); the k-th batch of every rank together is the same set of items whatever the
+    number of ranks, so a resume on another number of processes skips the right ones too.
+    """
+
+    _skipped = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self._skipped = 0
+
+    def skip(self, items: int) -> None:
+        self._skipped = items
+
+    def __len__(self) -> int:
+        return max(super().__len__() - self._skipped, 0)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
-        return ((self.epoch, index) for index in super().__iter__())
+        indices = itertools.islice(super().__iter__(), self._skipped, None)
+        return ((self.epoch, index) for index in indices)
 
 
 def loader(data: ShardDataset, context: Context, batch_size: int, workers: int, *,
@@ -199,7 +219,8 @@ def loader(data: ShardDataset, context: Context, batch_size: int, workers: int, 
 
     ``batch_size`` counts items over all processes; each takes ``batch_size / world_size``.
     Call ``loader.sampler.set_epoch(e)`` before each epoch: it reshuffles and redraws the
-    random samples; the same epoch repeats the same batches, so a resumed run is exact.
+    random samples; the same epoch repeats the same batches, so a resumed run is exact
+    (``loader.sampler.skip(n)`` after it starts the epoch at its item ``n``).
     """
     if batch_size % context.world_size:
         raise ConfigError(f"batch size {batch_size} does not split over {context.world_size} "
@@ -212,7 +233,8 @@ def loader(data: ShardDataset, context: Context, batch_size: int, workers: int, 
     return DataLoader(_EpochItems(data), batch_size=batch_size // context.world_size,
                       sampler=sampler, num_workers=workers,
                       pin_memory=context.device.startswith("cuda"),
-                      persistent_workers=workers > 0, drop_last=False, generator=generator)
+                      persistent_workers=workers > 0, drop_last=False, generator=generator,
+                      worker_init_fn=outlive_sigterm if workers > 0 else None)
 
 
 def model_inputs(batch: Mapping[str, Any], inputs: Inputs,

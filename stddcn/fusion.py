@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from stddcn import checkpoint, data, distributed
+from stddcn import checkpoint, data, distributed, runs
 from stddcn.config import FUSIONS, TrainConfig, resolve
 from stddcn.config_files import save_yaml, to_dict
 from stddcn.errors import SettingsError
@@ -46,48 +46,55 @@ def train_two_stream(config: TrainConfig, resume: bool = False) -> TrainResult:
 
     context = distributed.start(config.device)
     try:
-        models = {name: create_model(stream.model) for name, stream in zip(HEADS, configs)}
-        for (name, model), state in zip(models.items(), states):
-            model.load_state_dict(state["model"])
-        fused = TwoStream(models, config.model.fusion_weights).to(context.device)
-        rgb_config = configs[0]
-        fused_config = resolve(dataclasses.replace(
-            config, streams=tuple(str(p) for p in paths),
-            model=dataclasses.replace(config.model, arch=rgb_config.model.arch),
-            data=dataclasses.replace(config.data, input_size=rgb_config.data.input_size,
-                                     clip_len=rgb_config.data.clip_len,
-                                     frame_stride=rgb_config.data.frame_stride)),
-            rgb_config.model.num_classes, context.device)
-        last_val, values = None, {}
-        if config.data.val_split:
-            labels = data.read_labels(config.data.root, config.data.val_split, "test",
-                                      fused_config.model.num_classes)
-            inputs = data.Inputs.of(fused)
-            protocol = data.Protocol(segments=config.data.segments, clips=1, crops=1)
-            val_set = data.dataset(fused_config.data, inputs, labels, train=False,
-                                   protocol=protocol)
-            loader = data.loader(val_set, context, config.data.batch_size, config.data.workers,
-                                 train=False)
-            last_val = predict(fused, loader, inputs, context, config.precision).accuracy()
-            values = {f"val_{k}": v for k, v in last_val.as_dict().items()}
-        if context.is_main:
-            run.mkdir(parents=True, exist_ok=True)
-            save_yaml(fused_config, run / "config.yaml")
-            state = checkpoint.make_state(
-                fused_config, states[0]["class_names"], fused, epoch=0, step=0,
-                best={"top1": last_val.top1 if last_val else None, "epoch": 0},
-                metrics=values, streams={name: to_dict(c.model)
-                                         for name, c in zip(HEADS, configs)})
-            checkpoint.save(run / checkpoint.LAST, state)
-            log = RunLog(run)
-            log.write("fusion", 0, 0, weights=list(config.model.fusion_weights), **values)
-            log.close()
-            if last_val is not None:
-                print(f"{config.model.name} ({config.model.fusion_weights[0]:g}:"
-                      f"{config.model.fusion_weights[1]:g}): val top-1 "
-                      f"{100 * last_val.top1:.1f}%, top-5 {100 * last_val.top5:.1f}%")
+        with runs.locked(run, context):
+            return _fuse(config, run, paths, states, configs, context)
     finally:
         distributed.stop(context)
+
+
+def _fuse(config: TrainConfig, run: Path, paths: list[Path], states: list[dict],
+          configs: list[TrainConfig], context: distributed.Context) -> TrainResult:
+    """The fused model of the two streams, validated, written to RUN/last.pt."""
+    models = {name: create_model(stream.model) for name, stream in zip(HEADS, configs)}
+    for (name, model), state in zip(models.items(), states):
+        model.load_state_dict(state["model"])
+    fused = TwoStream(models, config.model.fusion_weights).to(context.device)
+    rgb_config = configs[0]
+    fused_config = resolve(dataclasses.replace(
+        config, streams=tuple(str(p) for p in paths),
+        model=dataclasses.replace(config.model, arch=rgb_config.model.arch),
+        data=dataclasses.replace(config.data, input_size=rgb_config.data.input_size,
+                                 clip_len=rgb_config.data.clip_len,
+                                 frame_stride=rgb_config.data.frame_stride)),
+        rgb_config.model.num_classes, context.device)
+    last_val, values = None, {}
+    if config.data.val_split:
+        labels = data.read_labels(config.data.root, config.data.val_split, "test",
+                                  fused_config.model.num_classes)
+        inputs = data.Inputs.of(fused)
+        protocol = data.Protocol(segments=config.data.segments, clips=1, crops=1)
+        val_set = data.dataset(fused_config.data, inputs, labels, train=False,
+                               protocol=protocol)
+        loader = data.loader(val_set, context, config.data.batch_size, config.data.workers,
+                             train=False)
+        last_val = predict(fused, loader, inputs, context, config.precision).accuracy()
+        values = {f"val_{k}": v for k, v in last_val.as_dict().items()}
+    if context.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        save_yaml(fused_config, run / "config.yaml")
+        state = checkpoint.make_state(
+            fused_config, states[0]["class_names"], fused, epoch=0, step=0,
+            best={"top1": last_val.top1 if last_val else None, "epoch": 0},
+            metrics=values, streams={name: to_dict(c.model)
+                                     for name, c in zip(HEADS, configs)})
+        checkpoint.save(run / checkpoint.LAST, state)
+        log = RunLog(run)
+        log.write("fusion", 0, 0, weights=list(config.model.fusion_weights), **values)
+        log.close()
+        if last_val is not None:
+            print(f"{config.model.name} ({config.model.fusion_weights[0]:g}:"
+                  f"{config.model.fusion_weights[1]:g}): val top-1 "
+                  f"{100 * last_val.top1:.1f}%, top-5 {100 * last_val.top5:.1f}%")
     return TrainResult(run, 0, last_val.top1 if last_val else None, last_val)
 
 

@@ -261,6 +261,7 @@ def test_a_diverging_loss_stops_with_exit_3(shards, tmp_path):
                         "--lr", "1e12", "--grad-clip", "none", "--batch-size", "2")
     assert code == 3, output
     assert "the loss became" in output and "lower --lr" in output
+    assert "whose inputs are all finite" in output and "on a batch of " in output
 
 
 def test_tensorboard_events_are_written_when_installed(shards, tmp_path):
