@@ -121,7 +121,7 @@ def main() -> None:
       flowkit extract demo/videos --out demo/shards   # RGB + TV-L1 flow into shards
       flowkit info demo/shards                        # what is there
       flowkit view demo/shards --out view.png         # look at it
-      flowkit train demo/shards --model flow --out demo/run   # train a model on it
+      flowkit train demo/shards --model flow --batch-size 4 --out demo/run   # train on it
       flowkit eval demo/run                           # test it
     """
 

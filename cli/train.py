@@ -115,7 +115,8 @@ _OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
      "stddcn: keep the distillation terms from training the fusion head (the teacher)."),
     ("--epochs", "epochs", {"type": click.IntRange(min=1)}, "Passes over the training set."),
     ("--batch-size", "data.batch_size", {"type": click.IntRange(min=1)},
-     "Videos per step, over all processes together."),
+     "Videos per step, over all processes together; each epoch's last incomplete batch "
+     "is dropped (up to this many minus one videos, others each epoch)."),
     ("--segments", "data.segments", {"type": click.IntRange(min=1)},
      "TSN segments per training video (2D models)."),
     ("--clip-len", "data.clip_len", {"type": click.IntRange(min=1)},
@@ -130,6 +131,10 @@ _OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
     ("--skip-missing", "data.skip_missing", {"is_flag": True, "default": None},
      "Leave out split videos that the shards do not hold (failed at extraction) instead of "
      "refusing to start; their number is printed."),
+    ("--allow-partial", "data.allow_partial", {"is_flag": True, "default": None},
+     "Train on an unfinished extraction (videos still pending, or flowkit extract still "
+     "writing DATA): on the videos done so far, counted on one line. Without it such a "
+     "folder is refused."),
     ("--device-normalize/--worker-normalize", "data.device_normalize", {"default": None},
      "Normalise uint8 items on the training device (a quarter of float32's bytes through the "
      "DataLoader), or in the DataLoader workers."),
@@ -208,7 +213,8 @@ tensorboard package is installed. Evaluate with: flowkit eval RUN.
 GROUPS = {
     "Run": ["model_name", "out", "config_file", "resume", "seed", "log_every"],
     "Data": ["split", "val_split", "batch_size", "segments", "clip_len", "frame_stride",
-             "input_size", "flip", "skip_missing", "device_normalize", "workers"],
+             "input_size", "flip", "skip_missing", "allow_partial", "device_normalize",
+             "workers"],
     "Model": ["arch", "width_mult", "pretrained", "partial_bn", "dropout", "flow_length",
               "num_classes", "fusion_weights", "streams", "connections", "connect_blocks"],
     "Distillation": ["teacher", "distill_weight", "distill_kind", "temperature",

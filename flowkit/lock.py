@@ -88,6 +88,30 @@ class FolderLock:
             self._fd = None
 
 
+def holder(folder: Path) -> str | None:
+    """The pid (as the lock file says; "" when it says none) of the flowkit run that holds
+    ``folder``'s lock (an extraction, import or merge writing it now), or None when no run
+    holds it.
+
+    A flock cannot be queried, only tried: this takes a shared lock without waiting and
+    drops it at once. A run starting within those microseconds finds the folder locked and
+    says so (LockError, exit 2): a rerun starts it.
+    """
+    try:
+        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # none (no run ever wrote here), or one we may not read: not known held
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 64, 0).decode(errors="replace").strip()
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -105,6 +105,9 @@ class DataConfig:
             mirror image turns into one another (left vs right).
         skip_missing: leave out split videos the shards do not hold (failed at extraction)
             instead of refusing to start.
+        allow_partial: train on an unfinished extraction (videos still pending, or a flowkit
+            run still writing the folder): on the videos done so far. Without it such a folder
+            is refused, since it would train on a subset.
         device_normalize: items leave the DataLoader workers as uint8 and are normalised on
             the training device (a quarter of float32's bytes); False normalises in the workers.
         batch_size: items per optimisation step, over all processes together.
@@ -120,6 +123,7 @@ class DataConfig:
     input_size: int | None = None
     flip: bool = True
     skip_missing: bool = False
+    allow_partial: bool = False
     device_normalize: bool = True
     batch_size: int = 32
     workers: int = 4

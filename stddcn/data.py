@@ -15,16 +15,17 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 import flowkit
 from flowkit.data import (ClipSampler, Normalize, Sampler, SegmentSampler, ShardDataset,
                           Transform, clip_test_transform, clip_train_transform,
-                          normalize_batch, read_class_names, read_split, tsn_test_transform,
-                          tsn_train_transform)
-from flowkit.errors import ConfigError
+                          extraction_state, manifest_labels, normalize_batch, read_class_names,
+                          read_split, tsn_test_transform, tsn_train_transform)
+from flowkit.errors import ConfigError, FlowkitError
 from stddcn.config import DataConfig
 from stddcn.distributed import Context
+from stddcn.errors import SettingsError
 from stddcn.models import ActionModel
 from stddcn.preemption import outlive_sigterm
 
@@ -87,7 +88,9 @@ def read_labels(root: str, split: str | None, subset: str,
     """The labelled videos of ``split`` (or, without one, every stored video with the label
     stored at extraction), with class names from the split's class index where it has one.
 
-    ``num_classes`` 0 counts the classes from the data; otherwise labels must lie below it.
+    ``num_classes`` 0 counts the classes from the labels: the split's class index, else its
+    labels; without a split, the labels of every video of the manifest, pending and failed
+    ones too, so that the count never depends on how far the extraction has got.
 
     Raises:
         ConfigError: videos without a label, or labels out of range (a few named).
@@ -98,19 +101,20 @@ def read_labels(root: str, split: str | None, subset: str,
         videos = read_split(split, subset)
         names = read_class_names(split)
         where = split
+        labels = videos
     else:
-        reader = flowkit.open_shards(root)
-        videos = dict(zip(reader.index.video_ids(), reader.index.labels.tolist()))
+        labels = manifest_labels(root)  # every video planned, done or not
         where = f"{root}/manifest.sqlite"
-        unlabelled = [v for v, label in videos.items() if label < 0]
+        unlabelled = [v for v, label in labels.items() if label < 0]
         if unlabelled:
             raise ConfigError(f"{len(unlabelled)} videos of {root} have no label (e.g. "
                               f"{', '.join(unlabelled[:3])}); give --split, or extract from a "
                               "list file with labels")
+        videos = {v: labels[v] for v in flowkit.open_shards(root).index.video_ids()}
     if not videos:
         raise ConfigError(f"{where}: no videos to train or test on")
-    count = num_classes or (len(names) if names else max(videos.values()) + 1)
-    bad = [f"{v} ({label})" for v, label in videos.items() if not 0 <= label < count]
+    count = num_classes or (len(names) if names else max(labels.values()) + 1)
+    bad = [f"{v} ({label})" for v, label in labels.items() if not 0 <= label < count]
     if bad:
         raise ConfigError(f"{where}: {len(bad)} labels are outside 0..{count - 1} (e.g. "
                           f"{', '.join(bad[:3])}); the model has {count} classes")
@@ -119,20 +123,70 @@ def read_labels(root: str, split: str | None, subset: str,
     return Labels(videos, names)
 
 
+def check_extraction(settings: DataConfig) -> str | None:
+    """Refuse to train on an unfinished extraction unless ``settings.allow_partial``: videos
+    the run would read (the splits', or without one all of the folder's) still pending, or a
+    flowkit run writing the folder now. Either would train on a subset, silently.
+
+    Returns the line to print when videos are left out (pending ones under
+    ``allow_partial``; without a split, videos that failed at extraction: final, so allowed,
+    but said), else None. With a split, failed videos follow ``skip_missing`` (ShardDataset).
+
+    Raises:
+        SettingsError: the extraction is unfinished and ``allow_partial`` is off.
+        InputError: a split file that cannot be read.
+    """
+    root = settings.root
+    splits = [(path, subset) for path, subset in ((settings.split, "train"),
+                                                  (settings.val_split, "test")) if path]
+    wanted: set[str] | None = None
+    if settings.split is not None:
+        wanted = set()
+        for path, subset in splits:
+            wanted.update(read_split(path, subset))
+    state = extraction_state(root, wanted)
+    counts = state.counts("the split's " if wanted is not None else "")
+    if not state.finished and not settings.allow_partial:
+        if state.writer is not None:
+            pid = f" (pid {state.writer})" if state.writer else ""
+            raise SettingsError(f"{root}: extraction is unfinished: a flowkit run{pid} is "
+                                f"writing it now ({counts}); wait for it to "
+                                f"end, or pass --allow-partial to train on the {state.ok} "
+                                "done")
+        raise SettingsError(f"{root}: extraction is unfinished ({counts}); "
+                            "finish it by rerunning the flowkit extract command that made it "
+                            "(it resumes), or pass --allow-partial to train on the "
+                            f"{state.ok} done")
+    if not state.finished:
+        writing = " (a flowkit run is still writing it)" if state.writer is not None else ""
+        return (f"{root}: training on an unfinished extraction{writing}, --allow-partial: "
+                f"{counts}; only the {state.ok} done are read")
+    if state.failed and wanted is None:
+        return (f"{root}: {state.failed} of {state.total} videos failed at extraction and are "
+                f"left out (flowkit info {root} names them; flowkit extract --retry-failed "
+                "tries them again)")
+    return None
+
+
 def dataset(settings: DataConfig, inputs: Inputs, labels: Labels, *, train: bool,
             protocol: Protocol | None = None, seed: int = 0) -> ShardDataset:
     """A ShardDataset of ``settings.root`` sampling as :func:`sampling` says.
 
     Items stay uint8 for :func:`model_inputs` to normalise on the device, unless
     ``settings.device_normalize`` is False or the shards store float16 flow (no uint8 form):
-    then the workers normalise and items are float32.
+    then the workers normalise and items are float32. With ``settings.allow_partial`` the
+    split's videos still pending are left out (:func:`check_extraction` said how many).
     """
     flow = "flow" in inputs.modalities
     in_workers = normalize_in_workers(settings, flow,
                                       not flow or _stores_quantized_flow(settings.root))
     sampler, transform = sampling(settings, inputs, train=train, protocol=protocol,
                                   normalize=in_workers)
-    return ShardDataset(settings.root, inputs.modality, sampler, split=labels.videos,
+    videos = labels.videos
+    if settings.allow_partial:
+        pending = extraction_state(settings.root, videos).pending_ids
+        videos = {v: label for v, label in videos.items() if v not in pending}
+    return ShardDataset(settings.root, inputs.modality, sampler, split=videos,
                         transform=transform, seed=seed, skip_missing=settings.skip_missing,
                         quantized_flow=flow and not in_workers)
 
@@ -174,7 +228,13 @@ def _stores_quantized_flow(root: str) -> bool:
 
 class _EpochItems(Dataset):
     """Items addressed by (epoch, index), so that persistent DataLoader workers draw each
-    epoch's random samples without being told the epoch."""
+    epoch's random samples without being told the epoch.
+
+    A flowkit error reading an item (a damaged shard) comes back as a :class:`_Failure`
+    instead of being raised: torch would re-raise it in the main process with its message
+    replaced by "Caught ShardError in DataLoader worker process 0" and the worker's
+    traceback, many lines that the one-line message drowns in.
+    """
 
     def __init__(self, dataset: ShardDataset) -> None:
         self.dataset = dataset
@@ -185,7 +245,35 @@ class _EpochItems(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> Any:
         epoch, index = key
         self.dataset.set_epoch(epoch)
-        return self.dataset[index]
+        try:
+            return self.dataset[index]
+        except FlowkitError as exc:
+            return _Failure(exc)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """An item (or a batch) that could not be read: the error, pickled whole across the
+    worker's queue, to be raised as it is by :class:`_Loader`."""
+
+    error: FlowkitError
+
+
+def _collate(items: list[Any]) -> Any:
+    """The batch of ``items``, or the first failure among them."""
+    failure = next((item for item in items if isinstance(item, _Failure)), None)
+    return failure if failure is not None else default_collate(items)
+
+
+class _Loader(DataLoader):
+    """A DataLoader that raises an item's flowkit error in the main process as the worker
+    raised it (one line, its own type), not wrapped in torch's worker traceback."""
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        for batch in super().__iter__():
+            if isinstance(batch, _Failure):
+                raise batch.error from None
+            yield batch
 
 
 class _EpochSampler(DistributedSampler):
@@ -221,20 +309,36 @@ def loader(data: ShardDataset, context: Context, batch_size: int, workers: int, 
     Call ``loader.sampler.set_epoch(e)`` before each epoch: it reshuffles and redraws the
     random samples; the same epoch repeats the same batches, so a resumed run is exact
     (``loader.sampler.skip(n)`` after it starts the epoch at its item ``n``).
+
+    Training drops each epoch's last incomplete batch: a batch of one item with one segment
+    or clip gives BatchNorm one value per channel at small inputs, a ValueError at the end
+    of the epoch. The items left out are the last of that epoch's shuffled order, so other
+    items each epoch. Validation and testing keep every item.
+
+    Raises:
+        ConfigError: ``batch_size`` does not split over the processes.
+        SettingsError: the training set is smaller than one batch (no step at all).
     """
     if batch_size % context.world_size:
         raise ConfigError(f"batch size {batch_size} does not split over {context.world_size} "
                           "processes; make it a multiple")
     sampler = _EpochSampler(data, num_replicas=context.world_size, rank=context.rank,
                             shuffle=train, seed=seed, drop_last=False)
+    per_process = batch_size // context.world_size
+    if train and len(sampler) < per_process:
+        # each process's share is padded to len(sampler) items: the largest batch that fits
+        largest = len(sampler) * context.world_size
+        raise SettingsError(f"{data.reader.root}: the training set ({len(data)} videos) is "
+                            f"smaller than one batch (--batch-size {batch_size}); pass "
+                            f"--batch-size {largest} or less")
     # the loader's own generator: starting its workers draws nothing from the global one,
     # so dropout draws do not depend on when a (resumed) run first iterated
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(_EpochItems(data), batch_size=batch_size // context.world_size,
-                      sampler=sampler, num_workers=workers,
-                      pin_memory=context.device.startswith("cuda"),
-                      persistent_workers=workers > 0, drop_last=False, generator=generator,
-                      worker_init_fn=outlive_sigterm if workers > 0 else None)
+    return _Loader(_EpochItems(data), batch_size=per_process, sampler=sampler,
+                   num_workers=workers, pin_memory=context.device.startswith("cuda"),
+                   persistent_workers=workers > 0, drop_last=train, generator=generator,
+                   collate_fn=_collate,
+                   worker_init_fn=outlive_sigterm if workers > 0 else None)
 
 
 def model_inputs(batch: Mapping[str, Any], inputs: Inputs,

@@ -153,7 +153,8 @@ def test_stddcn_ablations_from_the_command_line(train_shards, tmp_path):
     """--connections none (KD only) and --distill-weight 0 (dense only) reach the saved
     config; eval --head scores each head. (The word "none" once became None and failed.)"""
     base = ["train", str(train_shards["shards"]), "--model", "stddcn", "--arch", "resnet-tiny",
-            "--device", "cpu", "--epochs", "1", "--input-size", "32", "--workers", "0"]
+            "--device", "cpu", "--epochs", "1", "--input-size", "32", "--workers", "0",
+            "--batch-size", "8"]
     for name, options, expected in (("kd", ["--connections", "none"], ("none", 1.0)),
                                     ("dense", ["--distill-weight", "0"], ("both", 0.0))):
         result = CliRunner().invoke(main, [*base, "--out", str(tmp_path / name), *options])

@@ -89,3 +89,13 @@ def test_a_video_listed_twice_is_refused(tmp_path):
     listing.write_text("a.mp4 1\n")
     with pytest.raises(InputError, match=r"^a.mp4 is given by more than one input \(1 video"):
         collect_videos([listing, listing])
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_path(tmp_path):
+    """A list file saved with a UTF-8 byte-order mark (Windows editors) used to give its
+    first video an id starting with U+FEFF, a path that does not exist (recorded failed)."""
+    listing = tmp_path / "videos.txt"
+    listing.write_text("\ufeffwalk/a.avi 0\nrun/b.avi 1\n", encoding="utf-8")
+    videos = read_list_file(listing)
+    assert [(v.video_id, v.label) for v in videos] == [("walk/a.avi", 0), ("run/b.avi", 1)]
+    assert videos[0].path == tmp_path / "walk" / "a.avi"

@@ -69,3 +69,53 @@ def test_read_split_tells_the_formats_apart(tmp_path):
     assert read_class_names(hmdb / "run_test_split1.txt") == ["run", "walk"]
     with pytest.raises(InputError, match="split file not found"):
         read_split(tmp_path / "nope.txt")
+
+
+BOM = "\ufeff"
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_id(tmp_path):
+    """Split files and classInd.txt saved by Windows editors start with a UTF-8 byte-order
+    mark; it used to become part of the first video id (then "not stored", and dropped by
+    --skip-missing) or to make classInd's first line malformed."""
+    (tmp_path / "classInd.txt").write_text(BOM + "1 walk\r\n2 run\r\n", encoding="utf-8")
+    (tmp_path / "trainlist01.txt").write_text(BOM + "walk/a.avi 1\nrun/b.avi 2\n",
+                                              encoding="utf-8")
+    (tmp_path / "testlist01.txt").write_text(BOM + "run/c.avi\n", encoding="utf-8")
+    (tmp_path / "plain.csv").write_text(BOM + "walk/a.avi,0\n", encoding="utf-8")
+    (tmp_path / "header.csv").write_text(BOM + "video_id,label\nwalk/a.avi,0\n",
+                                         encoding="utf-8")
+    hmdb = tmp_path / "hmdb"
+    hmdb.mkdir()
+    (hmdb / "wave_test_split1.txt").write_text(BOM + "w1.avi 1\n", encoding="utf-8")
+    assert read_class_index(tmp_path / "classInd.txt") == {"walk": 0, "run": 1}
+    assert read_class_names(tmp_path / "trainlist01.txt") == ["walk", "run"]
+    assert read_split(tmp_path / "trainlist01.txt") == {"walk/a.avi": 0, "run/b.avi": 1}
+    assert read_split(tmp_path / "testlist01.txt") == {"run/c.avi": 1}
+    assert read_split(tmp_path / "plain.csv") == {"walk/a.avi": 0}
+    assert read_split(tmp_path / "header.csv") == {"walk/a.avi": 0}
+    assert read_split(hmdb / "wave_test_split1.txt", "train") == {"wave/w1.avi": 0}
+
+
+@pytest.mark.parametrize("name, text, video, first, again, labels", [
+    ("trainlist01.txt", "walk/a.avi 1\nrun/b.avi 2\nwalk/a.avi 1\n", "walk/a.avi", 1, 3, ""),
+    ("trainlist01.txt", "walk/a.avi 1\n\nwalk/a.avi 2\n", "walk/a.avi", 1, 3,
+     " with label 1, here 2"),
+    ("testlist01.txt", "run/b.avi\nrun/b.avi\n", "run/b.avi", 1, 2, ""),
+    ("split.csv", "video_id,label\nwalk/a.avi,0\nrun/b.avi,1\nwalk/a.avi,1\n", "walk/a.avi",
+     2, 4, " with label 0, here 1"),
+    ("split.csv", "walk/a.avi,0\nwalk/a.avi,0\n", "walk/a.avi", 1, 2, ""),
+    ("wave_test_split1.txt", "w1.avi 1\nw2.avi 2\nw1.avi 2\n", "w1.avi", 1, 3,
+     " with label 1, here 2"),
+])
+def test_a_video_listed_twice_names_both_lines(tmp_path, name, text, video, first, again,
+                                               labels):
+    """A repeated video is refused whatever its labels: it used to count twice per epoch
+    (same label) or to take its last label silently (different labels)."""
+    (tmp_path / "classInd.txt").write_text("1 walk\n2 run\n")
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(InputError) as caught:
+        read_split(path, "test")
+    assert str(caught.value) == (f"{path}:{again}: {video} is listed again (first at "
+                                 f"{path}:{first}{labels}); list each video once")

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
 from flowkit.cli.main import main
+from flowkit.lock import FolderLock
+from flowkit.store.manifest import FAILED, PENDING, Manifest
 from stddcn import checkpoint, loop
 from stddcn.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from stddcn.data import Protocol
@@ -162,7 +168,8 @@ def test_bad_inputs_are_one_line_errors_with_exit_2(shards, tmp_path):
     """Flow on RGB-only shards, a split naming absent videos, labels beyond --num-classes,
     an occupied run folder, an unknown backbone, and eval of a folder that is no run."""
     base = ["--out", str(tmp_path / "run"), "--device", "cpu", "--epochs", "1",
-            "--arch", "resnet-tiny", "--input-size", "32", "--workers", "0"]
+            "--arch", "resnet-tiny", "--input-size", "32", "--workers", "0",
+            "--batch-size", "8"]
     cases = {"store no flow (extracted with --flow none)":
              ["train", str(shards["rgb_only"]), "--model", "flow", *base]}
     absent = tmp_path / "absent.csv"
@@ -225,7 +232,7 @@ def test_two_stream_without_runs_trains_both_streams(shards, tmp_path):
     code, output = _cli("train", str(shards["shards"]), "--model", "two-stream", "--out",
                         str(tmp_path / "fused"), "--arch", "resnet-tiny", "--epochs", "1",
                         "--input-size", "32", "--device", "cpu", "--workers", "0",
-                        "--val-split", str(shards["split"]))
+                        "--batch-size", "8", "--val-split", str(shards["split"]))
     assert code == 0, output
     assert "two-stream (1:1.5): val top-1" in output
     for stream in ("rgb", "flow"):
@@ -243,7 +250,7 @@ def test_pretrained_weights_turn_on_partial_bn_and_bf16_runs_on_the_cpu(shards, 
                weights)
     args = ["train", str(shards["shards"]), "--model", "flow", "--arch", "resnet-tiny",
             "--pretrained", str(weights), "--epochs", "1", "--input-size", "32", "--device",
-            "cpu", "--workers", "0"]
+            "cpu", "--workers", "0", "--batch-size", "8"]
     code, output = _cli(*args, "--out", str(tmp_path / "run"), "--precision", "bf16")
     assert code == 0, output
     config = checkpoint.config_of(checkpoint.load(tmp_path / "run" / "last.pt"))
@@ -295,6 +302,176 @@ def test_skip_missing_trains_on_the_stored_part_of_a_split(shards, tmp_path):
     code, output = _cli("train", str(shards["shards"]), "--model", "rgb", "--arch",
                         "resnet-tiny", "--split", str(split), "--skip-missing", "--out",
                         str(tmp_path / "run"), "--epochs", "1", "--input-size", "32",
-                        "--device", "cpu", "--workers", "0")
+                        "--device", "cpu", "--workers", "0", "--batch-size", "2")
     assert code == 0, output
     assert "training on 2 videos: 1 of the split are not in the shards and were skipped" in output
+
+
+@pytest.mark.parametrize("family", ["rgb", "rgb3d"])
+def test_a_last_batch_of_one_item_is_dropped_not_a_batchnorm_crash(shards, tmp_path, family):
+    """8 videos in batches of 7, one segment (or clip) per video at 32 px: the last batch,
+    one item, gave BatchNorm one value per channel (a ValueError after the whole epoch).
+    Training drops it: one step per epoch, every epoch."""
+    config = _config(shards, tmp_path / "run", family, epochs=2)
+    config = dataclasses.replace(config, data=dataclasses.replace(
+        config.data, batch_size=7, segments=1))
+    result = train(config)
+    assert result.epochs == 2
+    assert checkpoint.load(tmp_path / "run" / "last.pt")["step"] == 2
+
+
+def test_a_training_set_smaller_than_one_batch_is_refused(shards, tmp_path):
+    """Dropping the last incomplete batch would leave no step at all: one line naming the
+    sizes and the largest --batch-size that trains, exit 2, no run folder."""
+    code, output = _cli("train", str(shards["shards"]), "--model", "rgb", "--arch",
+                        "resnet-tiny", "--out", str(tmp_path / "run"), "--epochs", "1",
+                        "--input-size", "32", "--device", "cpu", "--workers", "0",
+                        "--batch-size", "9")
+    assert code == 2, output
+    assert output == (f"flowkit: error: {shards['shards']}: the training set (8 videos) is "
+                      "smaller than one batch (--batch-size 9); pass --batch-size 8 or less\n")
+    assert not (tmp_path / "run").exists()
+
+
+def _unfinished(shards: dict[str, Path], folder: Path, pending: tuple[str, ...] = (),
+                failed: tuple[str, ...] = ()) -> Path:
+    """A copy of the training shards whose manifest says ``pending`` were not extracted yet
+    (as a run stopped midway leaves it) and ``failed`` failed at extraction."""
+    shutil.copytree(shards["shards"], folder)
+    with Manifest.open(folder) as manifest:
+        manifest.put_many([dataclasses.replace(manifest[v], status=PENDING) for v in pending]
+                          + [dataclasses.replace(manifest[v], status=FAILED,
+                                                 error="not a readable video")
+                             for v in failed])
+    return folder
+
+
+#: 5 of the 8 training videos, both of classes 2 and 3 among them: what is done has classes 0, 1
+PENDING_VIDEOS = ("down/down_2.mkv", "up/up_3.mkv", "left/left_5.mkv", "down/down_6.mkv",
+                  "up/up_7.mkv")
+_QUICK = ("--model", "rgb", "--arch", "resnet-tiny", "--epochs", "1", "--input-size", "32",
+          "--device", "cpu", "--workers", "0", "--batch-size", "2")
+
+
+def test_an_unfinished_extraction_is_refused_unless_allowed(shards, tmp_path):
+    """Pending videos in the manifest: training used to run on the 3 done (classes 0 and 1
+    only, so a 2-class model of 4-class data), exit 0, nothing said. Now one line with the
+    counts, exit 2, no run folder; --allow-partial trains on the 3 done, says so, and the
+    model has the manifest's 4 classes."""
+    data = _unfinished(shards, tmp_path / "data", pending=PENDING_VIDEOS)
+    code, output = _cli("train", str(data), *_QUICK, "--out", str(tmp_path / "run"))
+    assert code == 2, output
+    assert output == (f"flowkit: error: {data}: extraction is unfinished (3 of 8 videos done, "
+                      "5 pending); finish it by rerunning the flowkit extract command that "
+                      "made it (it resumes), or pass --allow-partial to train on the 3 done\n")
+    assert not (tmp_path / "run").exists()
+    code, output = _cli("train", str(data), *_QUICK, "--out", str(tmp_path / "run"),
+                        "--allow-partial")
+    assert code == 0, output
+    assert (f"{data}: training on an unfinished extraction, --allow-partial: 3 of 8 videos "
+            "done, 5 pending; only the 3 done are read") in output
+    state = checkpoint.load(tmp_path / "run" / "last.pt")
+    config = checkpoint.config_of(state)
+    assert config.model.num_classes == 4 and config.data.allow_partial
+    assert state["class_names"] == ["0", "1", "2", "3"] and state["step"] == 1  # 3 videos
+
+
+def test_a_folder_a_run_is_writing_is_refused_unless_allowed(shards, tmp_path):
+    """A flowkit extract holding the folder's lock (here: this process) is an unfinished
+    extraction even before it planned anything; its stale lock file, once released, is not."""
+    data = _unfinished(shards, tmp_path / "data")
+    with FolderLock(data):
+        code, output = _cli("train", str(data), *_QUICK, "--out", str(tmp_path / "run"))
+        assert code == 2, output
+        assert output == (f"flowkit: error: {data}: extraction is unfinished: a flowkit run "
+                          f"(pid {os.getpid()}) is writing it now (8 of 8 videos done); wait "
+                          "for it to end, or pass --allow-partial to train on the 8 done\n")
+        code, output = _cli("train", str(data), *_QUICK, "--out", str(tmp_path / "partial"),
+                            "--allow-partial")
+        assert code == 0 and "(a flowkit run is still writing it)" in output, output
+    planning = tmp_path / "planning"  # locked, no manifest yet: listing its inputs
+    planning.mkdir()
+    with FolderLock(planning):
+        code, output = _cli("train", str(planning), *_QUICK, "--out", str(tmp_path / "run"))
+        assert code == 2 and "is writing it now (0 of 0 videos done)" in output, output
+    code, output = _cli("train", str(data), *_QUICK, "--out", str(tmp_path / "run"))
+    assert code == 0 and "unfinished" not in output, output
+
+
+def test_failed_videos_are_left_out_and_said_and_keep_their_classes(shards, tmp_path):
+    """Videos that failed at extraction are final (until --retry-failed): training goes on
+    without them and says how many; the classes count them (both videos of class 3 failed:
+    the model still has 4 classes, it used to get 3)."""
+    data = _unfinished(shards, tmp_path / "data", failed=("up/up_3.mkv", "up/up_7.mkv"))
+    code, output = _cli("train", str(data), *_QUICK, "--out", str(tmp_path / "run"))
+    assert code == 0, output
+    assert (f"{data}: 2 of 8 videos failed at extraction and are left out (flowkit info "
+            f"{data} names them; flowkit extract --retry-failed tries them again)") in output
+    state = checkpoint.load(tmp_path / "run" / "last.pt")
+    assert checkpoint.config_of(state).model.num_classes == 4 and state["step"] == 3
+
+
+def test_a_split_with_pending_videos_is_refused_unless_allowed(shards, tmp_path):
+    """With a split, what counts is the split's videos (here both splits'): pending ones are
+    refused even with --skip-missing (which is for failed videos); --allow-partial leaves
+    them out and says how many. Pending videos outside the splits do not matter."""
+    data = _unfinished(shards, tmp_path / "data", pending=("up/up_3.mkv", "up/up_7.mkv"))
+    train_split, val_split = tmp_path / "train.csv", tmp_path / "val.csv"
+    train_split.write_text("right/right_0.mkv,0\nleft/left_1.mkv,1\nup/up_3.mkv,3\n")
+    val_split.write_text("right/right_4.mkv,0\nup/up_7.mkv,3\n")
+    (tmp_path / "other.csv").write_text("right/right_0.mkv,0\nleft/left_1.mkv,1\n")
+    splits = ("--split", str(train_split), "--val-split", str(val_split))
+    code, output = _cli("train", str(data), *_QUICK, *splits, "--skip-missing", "--out",
+                        str(tmp_path / "run"))
+    assert code == 2, output
+    assert (f"{data}: extraction is unfinished (3 of the split's 5 videos done, 2 pending); "
+            in output)
+    code, output = _cli("train", str(data), *_QUICK, *splits, "--allow-partial", "--out",
+                        str(tmp_path / "run"))
+    assert code == 0, output
+    assert "3 of the split's 5 videos done, 2 pending; only the 3 done are read" in output
+    assert "training on 2 videos: 1 of the split are not in the shards" in output
+    assert "validation on 1 videos: 1 of the split are not in the shards" in output
+    code, output = _cli("train", str(data), *_QUICK, "--split", str(tmp_path / "other.csv"),
+                        "--out", str(tmp_path / "other"))
+    assert code == 0 and "unfinished" not in output, output
+
+
+def _damage(folder: Path, how: str) -> tuple[Path, str]:
+    """Damage the shard of ``up/up_3.mkv`` (the main process never opens it: the workers
+    meet it): truncated, or every stored JPEG frame replaced by bytes that do not decode
+    (the reader's message then names neither the file nor the video)."""
+    video = "up/up_3.mkv"
+    path = folder / Manifest.read(folder)[video].shard
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:4096])
+    else:
+        with h5py.File(path, "r+") as handle:
+            frames = handle["videos"][video.replace("/", "%2F")]["rgb"]
+            for index in range(len(frames)):
+                frames[index] = np.zeros(64, dtype=np.uint8)
+    return path, video
+
+
+@pytest.mark.parametrize("how", ["truncated", "jpeg"])
+@pytest.mark.parametrize("workers", [1, 0])
+def test_a_damaged_shard_is_one_line_naming_file_video_and_repair(shards, tmp_path, how,
+                                                                  workers):
+    """A shard damaged after extraction, met while training: the error used to reach the
+    user (from a DataLoader worker) as "Caught ShardError in DataLoader worker process 0"
+    and the worker's traceback, the file named only inside it. Now it is one line naming
+    the shard file and the video, and how to find and repair the damage; exit 3 (the run
+    cannot go on, as for any unreadable shard), the same with and without workers."""
+    data = tmp_path / "data"
+    shutil.copytree(shards["shards"], data)
+    path, video = _damage(data, how)
+    code, output = _cli("train", str(data), "--model", "rgb", "--arch", "resnet-tiny",
+                        "--epochs", "1", "--input-size", "32", "--device", "cpu",
+                        "--batch-size", "2", "--workers", str(workers), "--out",
+                        str(tmp_path / "run"))
+    assert code == 3, output
+    assert output.count("\n") == 1 and output.startswith(f"flowkit: error: {path}: "), output
+    assert f"video {video!r}" in output
+    assert output.endswith(f"; flowkit verify {data} lists every damaged video, and the "
+                           "flowkit extract command rerun with --repair re-extracts them\n")
+    assert "Traceback" not in output and "Caught" not in output

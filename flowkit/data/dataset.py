@@ -23,7 +23,7 @@ from flowkit.data.items import (FLOW, FLOW_BOUND, FLOW_SCALE, RGB, Item, Sample,
                                 is_quantized_flow)
 from flowkit.data.sampling import FrameIndices, Sampler, SegmentSampler, VideoExtent
 from flowkit.data.transforms import Transform
-from flowkit.errors import ConfigError, DecodeError
+from flowkit.errors import ConfigError, DecodeError, ShardError
 from flowkit.store.index import VideoIndex
 from flowkit.store.open_files import DEFAULT_MAX_OPEN_FILES
 from flowkit.store.reader import ShardReader
@@ -134,14 +134,47 @@ class ShardDataset(Dataset):
         return len(self._rows)
 
     def __getitem__(self, index: int) -> Item:
-        video_id = self.reader.index.video_id(int(self._rows[index]))
+        """The item of video ``index`` at this epoch.
+
+        Raises:
+            ShardError: its stored data cannot be read (ChecksumError: damaged, with
+                ``check``), naming the shard file and the video, and how to repair it.
+        """
+        row = int(self._rows[index])
+        video_id = self.reader.index.video_id(row)
         label = int(self._labels[index])
-        video = self.reader[video_id]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        num_flows = len(video.flows) if FLOW in self.modality else 0
-        indices = self.sampler(VideoExtent(len(video.frames), num_flows, video.flow_step), rng)
-        return read_item(video, indices, self.modality, label=label, transform=self.transform,
-                         rng=rng, quantized_flow=self.quantized_flow)
+        try:
+            video = self.reader[video_id]
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            num_flows = len(video.flows) if FLOW in self.modality else 0
+            indices = self.sampler(VideoExtent(len(video.frames), num_flows, video.flow_step),
+                                   rng)
+            return read_item(video, indices, self.modality, label=label,
+                             transform=self.transform, rng=rng,
+                             quantized_flow=self.quantized_flow)
+        except ShardError as exc:
+            raise _damaged(exc, self.reader.root, self.reader.index.shard(row), video_id) \
+                from None
+
+
+_REPAIR = "; rerun flowkit extract --repair"  # the reader's advice, said in full below
+
+
+def _damaged(error: ShardError, root: Path, shard: str, video_id: str) -> ShardError:
+    """``error`` (of the same type) naming the shard file and the video where it does not
+    yet, and saying how to find and repair the damage: the reader's messages name what they
+    know (a file, a dataset row, or neither for a JPEG that does not decode)."""
+    path = str(root / shard)
+    message = str(error)
+    where = f"{path}: "
+    rest = message[len(where):] if message.startswith(where) else message
+    if path in rest:
+        where = ""
+    if video_id not in rest:
+        rest = f"video {video_id!r}: {rest}"
+    rest = rest[:-len(_REPAIR)] if rest.endswith(_REPAIR) else rest
+    return type(error)(f"{where}{rest}; flowkit verify {root} lists every damaged video, "
+                       "and the flowkit extract command rerun with --repair re-extracts them")
 
 
 class _Items(Sequence[tuple[str, int]]):

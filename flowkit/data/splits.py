@@ -15,15 +15,35 @@ from pathlib import Path
 from flowkit.errors import InputError
 
 HMDB51_TRAIN, HMDB51_TEST, HMDB51_UNUSED = 1, 2, 0
+#: UTF-8, with or without the byte-order mark that Windows editors put at the start: read as
+#: plain UTF-8, the mark would become part of the first video id (then "not stored")
+ENCODING = "utf-8-sig"
 
 
 def _lines(path: Path) -> list[tuple[int, str]]:
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding=ENCODING)
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read split file ({exc})") from None
     return [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1)
             if line.strip() and not line.lstrip().startswith("#")]
+
+
+class _Listed:
+    """The line and label each video of one split file was first listed with: a video listed
+    twice is refused, whatever its labels (two labels cannot both be right, and a repeated
+    line would count the video twice in every epoch)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._first: dict[str, tuple[int, object]] = {}
+
+    def add(self, video_id: str, number: int, label: object) -> None:
+        first, first_label = self._first.setdefault(video_id, (number, label))
+        if first != number:
+            labels = "" if first_label == label else f" with label {first_label}, here {label}"
+            raise InputError(f"{self.path}:{number}: {video_id} is listed again (first at "
+                             f"{self.path}:{first}{labels}); list each video once")
 
 
 def read_class_index(path: Path) -> dict[str, int]:
@@ -46,6 +66,7 @@ def read_ucf101_split(list_file: Path, class_index: Path | None = None) -> dict[
     list_file = Path(list_file)
     classes = read_class_index(class_index or list_file.with_name("classInd.txt"))
     split = {}
+    listed = _Listed(list_file)
     for number, line in _lines(list_file):
         parts = line.split()
         video_id = parts[0]
@@ -59,6 +80,7 @@ def read_ucf101_split(list_file: Path, class_index: Path | None = None) -> dict[
                 raise InputError(f"{list_file}:{number}: class folder {folder!r} is not in "
                                  "classInd.txt")
             split[video_id] = classes[folder]
+        listed.add(video_id, number, split[video_id] + 1)
     return split
 
 
@@ -82,10 +104,12 @@ def read_hmdb51_split(split_dir: Path, split: int, subset: str,
     for path, name in zip(files, names):
         if name not in order:
             raise InputError(f"{path}: class {name!r} is not among the given classes")
+        listed = _Listed(path)
         for number, line in _lines(path):
             parts = line.split()
             if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
                 raise InputError(f"{path}:{number}: expected 'video.avi 0|1|2', got {line!r}")
+            listed.add(parts[0], number, parts[1])
             if int(parts[1]) == wanted:
                 result[f"{name}/{parts[0]}"] = order[name]
     return result
@@ -95,10 +119,11 @@ def read_csv_split(path: Path) -> dict[str, int]:
     """A CSV of ``video_id,label`` rows (an optional header row is skipped)."""
     result = {}
     try:
-        with open(path, newline="") as handle:
+        with open(path, newline="", encoding=ENCODING) as handle:
             rows = list(csv.reader(handle))
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read split file ({exc})") from None
+    listed = _Listed(Path(path))
     for number, row in enumerate(rows, start=1):
         if not row or not "".join(row).strip():
             continue
@@ -109,6 +134,7 @@ def read_csv_split(path: Path) -> dict[str, int]:
             if number == 1:
                 continue  # header
             raise InputError(f"{path}:{number}: label {label!r} is not an integer")
+        listed.add(video_id, number, int(label))
         result[video_id] = int(label)
     return result
 

@@ -93,7 +93,8 @@ def read_list_file(path: Path, root: Path | str | None = None) -> list[VideoSour
     """
     root = Path(root) if root is not None else path.parent
     try:
-        lines = path.read_text().splitlines()
+        # utf-8-sig: a byte-order mark (Windows editors) is not part of the first path
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read list file ({exc})") from None
     videos = []

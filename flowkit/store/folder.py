@@ -4,6 +4,7 @@
       shard-00000.h5 ...        the shards (docs/format.md), numbered in the order planned
       manifest.sqlite           every video and its fate (flowkit.store.manifest; SQLite)
       extract_config.json       the settings the shards were made with (flowkit.config)
+      .flowkit.lock             held by the run writing the folder (flowkit.lock)
       *.tmp                     a killed run's leftovers: never whole, never read
 """
 
