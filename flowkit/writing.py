@@ -4,7 +4,9 @@ Small files (manifest, settings, label lists) are replaced atomically, so that a
 killed run never sees half of one. Disk full, a read-only file system, a missing permission or
 an I/O error on the output are not a video's fault: the run must stop (exit code 3) and say so,
 instead of failing every video after it. HDF5 reports these as OSError, sometimes with the errno
-only inside its message.
+only inside its message, and some (a failed flush of its cache on a full disk) as RuntimeError
+or another type: an HDF5 error counts as the output's when its message carries the errno of the
+failed system call ("file write failed: ... errno = 28"), which only its file driver writes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from flowkit.errors import OutputError
+from flowkit.errors import FlowkitError, OutputError
 
 _ADVICE = {
     errno.ENOSPC: "no space left on the device; free some space (or choose another --out), "
@@ -35,16 +37,26 @@ _HDF5_ERRNO = re.compile(r"errno = (\d+)")
 
 
 def output_errno(exc: BaseException) -> int | None:
-    """The errno of an OSError, also when HDF5 only writes it into the message."""
-    if not isinstance(exc, OSError):
-        return None
-    if exc.errno is not None:
+    """The errno of an OSError, also when HDF5 only writes it into the message; for another
+    exception, the errno HDF5's file driver wrote into its message (None: not an OS error)."""
+    if isinstance(exc, OSError) and exc.errno is not None:
         return exc.errno
     match = _HDF5_ERRNO.search(str(exc))
     return int(match.group(1)) if match else None
 
 
-def output_error(path: Path | str, exc: OSError) -> OutputError:
+def is_output_error(exc: BaseException) -> bool:
+    """Whether ``exc``, raised while writing the output, is the output's fault: any OSError,
+    or an exception of another type (HDF5's RuntimeError) naming the errno of a failed
+    system call. Other exceptions (a bug, a bad value) are not."""
+    if isinstance(exc, OutputError):
+        return True
+    if not isinstance(exc, Exception) or isinstance(exc, FlowkitError):
+        return False  # an interruption, or flowkit's own error: never rewritten
+    return isinstance(exc, OSError) or output_errno(exc) is not None
+
+
+def output_error(path: Path | str, exc: BaseException) -> OutputError:
     """One line naming ``path``, the cause and what to do."""
     code = output_errno(exc)
     advice = _ADVICE.get(code) if code is not None else None
@@ -56,12 +68,15 @@ def output_error(path: Path | str, exc: OSError) -> OutputError:
 
 @contextlib.contextmanager
 def writing(path: Path | str) -> Iterator[None]:
-    """Inside the block, an OSError (or HDF5's wrapped one) becomes an OutputError on ``path``."""
+    """Inside the block, an OSError (or HDF5's wrapped one, of whatever type: see
+    :func:`is_output_error`) becomes an OutputError on ``path``."""
     try:
         yield
     except OutputError:
         raise
-    except OSError as exc:
+    except Exception as exc:
+        if not is_output_error(exc):
+            raise
         raise output_error(path, exc) from None
 
 

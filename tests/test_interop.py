@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from flowkit.cli.main import EXIT_SOME_FAILED, EXIT_USAGE, main
 from flowkit.config import ExtractConfig
-from flowkit.errors import ConfigError, InputError
+from flowkit.errors import ConfigError, InputError, OutputError
 from flowkit.extract.inputs import collect_videos
 from flowkit.extract.run import extract
 from flowkit.interop import export_rawframes, import_rawframes
@@ -244,6 +244,26 @@ def test_corrupt_jpeg_and_unpaired_flow_fail_only_their_video(jpeg_shards, tmp_p
     with open_shards(tmp_path / "back") as reader:
         assert sorted(reader.videos) == ["down/down_2.mkv", "right/right_0.mkv"]
     assert verify(tmp_path / "back") == []
+
+
+def test_an_output_error_stops_the_import_instead_of_failing_videos(jpeg_shards, tmp_path,
+                                                                   monkeypatch):
+    """A full disk while packing is not the videos' fault: the import stops with the
+    OutputError (it used to record every video after it as failed, and keep the shard)."""
+    import errno
+    import os
+
+    from flowkit.store import writer
+
+    frames = export_rawframes(jpeg_shards, tmp_path / "frames", "mmaction2")
+
+    def full(self, item):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(writer._GrowingDataset, "_append", full)
+    with pytest.raises(OutputError, match="cannot write: no space left on the device"):
+        import_rawframes([frames], tmp_path / "back", "mmaction2")
+    assert not list((tmp_path / "back").glob("*.h5*"))
 
 
 def test_a_repeated_last_flow_is_dropped_and_noted(jpeg_shards, tmp_path):

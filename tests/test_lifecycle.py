@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from flowkit.cli.main import EXIT_ERROR, EXIT_USAGE, main
 from flowkit.config import ExtractConfig
-from flowkit.errors import LockError, OutputError
+from flowkit.errors import LockError, OutputError, ShardError
 from flowkit.extract.inputs import collect_videos
 from flowkit.lock import LOCK_NAME, FolderLock
 from flowkit.extract.run import extract
@@ -25,7 +25,7 @@ from flowkit.store.manifest import FAILED, MANIFEST_NAME, OK, PENDING, Manifest
 from flowkit.store.writer import StorageConfig
 from flowkit.video.decode import DecodeConfig
 from flowkit.video.synth import SynthConfig, make_synthetic_videos
-from flowkit.writing import output_error
+from flowkit.writing import is_output_error, output_error, writing
 from test_extract import assert_same_output
 
 FAST = ["--short-side", "0", "--flow", "farneback", "--quiet"]
@@ -170,14 +170,29 @@ def test_a_lock_left_to_an_orphan_of_a_dead_run_is_named_precisely(tmp_path):
 
 # -- 4. output errors stop the run; input errors fail one video --------------------------------
 
-@pytest.mark.parametrize("code, advice", [
-    (errno.ENOSPC, "no space left on the device"), (errno.EROFS, "read-only file system"),
-    (errno.EACCES, "permission denied"), (errno.EIO, "input/output error")])
+# h5py raises some of HDF5's failed writes as RuntimeError, the errno only in the message
+_H5PY_FULL = ("file write failed: time = Thu Dec  3 13:49:36 2026\n, filename = '{name}', file "
+              "descriptor = 5, errno = 28, error message = 'No space left on device', buf = "
+              "0x558b63b1f680, total write size = 14473, bytes this sub-write = 14473, offset = "
+              "774144")
+
+
+def _enospc_in_h5py_words(name: str) -> RuntimeError:
+    return RuntimeError(f"Can't write data ({_H5PY_FULL.format(name=name)})")
+
+
+@pytest.mark.parametrize("code, advice, make_error", [
+    (errno.ENOSPC, "no space left on the device", None),
+    (errno.EROFS, "read-only file system", None),
+    (errno.EACCES, "permission denied", None),
+    (errno.EIO, "input/output error", None),
+    (errno.ENOSPC, "no space left on the device", _enospc_in_h5py_words)])
 def test_an_output_error_in_the_writer_stops_the_run_and_a_rerun_completes(
-        tiny_videos, tmp_path, monkeypatch, code, advice):
-    """The 3rd frame of the 2nd shard fails to write: OutputError naming the shard and what to
-    do; the first shard is kept, nothing is recorded as failed, no .tmp is left; a rerun once
-    the cause is gone equals an uninterrupted run."""
+        tiny_videos, tmp_path, monkeypatch, code, advice, make_error):
+    """The 3rd frame of the 2nd shard fails to write (an OSError, or h5py's RuntimeError with
+    the errno in its message): OutputError naming the shard and what to do; the first shard is
+    kept, nothing is recorded as failed, no .tmp is left; a rerun once the cause is gone equals
+    an uninterrupted run."""
     from flowkit.store import writer
 
     sources = collect_videos([tiny_videos])
@@ -188,7 +203,7 @@ def test_an_output_error_in_the_writer_stops_the_run_and_a_rerun_completes(
     def failing_append(self, item):
         calls.append(self._group.file.filename)
         if "shard-00001" in calls[-1] and len([c for c in calls if "shard-00001" in c]) == 3:
-            raise OSError(code, os.strerror(code))
+            raise (make_error(calls[-1]) if make_error else OSError(code, os.strerror(code)))
         real_append(self, item)
 
     monkeypatch.setattr(writer._GrowingDataset, "_append", failing_append)
@@ -207,11 +222,69 @@ def test_an_output_error_in_the_writer_stops_the_run_and_a_rerun_completes(
     assert_same_output(tmp_path / "reference", out)
 
 
+def test_a_failed_flush_raised_as_runtime_error_exits_3_with_one_line(
+        tiny_videos, tmp_path, monkeypatch):
+    """On a full disk HDF5 often fails first when the shard is flushed at its end, and h5py
+    raises that as RuntimeError (it used to escape as a traceback, and the file left open
+    crashed the process at exit): exit 3, one line naming the shard; the shard before it is
+    kept, its file is dropped, and a rerun equals an uninterrupted run."""
+    import h5py
+
+    sources = collect_videos([tiny_videos])
+    extract(sources, tmp_path / "reference", _config(), workers=1, videos_per_shard=2,
+            progress=False)
+    real_flush = h5py.File.flush
+
+    def failing_flush(self):
+        if "shard-00001" in self.filename:
+            raise RuntimeError("Unable to synchronously flush file "
+                               f"({_H5PY_FULL.format(name=self.filename)})")
+        real_flush(self)
+
+    monkeypatch.setattr(h5py.File, "flush", failing_flush)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["extract", str(tiny_videos), "--out", str(out), *FAST,
+                                       "--workers", "1", "--videos-per-shard", "2"])
+    assert result.exit_code == EXIT_ERROR, result.output
+    assert result.output.strip() == (f"flowkit: error: {out / 'shard-00001.h5.tmp'}: cannot "
+                                     "write: no space left on the device; free some space (or "
+                                     "choose another --out), then rerun the same command to "
+                                     "resume")
+    assert not list(out.glob("*.tmp")) and (out / "shard-00000.h5").exists()
+    assert not Manifest.read(out / MANIFEST_NAME).with_status(FAILED)
+
+    monkeypatch.setattr(h5py.File, "flush", real_flush)
+    report = extract(sources, out, _config(), workers=1, videos_per_shard=2, progress=False)
+    assert (report.ok, report.skipped) == (4, 2)
+    assert_same_output(tmp_path / "reference", out)
+
+
 def test_hdf5_errors_with_the_errno_in_the_message_read_as_that_errno():
     """h5py sometimes raises OSError(None) with 'errno = 28' only in its text."""
     exc = OSError("Can't write data (file write failed: errno = 28, error message = 'No space "
                   "left on device')")
     assert "no space left on the device" in str(output_error("x.h5.tmp", exc))
+
+
+@pytest.mark.parametrize("exc, output", [
+    (OSError(errno.ENOSPC, "No space left on device"), True),
+    (RuntimeError(f"Unable to synchronously flush file ({_H5PY_FULL.format(name='x')})"), True),
+    (ValueError(f"Can't write data ({_H5PY_FULL.format(name='x')})"), True),
+    (RuntimeError("Unable to synchronously create dataset (name already exists)"), False),
+    (RuntimeError("a bug"), False),
+    (ValueError("could not broadcast input array from shape (2,) into shape (3,)"), False),
+    (ShardError(f"x.h5: {_H5PY_FULL.format(name='x')}"), False),
+    (KeyboardInterrupt(), False)])
+def test_only_errors_naming_a_failed_system_call_count_as_the_outputs(exc, output):
+    """An HDF5 error of any type that carries the errno of its file driver's failed call is the
+    output's fault; a RuntimeError or ValueError without one (a bug, a bad value) is not, and
+    stays what it is (a video's failure, when it happens inside one)."""
+    assert is_output_error(exc) is output
+    if isinstance(exc, Exception):
+        raised = OutputError if output else type(exc)
+        with pytest.raises(raised):
+            with writing("x.h5.tmp"):
+                raise exc
 
 
 def _mount_tmpfs(folder: Path, options: str) -> None:
@@ -222,40 +295,54 @@ def _mount_tmpfs(folder: Path, options: str) -> None:
         pytest.skip("cannot mount a tmpfs here (needs root); the fault-injection tests cover it")
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    disk = tmp_path / "disk"
-    _mount_tmpfs(disk, "size=3m")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=False)
+@pytest.fixture(scope="module")
+def filling_run(tmp_path_factory) -> tuple[Path, Path]:
+    """Eight 160x120 lossless videos of 32 frames, two a shard of about 950 KB (3.7 MB in
+    all, mostly JPEG frames, which HDF5 holds in its cache until the shard is flushed: where
+    the disk fills then, h5py raises RuntimeError), and their extraction on a disk with room."""
+    root = tmp_path_factory.mktemp("filling_run")
+    make_synthetic_videos(root / "videos", SynthConfig(num_videos=8, num_frames=32, width=160,
+                                                       height=120, codec="ffv1"))
+    reference = subprocess.run(_cli(root / "videos", root / "reference", *FILLING),
+                               capture_output=True, text=True)
+    assert reference.returncode == 0, reference.stderr
+    return root / "videos", root / "reference"
+
+
+FILLING = ["--videos-per-shard", "2"]
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("size, workers", [("16k", 1), ("300k", 1), ("300k", 2), ("1m", 1),
+                                           ("1m", 2), ("3m", 1), ("3m", 2)])
 def test_a_full_disk_exits_3_with_one_line_and_a_rerun_on_a_bigger_disk_completes(
-        tmp_path, small_disk):
-    """8 videos, 2 a shard, into 3 MB: exit 3, one line, no .tmp left filling the disk, no
+        filling_run, tmp_path, size, workers):
+    """Into a tmpfs of 16 KB (the manifest does not fit, before any worker starts), 300 KB
+    (no shard fits), 1 MB and 3 MB (some do), with one worker and two: exit 3, one line (it used to be a segmentation fault, exit 139, with one
+    worker and a chain of tracebacks, exit 1, with two), no .tmp left filling the disk, no
     video recorded as failed; once there is room the same command completes, equal to a run
     that had room from the start."""
-    videos = tmp_path / "videos"
-    make_synthetic_videos(videos, SynthConfig(num_videos=8, num_frames=60, width=64, height=48,
-                                              codec="ffv1"))
-    options = ["--videos-per-shard", "2", "--workers", "2", "--compression", "none"]
-    reference = subprocess.run(_cli(videos, tmp_path / "reference", *options),
-                               capture_output=True, text=True)
-    assert reference.returncode == 0, reference.stderr
-    out = small_disk / "out"
-    full = subprocess.run(_cli(videos, out, *options), capture_output=True, text=True)
-    assert full.returncode == EXIT_ERROR, full.stderr
-    lines = full.stderr.strip().splitlines()
-    assert len(lines) == 1 and "cannot write: no space left on the device" in lines[0], lines
-    assert not list(out.glob("*.tmp"))
-    manifest = Manifest.read(out / MANIFEST_NAME)
-    assert not manifest.with_status(FAILED) and len(manifest.with_status(OK)) < 8
+    videos, reference = filling_run
+    disk = tmp_path / "disk"
+    _mount_tmpfs(disk, f"size={size}")
+    try:
+        out = disk / "out"
+        options = [*FILLING, "--workers", str(workers)]
+        full = subprocess.run(_cli(videos, out, *options), capture_output=True, text=True)
+        assert full.returncode == EXIT_ERROR, full.stderr
+        lines = full.stderr.strip().splitlines()
+        assert len(lines) == 1 and "cannot write: no space left on the device" in lines[0], lines
+        assert not list(out.glob("*.tmp"))
+        if (out / MANIFEST_NAME).exists():
+            manifest = Manifest.read(out / MANIFEST_NAME)
+            assert not manifest.with_status(FAILED) and len(manifest.with_status(OK)) < 8
 
-    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
-    rerun = subprocess.run(_cli(videos, out, *options), capture_output=True, text=True)
-    assert rerun.returncode == 0, rerun.stderr
-    assert_same_output(tmp_path / "reference", out)
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        rerun = subprocess.run(_cli(videos, out, *options), capture_output=True, text=True)
+        assert rerun.returncode == 0, rerun.stderr
+        assert_same_output(reference, out)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_a_read_only_output_exits_3_with_one_line(tiny_videos, tmp_path):

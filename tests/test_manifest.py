@@ -117,6 +117,31 @@ def test_write_saves_a_whole_copy_atomically(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST_NAME]
 
 
+def test_a_manifest_that_does_not_fit_on_the_disk_is_an_output_error(tiny_videos, tmp_path,
+                                                                      monkeypatch):
+    """SQLite's "database or disk is full" while the first run writes the folder's manifest
+    (a disk of a few KB): OutputError saying what to do, exit 3, no temporary left (it was a
+    sqlite3.OperationalError traceback)."""
+    from flowkit.errors import OutputError
+
+    real_connect = sqlite3.connect
+
+    def connect(target, *args, **kwargs):
+        db = real_connect(target, *args, **kwargs)
+        if str(target).endswith(".tmp"):  # the copy Manifest.write makes: one page fits
+            db.execute("PRAGMA max_page_count = 1")
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    out = tmp_path / "out"
+    config = ExtractConfig(decode=DecodeConfig(short_side=None), flow="farneback")
+    with pytest.raises(OutputError) as caught:
+        extract(collect_videos([tiny_videos]), out, config, workers=1, progress=False)
+    assert str(caught.value).startswith(f"{out / MANIFEST_NAME}: cannot write: no space left "
+                                        "on the device")
+    assert not (out / MANIFEST_NAME).exists() and not list(out.glob("*.tmp"))
+
+
 @pytest.mark.parametrize("content, message", [
     (b"not a database at all, just bytes" * 40, "unreadable manifest"),
     (None, "manifest schema '9' is not 2"),
@@ -182,6 +207,55 @@ def test_a_migration_killed_before_the_legacy_file_is_removed_completes(tmp_path
     assert _rows(Manifest.read(folder)) == _legacy_entries()
     Manifest.open(folder).close()
     assert not (folder / LEGACY_MANIFEST_NAME).exists()
+
+
+_ENTRY = {"video_id": "a.mp4", "source": "/videos/a.mp4", "label": 0, "shard": "shard-00000.h5"}
+
+
+@pytest.mark.parametrize("document, message", [
+    ([], "not a flowkit manifest (an array, not a JSON object)"),
+    (3, "not a flowkit manifest (a number, not a JSON object)"),
+    ("videos", "not a flowkit manifest (a string, not a JSON object)"),
+    (None, "not a flowkit manifest (null, not a JSON object)"),
+    ({"schema_version": 1, "videos": "abc"}, 'malformed manifest ("videos" is a string, not an '
+                                             "array)"),
+    ({"schema_version": 1}, 'malformed manifest ("videos" is null, not an array)'),
+    ({"schema_version": 1, "videos": [3]}, "malformed manifest entry 0 (a number, not an "
+                                           "object)"),
+    ({"schema_version": 1, "videos": [{**_ENTRY, "video_id": ["a"]}]},
+     'malformed manifest entry 0 (video_id is ["a"], expected a string)'),
+    ({"schema_version": 1, "videos": [_ENTRY, {**_ENTRY, "status": None}]},
+     "malformed manifest entry 1 (status is null, expected 'pending', 'ok' or 'failed')"),
+    ({"schema_version": 1, "videos": [{**_ENTRY, "label": {"x": 1}}]},
+     'malformed manifest entry 0 (label is {"x": 1}, expected an integer or null)'),
+    ({"schema_version": 1, "videos": [{**_ENTRY, "num_frames": "12"}]},
+     'malformed manifest entry 0 (num_frames is "12", expected an integer or null)'),
+    ({"schema_version": 1, "videos": [_ENTRY, _ENTRY]},
+     "malformed manifest entry 1 (video 'a.mp4' is listed twice)")])
+def test_a_legacy_manifest_that_is_json_but_no_manifest_is_one_line_naming_the_file(
+        tiny_videos, tmp_path, document, message):
+    """manifest.json holding valid JSON that is not a manifest (not an object, entries of
+    the wrong types): a ShardError naming the file, for reading and for a run migrating it,
+    and one line with exit 3 from `flowkit info` and `flowkit extract` (an entry of the wrong
+    type was a sqlite3 traceback)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from flowkit.cli.main import EXIT_ERROR, main
+
+    path = tmp_path / LEGACY_MANIFEST_NAME
+    path.write_text(json.dumps(document))
+    for opening in (Manifest.read, Manifest.open):
+        with pytest.raises(ShardError) as caught:
+            opening(tmp_path)
+        assert str(caught.value) == f"{path}: {message}"
+    for command in (["info", str(tmp_path)],
+                    ["extract", str(tiny_videos), "--out", str(tmp_path), "--quiet"]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == EXIT_ERROR, result.output
+        assert result.output == f"flowkit: error: {path}: {message}\n"
+    assert not (tmp_path / MANIFEST_NAME).exists()
 
 
 # -- a run beside its readers ---------------------------------------------------------------------

@@ -1,15 +1,17 @@
 """The shard writer's atomicity and the reader's lazy, array-like access."""
 
+import errno
 import os
 
 import h5py
 import numpy as np
 import pytest
 
-from flowkit.errors import ShardError
+from flowkit.errors import OutputError, ShardError
 from flowkit.store.codec import decode_jpeg, quantize_flow
 from flowkit.store.manifest import MANIFEST_NAME, OK, Manifest, ManifestEntry
 from flowkit.store.reader import open_shards
+from flowkit.store.shard_file import ShardFile
 from flowkit.store.writer import ShardWriter, StorageConfig, group_name
 
 
@@ -150,6 +152,83 @@ def test_failed_video_group_is_removed(tmp_path):
             video.finish({})
     with h5py.File(tmp_path / "s.h5") as handle:
         assert list(handle["videos"]) == ["good"]
+
+
+def _write_three_videos(path, storage=StorageConfig(rgb="raw", compression="none")):
+    """Three videos of 12 raw 120x160 frames and 11 flows: 1.5 MB, more than HDF5's chunk
+    cache holds, so that it writes both while the videos are appended and when it closes."""
+    frames, flows = _frames(12, 120, 160), _flows(11, 120, 160)
+    with ShardWriter(path, storage, {}) as shard:
+        for name in ("a", "b", "c"):
+            with shard.video(name, {"bound": 20.0, "step": 1}) as video:
+                for frame in frames:
+                    video.append_frame(frame)
+                for flow in flows:
+                    video.append_flow(flow)
+                video.finish({"height": 120, "width": 160})
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 0.7, 0.97])
+def test_a_disk_filling_up_under_hdf5_is_an_output_error_and_drops_the_file(
+        tmp_path, monkeypatch, share):
+    """The disk fills after ``share`` of the shard's bytes (at its first write, while videos
+    are appended, or while HDF5 writes its caches out at the end): OutputError naming the
+    file and the cause, and no file left. HDF5 never sees the failure (a write failing under
+    it left it unable to close the file without a segmentation fault), so the process goes
+    on: the next shard, written once there is room, reads back whole."""
+    _write_three_videos(tmp_path / "whole.h5")
+    budget = int(share * (tmp_path / "whole.h5").stat().st_size)
+    real_pwrite, written = os.pwrite, [0]
+
+    def pwrite(fd, data, offset):
+        if written[0] + len(data) > budget:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written[0] += len(data)
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    with pytest.raises(OutputError) as caught:
+        _write_three_videos(tmp_path / "full.h5")
+    assert str(caught.value).startswith(f"{tmp_path / 'full.h5.tmp'}: cannot write: no space "
+                                        "left on the device")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["whole.h5"]
+
+    monkeypatch.setattr(os, "pwrite", real_pwrite)
+    _write_three_videos(tmp_path / "later.h5")
+    with h5py.File(tmp_path / "later.h5") as later, h5py.File(tmp_path / "whole.h5") as whole:
+        for name in ("a", "b", "c"):
+            for dataset in ("rgb", "flow"):
+                np.testing.assert_array_equal(later["videos"][name][dataset][:],
+                                              whole["videos"][name][dataset][:])
+
+
+def test_a_shard_file_holds_what_is_written_after_a_failed_write(tmp_path, monkeypatch):
+    """After the first failed write, ShardFile keeps the error and the data, and reads give
+    back what was written (the file's bytes with the held ones over them), so that HDF5
+    can finish its work on a file it believes whole."""
+    file = ShardFile(tmp_path / "x.tmp")
+    file.seek(0)
+    file.write(b"abcdef")
+    real_pwrite = os.pwrite
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, offset: (_ for _ in ()).throw(
+        OSError(errno.ENOSPC, "No space left on device")))
+    file.seek(4)
+    assert file.write(memoryview(b"XYZW")) == 4
+    assert file.error is not None and file.error.errno == errno.ENOSPC
+    monkeypatch.setattr(os, "pwrite", real_pwrite)
+    file.seek(2)
+    assert file.write(b"12") == 2  # held too: the file is lost either way
+    buffer = bytearray(10)
+    file.seek(0)
+    file.readinto(buffer)
+    assert bytes(buffer) == b"ab12XYZW\0\0"
+    assert file.seek(0, os.SEEK_END) == 8
+    file.truncate(6)
+    file.seek(0)
+    file.readinto(buffer)
+    assert bytes(buffer[:6]) == b"ab12XY" and file.seek(0, os.SEEK_END) == 6
+    assert (tmp_path / "x.tmp").read_bytes() == b"abcdef"
+    file.close()
 
 
 def test_reader_explains_missing_and_failed_videos(tmp_path):

@@ -11,7 +11,7 @@ from typing import Any, Iterator, Sequence
 import cv2
 import numpy as np
 
-from flowkit.errors import ConfigError, FlowkitError, InputError, ShardError
+from flowkit.errors import ConfigError, FlowkitError, InputError, OutputError, ShardError
 from flowkit.extract.inputs import require_unique_ids
 from flowkit.lock import FolderLock
 from flowkit.extract.plan import assign_new_shards
@@ -372,6 +372,8 @@ def _write_shard(path: Path, entries: list[ManifestEntry], scans: dict[str, _Sca
                 done.append(dataclasses.replace(
                     entry, status=OK, num_frames=video.num_frames, num_flows=video.num_flows,
                     error=None, flow_stats=scan.flow_stats.to_json() if scan.flow_stats else None))
+            except OutputError:
+                raise  # the output's fault, not the video's: the import stops
             except (FlowkitError, OSError) as exc:
                 text = " ".join(str(exc).split())
                 if entry.source not in text:

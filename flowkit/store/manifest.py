@@ -320,10 +320,7 @@ class Manifest:
             with db:  # commits, or rolls back on an exception
                 yield
         except sqlite3.OperationalError as exc:
-            code = next((code for words, code in _OUTPUT_ERRORS if words in str(exc)), None)
-            if code is not None:  # the output's fault: flowkit.writing says what to do
-                raise OSError(code, os.strerror(code)) from None
-            raise ShardError(f"{self._path}: cannot update the manifest ({exc})") from None
+            raise _write_error(self._path, exc) from None
         finally:
             self._in_transaction = False
 
@@ -338,6 +335,8 @@ class Manifest:
             try:
                 copy.execute("PRAGMA journal_mode = OFF")  # a half temporary is dropped anyway
                 self._connection().backup(copy)
+            except sqlite3.OperationalError as exc:
+                raise _write_error(path, exc) from None
             finally:
                 copy.close()
             with open(tmp, "rb") as handle:
@@ -358,6 +357,15 @@ class Manifest:
     def _entries(self, where: str, parameters: tuple = ()) -> Iterator[ManifestEntry]:
         return map(_entry, self.rows(_COLUMNS, where, parameters))
 
+
+
+def _write_error(path: Path | None, exc: sqlite3.OperationalError) -> Exception:
+    """What a failed manifest write raises: the output's fault (disk full, read-only, I/O
+    error) as the OSError flowkit.writing turns into advice, anything else as ShardError."""
+    code = next((code for words, code in _OUTPUT_ERRORS if words in str(exc)), None)
+    if code is not None:
+        return OSError(code, os.strerror(code))
+    return ShardError(f"{path}: cannot update the manifest ({exc})")
 
 
 def _connect(target: str, uri: bool = False) -> sqlite3.Connection:
@@ -387,20 +395,67 @@ def _entry(row: tuple) -> ManifestEntry:
     return ManifestEntry(*fields, flow_stats=None if stats is None else json.loads(stats))
 
 
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number",
+               bool: "true or false", type(None): "null"}
+# what each field of a manifest.json entry may hold: (types, words for the message)
+_LEGACY_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "video_id": ((str,), "a string"), "source": ((str,), "a string"),
+    "shard": ((str,), "a string"), "status": ((str,), f"{PENDING!r}, {OK!r} or {FAILED!r}"),
+    "label": ((int, type(None)), "an integer or null"),
+    "num_frames": ((int, type(None)), "an integer or null"),
+    "num_flows": ((int, type(None)), "an integer or null"),
+    "error": ((str, type(None)), "a string or null"),
+    "warning": ((str, type(None)), "a string or null"),
+    "flow_stats": ((dict, type(None)), "an object or null"),
+}
+
+
 def _read_legacy(path: Path) -> list[ManifestEntry]:
-    """The entries of a manifest.json (flowkit before the SQLite manifest)."""
+    """The entries of a manifest.json (flowkit before the SQLite manifest), checked: a file
+    that is JSON but not a manifest is a ShardError naming it, never a traceback."""
     try:
         document = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ShardError(f"{path}: unreadable manifest ({exc})") from None
-    if not isinstance(document, dict) or document.get("schema_version") != _LEGACY_SCHEMA_VERSION:
-        version = document.get("schema_version") if isinstance(document, dict) else None
-        raise ShardError(f"{path}: manifest schema {version!r} is not "
+    if not isinstance(document, dict):
+        raise ShardError(f"{path}: not a flowkit manifest ({_JSON_KINDS[type(document)]}, "
+                         "not a JSON object)")
+    if document.get("schema_version") != _LEGACY_SCHEMA_VERSION:
+        raise ShardError(f"{path}: manifest schema {document.get('schema_version')!r} is not "
                          f"{_LEGACY_SCHEMA_VERSION}; written by another flowkit version")
+    items = document.get("videos")
+    if not isinstance(items, list):
+        raise ShardError(f"{path}: malformed manifest (\"videos\" is "
+                         f"{_JSON_KINDS.get(type(items), 'an object')}, not an array)")
+    entries, seen = [], set()
+    for index, item in enumerate(items):
+        entry = _legacy_entry(path, index, item)
+        if entry.video_id in seen:
+            raise ShardError(f"{path}: malformed manifest entry {index} (video "
+                             f"{entry.video_id!r} is listed twice)")
+        seen.add(entry.video_id)
+        entries.append(entry)
+    return entries
+
+
+def _legacy_entry(path: Path, index: int, item: Any) -> ManifestEntry:
+    """Entry ``index`` of a manifest.json, its fields of the types flowkit wrote."""
+    if not isinstance(item, dict):
+        raise ShardError(f"{path}: malformed manifest entry {index} "
+                         f"({_JSON_KINDS[type(item)]}, not an object)")
     try:
-        return [ManifestEntry(**item) for item in document["videos"]]
-    except (KeyError, TypeError) as exc:
-        raise ShardError(f"{path}: malformed manifest entry ({exc})") from None
+        entry = ManifestEntry(**item)
+    except TypeError as exc:  # a field missing, or one flowkit never wrote
+        raise ShardError(f"{path}: malformed manifest entry {index} ({exc})") from None
+    for field, (types, words) in _LEGACY_FIELDS.items():
+        value = getattr(entry, field)
+        if (not isinstance(value, types) or isinstance(value, bool)
+                or (field == "status" and value not in (PENDING, OK, FAILED))):
+            shown = json.dumps(value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise ShardError(f"{path}: malformed manifest entry {index} ({field} is {shown}, "
+                             f"expected {words})")
+    return entry
 
 
 def _fsync_folder(folder: Path) -> None:

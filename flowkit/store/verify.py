@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+import numpy as np
+
 from flowkit.checks import require_int
 from flowkit.errors import ChecksumError, FlowkitError, ShardError
 from flowkit.lifecycle import die_with_parent, ignore_interrupts
@@ -58,7 +60,9 @@ def verify(root: Path | str, on_video: Callable[[str], None] | None = None, work
     Checks, for every video the manifest holds as ok: its group exists in its shard; the frame
     and flow counts of the manifest, the group attributes and the datasets agree; the flow
     count is floor((frames - 1) / step); every frame and flow matches its stored checksum
-    (all damaged indices are named), decodes, and has the stored height and width. Pending
+    (all damaged indices are named), decodes, and has the stored height and width; every flow
+    is finite (float16 flow can hold NaN and infinities, which flowkit no longer writes but
+    older versions stored as a backend returned them: those indices are named). Pending
     videos and failed videos found in a shard are INCONSISTENT; shards without checksums get
     one UNCHECKED note each.
 
@@ -207,12 +211,13 @@ def _check_video(reader: ShardReader, entry: ManifestEntry) -> tuple[list[str], 
 
 def _check_items(view: ArrayView, kind: str, expected_count: int | None,
                  shape: tuple[int, ...], shard: str) -> list[str]:
-    """Read every item of ``view`` once, checked: name every damaged index, then a count
-    mismatch and the first other bad item."""
+    """Read every item of ``view`` once, checked: name every damaged index and every flow that
+    is not finite, then a count mismatch and the first other bad item."""
     problems = []
     if len(view) != expected_count:
         problems.append(f"{len(view)} {kind}s in the dataset, manifest says {expected_count}")
     damaged: list[int] = []
+    not_finite: list[int] = []
     bad: str | None = None
     for index in range(len(view)):
         try:
@@ -225,6 +230,11 @@ def _check_items(view: ArrayView, kind: str, expected_count: int | None,
             continue
         if item.shape != shape:
             bad = bad or f"{kind} {index} has shape {item.shape}, expected {shape}"
+        elif kind == "flow" and not np.isfinite(item).all():
+            not_finite.append(index)
+    if not_finite:
+        problems.insert(0, f"{kind} {', '.join(map(str, not_finite))} not finite (NaN or "
+                           f"infinite values) ({shard})")
     if damaged:
         problems.insert(0, f"{kind} {', '.join(map(str, damaged))} checksum mismatch ({shard})")
     return problems + ([bad] if bad else [])

@@ -2,26 +2,30 @@
 
 One shard file holds many videos, one group each under ``/videos``. docs/format.md is the
 specification; this module is its implementation. Shards are written under ``<name>.tmp`` and
-renamed only once complete and flushed, so a file named ``*.h5`` is always whole.
+renamed only once complete and flushed, so a file named ``*.h5`` is always whole. HDF5 writes
+through a :class:`flowkit.store.shard_file.ShardFile`, which keeps an OS error from it (HDF5
+cannot close a file whose writes failed without crashing): the writer raises it as OutputError.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import h5py
 import numpy as np
 
-from flowkit.errors import ConfigError, OutputError, ShardError
+from flowkit.errors import BackendError, ConfigError, OutputError, ShardError
 from flowkit.store.checksums import CRC_SUFFIX, crc32
 from flowkit.store.codec import encode_jpeg, quantize_flow
 from flowkit.store.flowstats import FlowStats
-from flowkit.writing import writing
+from flowkit.store.shard_file import ShardFile
+from flowkit.writing import output_error, writing
 
 SCHEMA_VERSION = 2  # 2: checksums (fletcher32 chunks, <name>_crc32 of JPEG items)
 FORMAT_NAME = "flowkit-shard"
@@ -76,6 +80,35 @@ def _filter_kwargs(storage: StorageConfig) -> dict[str, Any]:
     return {"fletcher32": True}
 
 
+class _Guard:
+    """Around every operation on one shard: an OS error, kept by its :class:`ShardFile` (HDF5
+    saw none) or raised by h5py (of whatever type, :mod:`flowkit.writing`), becomes an
+    OutputError; once one happened, every later operation raises it again: a shard whose
+    write failed is never finished."""
+
+    def __init__(self, file: ShardFile) -> None:
+        self.file = file
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        self.check()
+        try:
+            with writing(self.file.path):
+                yield
+        except Exception:
+            self.check()  # an OS error underneath is the cause of whatever HDF5 made of it
+            raise
+        self.check()
+
+    def check(self) -> None:
+        if self.file.error is not None:
+            raise output_error(self.file.path, self.file.error) from None
+
+    @property
+    def failed(self) -> bool:
+        return self.file.error is not None
+
+
 class _GrowingDataset:
     """An HDF5 dataset appended to one item at a time, created on the first item.
 
@@ -84,15 +117,17 @@ class _GrowingDataset:
     """
 
     def __init__(self, group: h5py.Group, name: str, dtype: Any, filters: dict[str, Any],
-                 attrs: Mapping[str, Any], vlen_shape: tuple[int, ...] = ()) -> None:
+                 attrs: Mapping[str, Any], guard: _Guard,
+                 vlen_shape: tuple[int, ...] = ()) -> None:
         self._group, self._name, self._dtype = group, name, dtype
         self._filters, self._attrs, self._vlen_shape = filters, attrs, vlen_shape
+        self._guard = guard
         self._dataset: h5py.Dataset | None = None
         self._crcs: h5py.Dataset | None = None
         self.count = 0
 
     def append(self, item: np.ndarray | list[np.ndarray]) -> None:
-        with writing(self._group.file.filename):
+        with self._guard():
             self._append(item)
 
     def _append(self, item: np.ndarray | list[np.ndarray]) -> None:
@@ -128,7 +163,7 @@ class _GrowingDataset:
             chunks=(_GROW_BY, *item_shape), dtype=np.uint32, fletcher32=True)
 
     def finish(self) -> None:
-        with writing(self._group.file.filename):
+        with self._guard():
             for dataset in (self._dataset, self._crcs):
                 if dataset is not None:
                     dataset.resize(self.count, axis=0)
@@ -140,16 +175,21 @@ class VideoWriter:
     ``flow_stats``, set by the caller (who has the float flow), is recorded on finish.
     """
 
-    def __init__(self, group: h5py.Group, storage: StorageConfig, flow_attrs: Mapping[str, Any]):
+    def __init__(self, group: h5py.Group, storage: StorageConfig, flow_attrs: Mapping[str, Any],
+                 guard: _Guard) -> None:
         self.group = group
         self._storage = storage
+        self._guard = guard
+        self._flow_attrs = dict(flow_attrs)
         filters = _filter_kwargs(storage)
         rgb_dtype = h5py.vlen_dtype(np.uint8) if storage.rgb == "jpeg" else np.uint8
-        self._rgb = _GrowingDataset(group, "rgb", rgb_dtype, filters, {"encoding": storage.rgb})
+        self._rgb = _GrowingDataset(group, "rgb", rgb_dtype, filters, {"encoding": storage.rgb},
+                                    guard)
         flow_dtype = {"uint8": np.uint8, "float16": np.float16,
                       "jpeg": h5py.vlen_dtype(np.uint8)}[storage.flow_dtype]
         self._flow = _GrowingDataset(group, "flow", flow_dtype, filters,
-                                     {"dtype": storage.flow_dtype, **flow_attrs}, vlen_shape=(2,))
+                                     {"dtype": storage.flow_dtype, **flow_attrs}, guard,
+                                     vlen_shape=(2,))
         self.num_frames = 0
         self.flow_stats: FlowStats | None = None
 
@@ -166,9 +206,21 @@ class VideoWriter:
         self.num_frames += 1
 
     def append_flow(self, flow: np.ndarray) -> None:
-        """Store one (H, W, 2) float32 flow field in the configured dtype."""
+        """Store one (H, W, 2) float32 flow field in the configured dtype.
+
+        Raises:
+            BackendError: the flow is not finite (NaN or infinite values), or does not fit
+                float16 storage: uint8 quantisation would store NaN as -bound and infinity as
+                +-bound without a trace, float16 would keep it. Every backend's flow is
+                stored here, so this is where it is checked (np.isfinite: 0.02 ms per
+                320x240 flow, 0.1% of Farneback's time; docs/benchmarks.md).
+        """
+        self._check_finite(flow)
         if self._storage.flow_dtype == "float16":
-            self._flow.append(flow.astype(np.float16))
+            with np.errstate(over="ignore"):  # beyond float16's range: refused just below
+                half = flow.astype(np.float16)
+            self._check_finite(half, stored=True)
+            self._flow.append(half)
             return
         quantized = quantize_flow(flow, self._storage.bound)
         if self._storage.flow_dtype == "uint8":
@@ -176,6 +228,26 @@ class VideoWriter:
         else:
             self._flow.append([encode_jpeg(quantized[..., axis], self._storage.jpeg_quality)
                                for axis in (0, 1)])
+
+    def _check_finite(self, flow: np.ndarray, stored: bool = False) -> None:
+        """BackendError naming the frames of the next flow, what is wrong and the backend,
+        unless every value of ``flow`` is finite (``stored``: ``flow`` is the float16 array
+        made of finite float32 flow, whose infinities are values beyond float16's range)."""
+        if np.isfinite(flow).all():
+            return
+        infinite = int(np.count_nonzero(np.isinf(flow)))
+        if stored:
+            cause = f"does not fit float16 storage ({infinite} values beyond 65504 px)"
+        else:
+            nan = int(np.count_nonzero(np.isnan(flow)))
+            counts = " and ".join(f"{count} {kind} value{'s' * (count != 1)}" for count, kind
+                                  in ((nan, "NaN"), (infinite, "infinite")) if count)
+            cause = f"is not finite ({counts})"
+        step = int(self._flow_attrs.get("step", 1))
+        first = self._flow.count * step
+        backend = self._flow_attrs.get("backend")
+        source = f"backend {backend}" if backend else "the flow backend"
+        raise BackendError(f"flow of frames {first}->{first + step} {cause} from {source}")
 
     def append_jpeg_frame(self, data: bytes) -> None:
         """Store the JPEG bytes of one RGB frame as they are (``rgb="jpeg"`` storage only)."""
@@ -197,7 +269,7 @@ class VideoWriter:
         self._rgb.finish()
         self._flow.finish()
         stats = self.flow_stats.to_attrs() if self.flow_stats is not None else {}
-        with writing(self.group.file.filename):
+        with self._guard():
             self.group.attrs.update({k: _attr_value(v) for k, v in {**attrs, **stats}.items()})
             self.group.attrs["num_frames"] = self.num_frames
             self.group.attrs["num_flows"] = self.num_flows
@@ -217,7 +289,9 @@ class ShardWriter:
     ``<path>.tmp`` to ``<path>``; on an exception the temporary file is removed. ``tmp_tag``
     makes the temporary name ``<path>.<tag>.tmp``, unique to one writer, for when two writers
     may write the same shard at once (a task rerun on a cluster while its first try still runs).
-    An OSError writing the file (disk full, read-only, I/O error) is raised as OutputError.
+    An OS error writing the file (disk full, read-only, I/O error) is raised as OutputError, at
+    the operation it happened in (or the next), and the file is dropped: the writer refuses
+    every later operation with the same error.
 
         with ShardWriter(path, storage, attrs) as shard:
             with shard.video("class/clip.avi", {"source": ...}) as video:
@@ -231,34 +305,41 @@ class ShardWriter:
         self.tmp_path = self.path.with_name(f"{self.path.name}{tag}{TMP_SUFFIX}")
         self.storage = storage
         self._attrs = dict(attrs)
+        self._io: ShardFile | None = None
+        self._guard: _Guard | None = None
         self._file: h5py.File | None = None
+        self._videos: h5py.Group | None = None
 
     def __enter__(self) -> "ShardWriter":
         try:
             with writing(self.tmp_path):
-                self._file = h5py.File(self.tmp_path, "w", libver=("v110", "latest"))
+                self._io = ShardFile(self.tmp_path)
+            self._guard = _Guard(self._io)
+            with self._guard():
+                self._file = h5py.File(self._io, "w", libver=("v110", "latest"))
                 self._file.attrs.update({
                     "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION,
                     **{k: _attr_value(v) for k, v in self._attrs.items()},
                 })
-                self._file.create_group("videos")
-        except OutputError:
+                self._videos = self._file.create_group("videos")
+        except BaseException:
             self._discard()
             raise
         return self
 
     def video(self, video_id: str, flow_attrs: Mapping[str, Any]) -> "_VideoContext":
         """A context manager yielding a VideoWriter; the group is removed if the body raises."""
-        if self._file is None:
+        if self._videos is None or self._guard is None:
             raise ShardError(f"{self.tmp_path}: shard is not open for writing")
         name = group_name(video_id)
-        if name in self._file["videos"]:
-            raise ShardError(f"{self.tmp_path}: video {video_id!r} is already in this shard")
-        with writing(self.tmp_path):
-            group = self._file["videos"].create_group(name)
+        with self._guard():
+            if name in self._videos:
+                raise ShardError(f"{self.tmp_path}: video {video_id!r} is already in this shard")
+            group = self._videos.create_group(name)
             group.attrs["video_id"] = video_id
-        return _VideoContext(self._file["videos"], name,
-                             VideoWriter(group, self.storage, flow_attrs))
+        return _VideoContext(self._videos, name,
+                             VideoWriter(group, self.storage, flow_attrs, self._guard),
+                             self._guard)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -266,64 +347,50 @@ class ShardWriter:
             self._discard()
             return
         try:
+            assert self._file is not None and self._io is not None and self._guard is not None
+            with self._guard():  # also refuses if a write failed before (and was caught)
+                self._file.flush()
+                self._file.close()  # HDF5 writes what it still caches: a full disk fails here
+                self._file = self._videos = None
+                self._io.fsync()
+            self._io.close()
             with writing(self.tmp_path):
-                assert self._file is not None
-                self._file.flush()  # a full disk fails here, while the file can still be dropped
-                self._file.close()
-                self._file = None
-                fsync_path(self.tmp_path)
                 os.replace(self.tmp_path, self.path)
                 fsync_path(self.path.parent)
-        except OutputError:
+        except BaseException:
             self._discard()
             raise
 
     def _discard(self) -> None:
-        """Drop the temporary file: its space is freed at once, and HDF5 closes cleanly.
-
-        HDF5 keeps a file whose writes failed (disk full) open with unwritten data, retries on
-        every later close and may crash the process at exit. Its descriptor is pointed at
-        /dev/null first, so that those writes succeed into nothing.
-        """
+        """Drop the temporary file: its space is freed at once. HDF5 closes it cleanly, as
+        none of its writes failed (the ShardFile kept the error, and holds what came after)."""
         if self._file is not None:
-            _redirect_to_devnull(self._file)
             try:
                 self._file.close()
             except Exception:  # noqa: BLE001  nothing of it is kept either way
                 pass
-            self._file = None
+            self._file = self._videos = None
+        if self._io is not None:
+            self._io.close()
         self.tmp_path.unlink(missing_ok=True)
 
 
 class _VideoContext:
-    def __init__(self, videos: h5py.Group, name: str, writer: VideoWriter) -> None:
-        self._videos, self._name, self._writer = videos, name, writer
+    def __init__(self, videos: h5py.Group, name: str, writer: VideoWriter, guard: _Guard
+                 ) -> None:
+        self._videos, self._name, self._writer, self._guard = videos, name, writer, guard
 
     def __enter__(self) -> VideoWriter:
         return self._writer
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        # After a failed write the file is dropped whole: touching it more may crash HDF5.
+        # After a failed write the file is dropped whole: nothing more is written to it.
         failed_video = isinstance(exc, Exception) and not isinstance(exc, OutputError)
-        if failed_video and self._name in self._videos:
-            with writing(self._videos.file.filename):
-                del self._videos[self._name]
-
-
-def _redirect_to_devnull(file: h5py.File) -> None:
-    """Point the descriptor under ``file`` (HDF5's default sec2 driver) at /dev/null."""
-    try:
-        fd = file.id.get_vfd_handle()
-    except Exception:  # noqa: BLE001  another driver, or already closed: nothing to redirect
-        return
-    devnull = os.open(os.devnull, os.O_RDWR)
-    try:
-        os.dup2(devnull, fd)
-    except OSError:
-        pass
-    finally:
-        os.close(devnull)
+        if failed_video and not self._guard.failed:
+            with self._guard():
+                if self._name in self._videos:
+                    del self._videos[self._name]
 
 
 def fsync_path(path: Path) -> None:
