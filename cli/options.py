@@ -47,8 +47,21 @@ def parameter_help(config_class: type) -> dict[str, str]:
     return helps
 
 
-def _option_name(backend: str, field: str) -> str:
-    return f"--{backend}-{field.rstrip('_').replace('_', '-')}"
+def _option_name(backend: str, field: dataclasses.Field) -> str:
+    """``--<backend>-<field>``; ``--<backend>-no-<field>`` for a boolean that is on by default
+    (the option turns it off)."""
+    name = field.name.rstrip("_").replace("_", "-")
+    if _off_switch(field):
+        name = "no-" + name
+    return f"--{backend}-{name}"
+
+
+def _off_switch(field: dataclasses.Field) -> bool:
+    return _field_type(field) is bool and field.default is True
+
+
+def _field_type(field: dataclasses.Field) -> type:
+    return _FIELD_TYPES[str(field.type).split("|")[0].strip()]
 
 
 def _param_key(backend: str, field: str) -> str:
@@ -59,33 +72,52 @@ def _own_fields(config_class: type) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(config_class) if f.name not in SHARED_FIELDS]
 
 
+def _shown_default(backend: str, config_class: type, field: dataclasses.Field) -> str:
+    """What the help shows in brackets as the field's default."""
+    by_preset = field.metadata.get("by_preset")
+    if by_preset:  # e.g. DISConfig: the default depends on the preset field
+        preset = next(f for f in dataclasses.fields(config_class)
+                      if set(f.metadata.get("choices", ())) == set(by_preset))
+        values = ", ".join(f"{name} {value}" for name, value in by_preset.items())
+        return f"default: by {_option_name(backend, preset)}: {values}"
+    if field.default in ("", None):
+        return "required with this method"
+    if _field_type(field) is bool:
+        return "default: " + ("on" if field.default else "off")
+    return f"default: {field.default}"
+
+
 def _backend_option_specs(backend: str) -> list[tuple[list[str], dict[str, Any]]]:
     """Declarations and settings of backend ``backend``'s ``--<backend>-<param>`` options,
     built from its config dataclass.
 
-    Boolean fields become flags; a field whose default is empty is required by its backend;
-    a str field with ``metadata={"file": True}`` takes a FILE. The defaults are shown in the
-    help text, not set: an option left out is None, so that it can be told from one given.
+    Boolean fields become flags: one that turns the field on when it is off by default
+    (``--raft-small``), ``--<backend>-no-<param>`` that turns it off when it is on by default.
+    A field whose default is empty is required by its backend, unless its metadata has
+    ``by_preset`` (its default per value of the field with ``choices``: DISConfig's preset). A
+    str field with ``metadata={"file": True}`` takes a FILE, one with ``metadata={"choices":
+    (...)}`` one of those. The defaults are shown in the help text, not set: an option left out
+    is None, so that it can be told from one given.
     """
     config_class = backend_config_class(backend)
     helps = parameter_help(config_class)
     specs = []
     for field in _own_fields(config_class):
-        kind = _FIELD_TYPES[str(field.type).split("|")[0].strip()]
-        if field.default in ("", None):
-            default = "required with this method"
-        elif kind is bool:
-            default = "default: " + ("on" if field.default else "off")
-        else:
-            default = f"default: {field.default}"
+        kind = _field_type(field)
         text = helps.get(field.name, field.name.rstrip("_").replace("_", " "))
         if field.metadata.get("file"):
             click_type: Any = click.Path(dir_okay=False)
+        elif field.metadata.get("choices"):
+            click_type = click.Choice(field.metadata["choices"])
         else:
             click_type = None if kind is bool else kind
-        specs.append(([_option_name(backend, field.name), _param_key(backend, field.name)],
-                      {"type": click_type, "is_flag": kind is bool, "default": None,
-                       "help": f"{text[:1].upper()}{text[1:]}  [{default}]"}))
+        flag = {"flag_value": False} if _off_switch(field) else {}
+        if flag:
+            text = text.rstrip(".") + "; this option turns it off."
+        specs.append(([_option_name(backend, field), _param_key(backend, field.name)],
+                      {"type": click_type, "is_flag": kind is bool, "default": None, **flag,
+                       "help": f"{text[:1].upper()}{text[1:]}  "
+                               f"[{_shown_default(backend, config_class, field)}]"}))
     return specs
 
 
@@ -141,7 +173,7 @@ def flow_config_from_options(method: str, options: dict[str, Any],
             if value is None:
                 continue
             if backend != method:
-                raise ConfigError(f"{_option_name(backend, field.name)} applies to --flow "
+                raise ConfigError(f"{_option_name(backend, field)} applies to --flow "
                                   f"{backend}, not {method}")
             params[field.name] = value
     if method == "none":
@@ -159,7 +191,7 @@ def _with_option_names(message: str, method: str) -> str:
     owners = "|".join(klass.__name__ for klass in config_class.__mro__
                       if dataclasses.is_dataclass(klass))  # checks inherited name their class
     for field in dataclasses.fields(config_class):
-        option = "--precision" if field.name in SHARED_FIELDS else _option_name(method, field.name)
+        option = "--precision" if field.name in SHARED_FIELDS else _option_name(method, field)
         message = re.sub(rf"\b(?:{owners})\.{field.name}\b", option, message)
     return message
 

@@ -118,10 +118,15 @@ def test_backends_list_the_parameters_extract_and_flow_accept(tmp_path):
             listed_by.setdefault(option, []).append(backend)
         given, required = [], []
         for option, (metavar, shown) in listed.items():
+            by_preset = re.fullmatch(r"default: by (--[\w-]+): (.*)", shown)
             if shown.startswith("required"):
                 assert metavar == "FILE", option  # --raft-weights FILE
                 required += [option, str(weights)]
-            elif metavar:  # a flag's default (off) is its absence
+            elif by_preset:  # --dis-finest-scale: the value of the default preset
+                preset = listed[by_preset.group(1)][1].removeprefix("default: ")
+                values = dict(item.split(" ") for item in by_preset.group(2).split(", "))
+                given += [option, values[preset]]
+            elif metavar:  # a flag's default (off, or on for --<method>-no-...) is its absence
                 given += [option, shown.removeprefix("default: ")]
         for command in (extract_command, flow_command):
             method = "--flow" if command is extract_command else "--method"
@@ -139,6 +144,8 @@ def test_backends_list_the_parameters_extract_and_flow_accept(tmp_path):
     assert all(len(backends) == 1 for backends in listed_by.values())
     assert _listed_options("tvl1")["--tvl1-tau"] == ("FLOAT", "default: 0.25")
     assert _listed_options("raft")["--raft-weights"][0] == "FILE"
+    assert _listed_options("dis")["--dis-finest-scale"] == (
+        "INTEGER", "default: by --dis-preset: ultrafast 2, fast 2, medium 1")
 
 
 def test_unknown_backend_is_a_one_line_usage_error():

@@ -36,6 +36,9 @@ class OpenCVFlow(FlowBackend):
     def _reset_solver(self) -> None:
         """Undo what the solver's previous call changed in its own parameters (none by default)."""
 
+    def _check_frames(self, height: int, width: int) -> None:
+        """Raise BackendError for a frame size the solver cannot take (any, by default)."""
+
     def __call__(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """Flow from ``first`` to ``second`` on grayscale versions of the frames.
 
@@ -47,10 +50,13 @@ class OpenCVFlow(FlowBackend):
             (x + u, y + v) in ``second[i]``.
 
         Raises:
-            BackendError: the batches are not matching (B, H, W, 3) uint8 arrays, or OpenCV fails.
+            BackendError: the batches are not matching (B, H, W, 3) uint8 arrays, the frames are
+                too small for the method, or OpenCV fails.
         """
         check_pair_batch(first, second)
         batch, height, width = first.shape[:3]
+        if batch:
+            self._check_frames(height, width)
         flow = np.empty((batch, height, width, 2), dtype=np.float32)
         for i in range(batch):
             gray0 = cv2.cvtColor(np.ascontiguousarray(first[i]), cv2.COLOR_RGB2GRAY)

@@ -122,6 +122,7 @@ class _GrowingDataset:
         self._group, self._name, self._dtype = group, name, dtype
         self._filters, self._attrs, self._vlen_shape = filters, attrs, vlen_shape
         self._guard = guard
+        self._vlen = h5py.check_vlen_dtype(np.dtype(dtype)) is not None
         self._dataset: h5py.Dataset | None = None
         self._crcs: h5py.Dataset | None = None
         self.count = 0
@@ -131,8 +132,8 @@ class _GrowingDataset:
             self._append(item)
 
     def _append(self, item: np.ndarray | list[np.ndarray]) -> None:
+        vlen = self._vlen
         if self._dataset is None:
-            vlen = h5py.check_vlen_dtype(np.dtype(self._dtype)) is not None
             item_shape = self._vlen_shape if vlen else item.shape
             self._dataset = self._group.create_dataset(
                 self._name, shape=(0, *item_shape), maxshape=(None, *item_shape),
@@ -144,8 +145,9 @@ class _GrowingDataset:
             for dataset in (self._dataset, self._crcs):
                 if dataset is not None:
                     dataset.resize(self.count + _GROW_BY, axis=0)
-        if self._vlen_shape:
+        if vlen and self._vlen_shape:
             # Element by element: h5py would read equal-length byte strings as a 2-D array.
+            # (Numeric items are written whole: row by row, a 240-row flow took 240 writes.)
             for position, part in enumerate(item):
                 self._dataset[self.count, position] = part
         else:
