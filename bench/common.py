@@ -42,6 +42,22 @@ def median(values: list[float]) -> float:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
+def timed_flows(path: Path, pairs: int, decode, backend_name: str) -> tuple[object, float]:
+    """The flows of the first ``pairs`` frame pairs of video ``path`` (decoded with ``decode``,
+    a DecodeConfig) by the flow backend ``backend_name``, and its milliseconds per pair: the
+    figure a per-flow cost is set against."""
+    import numpy as np
+
+    from flowkit.flow import get_backend
+    from flowkit.video.decode import iter_frames
+
+    frames = np.stack([f for _, f in zip(range(pairs + 1), iter_frames(path, decode))])
+    backend = get_backend(backend_name)
+    start = time.perf_counter()
+    flows = backend(frames[:-1], frames[1:])
+    return flows, (time.perf_counter() - start) / pairs * 1e3
+
+
 def require_all_ok(report) -> None:
     """Stop the benchmark if any video failed: its figures would measure the wrong thing."""
     if report.failed:

@@ -11,22 +11,16 @@ import argparse
 import time
 
 import numpy as np
-from common import machine, median
+from common import machine, median, timed_flows
 from compression import DATA
 
-from flowkit.flow import get_backend
-from flowkit.video.decode import DecodeConfig, iter_frames
+from flowkit.video.decode import DecodeConfig
 
 
 def per_flow(pairs: int) -> None:
-    frames = np.stack([f for _, f in zip(range(pairs + 1),
-                                         iter_frames(DATA / "v_ApplyEyeMakeup_g01_c01.avi",
-                                                     DecodeConfig(short_side=None)))])
     for name in ("farneback", "tvl1"):
-        backend = get_backend(name)
-        start = time.perf_counter()
-        flows = backend(frames[:-1], frames[1:])
-        flow_ms = (time.perf_counter() - start) / pairs * 1e3
+        flows, flow_ms = timed_flows(DATA / "v_ApplyEyeMakeup_g01_c01.avi", pairs,
+                                     DecodeConfig(short_side=None), name)
         times = []
         for _ in range(51):
             start = time.perf_counter()
@@ -34,7 +28,7 @@ def per_flow(pairs: int) -> None:
                 np.isfinite(flow).all()
             times.append((time.perf_counter() - start) / pairs * 1e3)
         check_ms = median(times)
-        print(f"{name}: {frames.shape[2]}x{frames.shape[1]}, flow {flow_ms:.2f} ms/pair, "
+        print(f"{name}: {flows.shape[2]}x{flows.shape[1]}, flow {flow_ms:.2f} ms/pair, "
               f"finite check {check_ms:.4f} ms/pair ({check_ms / flow_ms:.3%} of the flow)")
 
 

@@ -18,37 +18,30 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from common import machine, median, require_all_ok
+from common import machine, median, require_all_ok, timed_flows
 from compression import DATA
 
 from flowkit.config import ExtractConfig
 from flowkit.extract.inputs import collect_videos
 from flowkit.extract.run import extract
-from flowkit.flow import get_backend
 from flowkit.store.flowstats import flow_stats
 from flowkit.store.reader import open_shards
 from flowkit.store.summary import summarize
-from flowkit.video.decode import DecodeConfig, iter_frames
+from flowkit.video.decode import DecodeConfig
 from flowkit.video.synth import SynthConfig, make_synthetic_videos
 
 
 def per_flow(pairs: int) -> None:
-    frames = np.stack([f for _, f in zip(range(pairs + 1),
-                                         iter_frames(DATA / "v_ApplyEyeMakeup_g01_c01.avi",
-                                                     DecodeConfig(256)))])
     for name in ("farneback", "tvl1"):
-        backend = get_backend(name)
-        start = time.perf_counter()
-        flows = backend(frames[:-1], frames[1:])
-        flow_ms = (time.perf_counter() - start) / pairs * 1e3
+        flows, flow_ms = timed_flows(DATA / "v_ApplyEyeMakeup_g01_c01.avi", pairs,
+                                     DecodeConfig(256), name)
         times = []
         for _ in range(21):
             start = time.perf_counter()
             flow_stats(flows, 20.0)
             times.append((time.perf_counter() - start) / pairs * 1e3)
         stats_ms = median(times)
-        print(f"{name}: {frames.shape[2]}x{frames.shape[1]}, flow {flow_ms:.2f} ms/pair, "
+        print(f"{name}: {flows.shape[2]}x{flows.shape[1]}, flow {flow_ms:.2f} ms/pair, "
               f"stats {stats_ms:.3f} ms/pair ({stats_ms / flow_ms:.2%} of the flow)")
 
 

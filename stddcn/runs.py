@@ -131,17 +131,10 @@ def save_epoch(run: Path, config: TrainConfig, class_names: list[str], model: nn
                step: int, best: dict[str, Any], values: dict[str, Any], context: Context,
                improved: bool) -> None:
     """best.pt when validation improved, then last.pt, by rank 0, with every process's random
-    generators (the order is the module's)."""
-    rng = distributed.gather_objects(context, checkpoint.rng_state())
-    if context.is_main:
-        state = checkpoint.make_state(config, class_names, model,
-                                      optimizer=optimizer.state_dict(),
-                                      scaler=scaler.state_dict(), rng=rng, epoch=epoch,
-                                      step=step, best=best, metrics=values)
-        if improved:
-            checkpoint.save(run / checkpoint.BEST, state)
-        checkpoint.save(run / checkpoint.LAST, state)
-    distributed.barrier(context)
+    generators (the order is the module's). Every process calls it."""
+    files = (checkpoint.BEST, checkpoint.LAST) if improved else (checkpoint.LAST,)
+    _save(run, files, context, checkpoint.rng_state(), config, class_names, model, optimizer,
+          scaler, epoch=epoch, step=step, best=best, metrics=values)
 
 
 def save_within_epoch(run: Path, config: TrainConfig, class_names: list[str],
@@ -152,15 +145,24 @@ def save_within_epoch(run: Path, config: TrainConfig, class_names: list[str],
     """last.pt in the middle of epoch ``epoch + 1`` (``batches`` of it done; the generators
     ``rng`` as they were after the last of them), so that a resume goes on from the next batch.
     Every process calls it."""
+    _save(run, (checkpoint.LAST,), context, rng, config, class_names, model, optimizer, scaler,
+          epoch=epoch, step=step, best=best, metrics={},
+          within_epoch={"batches": batches, "totals": totals.tolist()})
+
+
+def _save(run: Path, files: tuple[str, ...], context: Context, rng: dict[str, Any],
+          config: TrainConfig, class_names: list[str], model: nn.Module,
+          optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+          **progress: Any) -> None:
+    """One checkpoint with every process's ``rng`` and ``progress``, written by rank 0 to
+    each of ``files`` in turn."""
     states = distributed.gather_objects(context, rng)
     if context.is_main:
         state = checkpoint.make_state(config, class_names, model,
                                       optimizer=optimizer.state_dict(),
-                                      scaler=scaler.state_dict(), rng=states, epoch=epoch,
-                                      step=step, best=best, metrics={},
-                                      within_epoch={"batches": batches,
-                                                    "totals": totals.tolist()})
-        checkpoint.save(run / checkpoint.LAST, state)
+                                      scaler=scaler.state_dict(), rng=states, **progress)
+        for name in files:
+            checkpoint.save(run / name, state)
     distributed.barrier(context)
 
 

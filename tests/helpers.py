@@ -8,6 +8,9 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
+
+from flowkit.flow.files import read_flo, read_rgb_image
 
 from flowkit.store.manifest import LEGACY_MANIFEST_NAME, MANIFEST_NAME, Manifest
 
@@ -20,6 +23,18 @@ def shared_data_dir() -> Path | None:
     """
     path = Path(__file__).resolve().parents[1].parent / "shared" / "data"
     return path if path.is_dir() else None
+
+
+def rubberwhale() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Middlebury RubberWhale frames 10 and 11 (388x584 RGB) and their true flow; skips
+    the calling test when the shared data folder is absent."""
+    data = shared_data_dir()
+    if data is None:
+        pytest.skip("shared data folder ../shared/data is absent (Middlebury RubberWhale)")
+    folder = data / "middlebury"
+    return (read_rgb_image(folder / "RubberWhale-frame10.png"),
+            read_rgb_image(folder / "RubberWhale-frame11.png"),
+            read_flo(folder / "RubberWhale-flow10.flo"))
 
 
 def translated_texture_pair(

@@ -20,12 +20,12 @@ from flowkit.extract.inputs import collect_videos
 from flowkit.extract.run import extract
 from flowkit.flow import get_backend, make_backend_config
 from flowkit.flow.dis import PRESETS, DISConfig, automatic_coarsest_scale
-from flowkit.flow.files import read_flo, read_rgb_image
+from flowkit.flow.files import read_rgb_image
 from flowkit.flow.metrics import endpoint_error
 from flowkit.store.reader import open_shards
 from flowkit.video.decode import DecodeConfig
 from flowkit.video.synth import SynthConfig, make_synthetic_videos
-from helpers import shared_data_dir, translated_texture_pair
+from helpers import rubberwhale, shared_data_dir, translated_texture_pair
 from test_extract import assert_same_output
 
 OPENCV_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -269,14 +269,9 @@ def test_flow_does_not_depend_on_opencvs_thread_count():
 def test_medium_on_rubberwhale_meets_the_epe_bound():
     """The default (medium) on Middlebury RubberWhale: EPE <= 0.25 over known pixels
     (measured 0.223 with OpenCV 5.1)."""
-    data = shared_data_dir()
-    if data is None:
-        pytest.skip("shared data folder ../shared/data is absent; RubberWhale test needs it")
-    folder = data / "middlebury"
-    first = read_rgb_image(folder / "RubberWhale-frame10.png")
-    second = read_rgb_image(folder / "RubberWhale-frame11.png")
+    first, second, truth = rubberwhale()
     flow = get_backend("dis")(first[None], second[None])[0]
-    assert endpoint_error(flow, read_flo(folder / "RubberWhale-flow10.flo")) <= 0.25
+    assert endpoint_error(flow, truth) <= 0.25
 
 
 @pytest.mark.parametrize("preset", ["medium", "ultrafast"])
@@ -342,10 +337,12 @@ def test_predict_reads_dis_settings_back(tmp_path):
 
 def test_a_video_too_small_for_dis_fails_alone(tmp_path):
     """Through extract, a 200x28 video fails with that line and the 128x96 one is stored."""
-    make_synthetic_videos(tmp_path / "in" / "small", SynthConfig(num_videos=1, num_frames=3, width=200,
-                                                          height=28, codec="ffv1"))
-    make_synthetic_videos(tmp_path / "in" / "large", SynthConfig(num_videos=1, num_frames=3, width=128,
-                                                          height=96, codec="ffv1"))
+    make_synthetic_videos(tmp_path / "in" / "small",
+                          SynthConfig(num_videos=1, num_frames=3, width=200, height=28,
+                                      codec="ffv1"))
+    make_synthetic_videos(tmp_path / "in" / "large",
+                          SynthConfig(num_videos=1, num_frames=3, width=128, height=96,
+                                      codec="ffv1"))
     config = ExtractConfig(decode=DecodeConfig(short_side=None), flow="dis",
                            flow_params=DISConfig(preset="ultrafast"))
     report = extract(collect_videos([tmp_path / "in"]), tmp_path / "out", config, workers=1,

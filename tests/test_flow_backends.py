@@ -10,11 +10,10 @@ import pytest
 from flowkit.errors import BackendError, ConfigError
 from flowkit.flow import FlowBackend, get_backend, list_backends
 from flowkit.flow.farneback import FarnebackConfig
-from flowkit.flow.files import read_flo, read_rgb_image
 from flowkit.flow.metrics import endpoint_error
 from flowkit.flow.raft.config import RAFTConfig
 from flowkit.flow.tvl1 import TVL1Config
-from helpers import shared_data_dir, translated_texture_pair
+from helpers import rubberwhale, shared_data_dir, translated_texture_pair
 
 BACKENDS = list_backends()
 # Backends with learned weights: the test weights are random, so they cannot find motion.
@@ -191,13 +190,7 @@ def test_farneback_config_rejects_out_of_range(options: dict, field: str) -> Non
 def test_tvl1_rubberwhale_endpoint_error() -> None:
     """TV-L1 defaults on Middlebury RubberWhale: EPE <= 0.18 on known pixels (measured 0.157;
     the margin is for OpenCV, whose flow moves by up to 0.012 px with CPU and release)."""
-    data = shared_data_dir()
-    if data is None:
-        pytest.skip("shared data folder ../shared/data is absent; RubberWhale test needs it")
-    folder = data / "middlebury"
-    first = read_rgb_image(folder / "RubberWhale-frame10.png")
-    second = read_rgb_image(folder / "RubberWhale-frame11.png")
-    truth = read_flo(folder / "RubberWhale-flow10.flo")
+    first, second, truth = rubberwhale()
     flow = get_backend("tvl1")(first[None], second[None])[0]
     assert endpoint_error(flow, truth) <= 0.18
 

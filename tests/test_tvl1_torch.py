@@ -18,7 +18,6 @@ import torch
 
 from flowkit.errors import BackendError, ConfigError
 from flowkit.flow import tvl1_torch
-from flowkit.flow.files import read_flo, read_rgb_image
 from flowkit.flow.metrics import endpoint_error
 from flowkit.flow.tvl1 import TVL1Config, TVL1Flow
 from flowkit.flow.tvl1_torch import (
@@ -37,7 +36,7 @@ from flowkit.flow.tvl1_torch import (
     rgb_to_gray,
     tvl1_flow,
 )
-from helpers import assert_close_to_library, shared_data_dir, translated_texture_pair
+from helpers import assert_close_to_library, rubberwhale, translated_texture_pair
 
 MARGIN = 16  # pixels cropped from each border: the periodic texture wraps around there
 
@@ -50,17 +49,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def rubberwhale() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The Middlebury RubberWhale frames 10 and 11 (388x584 RGB) and their true flow."""
-    data = shared_data_dir()
-    if data is None:
-        pytest.skip("shared data folder ../shared/data is absent (Middlebury RubberWhale)")
-    folder = data / "middlebury"
-    return (read_rgb_image(folder / "RubberWhale-frame10.png"),
-            read_rgb_image(folder / "RubberWhale-frame11.png"),
-            read_flo(folder / "RubberWhale-flow10.flo"))
 
 
 def half_rubberwhale() -> tuple[np.ndarray, np.ndarray]:
