@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from flowkit.interop import (FLOW_LIST_NAME, LAYOUTS, LIST_NAME, export_rawframes,
-                             import_rawframes)
+from flowkit.interop import (FLOW_FORMATS, FLOW_LIST_NAME, LAYOUTS, LIST_NAME,
+                             export_rawframes, import_rawframes)
 
 _LAYOUT_HELP = ("File naming: mmaction2 = img_00001.jpg, x_00001.jpg, y_00001.jpg (1-based); "
                 "denseflow = img_00000.jpg, flow_x_00000.jpg, flow_y_00000.jpg (0-based).")
@@ -16,6 +16,7 @@ EXPORT_EXAMPLES = """\b
 Examples:
   flowkit export ucf101_tvl1/ --out rawframes/                # MMAction2 names
   flowkit export ucf101_tvl1/ --out rawframes/ --layout denseflow
+  flowkit export ucf101_tvl1/ --out rawframes/ --flow-format png   # lossless flow
   flowkit export out/ --out frames/ --video walk/a.avi --video run/b.avi
 
 \b
@@ -24,7 +25,11 @@ Writes one folder per video (its id without extension), rawframes_list.txt
 rawframes_list_flow.txt (the same with the number of flows, one fewer) for
 MMAction2's Flow pipelines (it reads x/y files 1..total_frames), and flowkit_export.json
 (layout, bound, flow step: what an import needs to round-trip). JPEG-stored RGB
-and flow are written byte for byte; other flow becomes grayscale JPEG at quality 95.
+and flow are written byte for byte; other flow becomes grayscale JPEG at quality 95,
+which moves values by up to several quantisation steps at motion edges (8 steps =
+1.25 px at bound 20 measured, docs/interop.md). --flow-format png writes x/y_00001.png
+instead: lossless, read back exactly as stored (MMAction2: filename_tmpl
+"{}_{:05d}.png").
 """
 
 IMPORT_EXAMPLES = """\b
@@ -50,13 +55,18 @@ Exit codes: 0 all videos ok; 1 some failed (listed); 2 usage error; 3 could not 
               help="Video id to export; repeat for several [default: every video stored ok].")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="JPEG quality for RGB stored raw (JPEG-stored RGB is copied as it is).")
+@click.option("--flow-format", type=click.Choice(FLOW_FORMATS), default="jpeg",
+              show_default=True,
+              help="Image format of the flow x/y planes: jpeg (as denseflow writes; lossy "
+                   "unless the shards store flow as JPEG) or png (lossless: the stored uint8 "
+                   "values exactly; MMAction2 reads it with filename_tmpl '{}_{:05d}.png').")
 @click.option("--overwrite", is_flag=True,
               help="Replace rawframe files already in the video folders under --out.")
 def export_command(folder: Path, out_dir: Path, layout: str, video_ids: tuple[str, ...],
-                   jpeg_quality: int, overwrite: bool) -> None:
+                   jpeg_quality: int, flow_format: str, overwrite: bool) -> None:
     """Write an output folder's videos as MMAction2 / denseflow rawframe folders."""
     export_rawframes(folder, out_dir, layout, list(video_ids) or None,
-                     jpeg_quality=jpeg_quality, overwrite=overwrite)
+                     jpeg_quality=jpeg_quality, flow_format=flow_format, overwrite=overwrite)
     lines = (out_dir / LIST_NAME).read_text().splitlines()
     lists = f"RGB list {out_dir / LIST_NAME}"
     if (out_dir / FLOW_LIST_NAME).exists():

@@ -16,7 +16,7 @@ from flowkit.config import ExtractConfig
 from flowkit.errors import ConfigError, InputError, OutputError
 from flowkit.extract.inputs import collect_videos
 from flowkit.extract.run import extract
-from flowkit.interop import export_rawframes, import_rawframes
+from flowkit.interop import export_rawframes, import_rawframes, video_folder
 from flowkit.interop.layouts import EXPORT_INFO_NAME
 from flowkit.store.codec import decode_jpeg, encode_jpeg, quantize_flow
 from flowkit.store.manifest import MANIFEST_NAME, Manifest
@@ -333,3 +333,103 @@ def test_import_takes_the_layout_from_flowkit_export_json(jpeg_shards, tmp_path)
     assert result.stderr.splitlines() == [
         "flowkit: error: the layout is not recorded in rawframe folders without "
         f"{EXPORT_INFO_NAME}: give it (--layout mmaction2 or denseflow)"]
+
+
+@pytest.fixture(scope="module")
+def uint8_shards(tiny_videos, tmp_path_factory):
+    """Shards of the four tiny videos, RGB as JPEG, flow as uint8 (the default storage)."""
+    return _extract(tiny_videos, tmp_path_factory.mktemp("uint8_shards"), "uint8")
+
+
+def _read_planes(folder, prefixes, k: int, ext: str) -> np.ndarray:
+    """Flow file k (0-based) read as MMAction2's RawFrameDecode reads it (grayscale)."""
+    return np.stack([cv2.imread(str(folder / f"{prefix}{k:05d}.{ext}"), cv2.IMREAD_GRAYSCALE)
+                     for prefix in prefixes], axis=-1)
+
+
+@pytest.mark.parametrize("layout", ["mmaction2", "denseflow"])
+def test_png_flow_export_and_import_give_back_the_stored_uint8_exactly(uint8_shards, tmp_path,
+                                                                       layout):
+    """--flow-format png: x/y planes as PNG files that read back as the stored uint8 values,
+    every one (JPEG at quality 95 moves some); the import stores them as uint8, equal to the
+    source, with the RGB JPEG bytes unchanged; flowkit_export.json names the .png files."""
+    out = export_rawframes(uint8_shards, tmp_path / "png", layout, flow_format="png")
+    jpeg = export_rawframes(uint8_shards, tmp_path / "jpeg", layout)
+    first = 1 if layout == "mmaction2" else 0
+    prefixes = ("x_", "y_") if layout == "mmaction2" else ("flow_x_", "flow_y_")
+    moved = 0
+    with open_shards(uint8_shards) as reader:
+        for vid in IDS:
+            folder = video_folder(vid)
+            stored = reader[vid].flows.quantized(slice(None))
+            assert sorted(p.name for p in (out / folder).glob("*.png")) == sorted(
+                f"{prefix}{k + first:05d}.png" for prefix in prefixes for k in range(4))
+            assert not list((out / folder).glob(f"{prefixes[0]}*.jpg"))
+            for k in range(len(stored)):
+                np.testing.assert_array_equal(
+                    _read_planes(out / folder, prefixes, k + first, "png"), stored[k])
+                moved += int(np.count_nonzero(
+                    _read_planes(jpeg / folder, prefixes, k + first, "jpg") != stored[k]))
+    assert moved > 0  # the JPEG export is lossy on these very videos
+    info = json.loads((out / EXPORT_INFO_NAME).read_text())
+    assert (info["flow_format"], info["flow_jpeg_quality"]) == ("png", None)
+    assert info["names"]["flow_x"] == f"{prefixes[0]}{{:05d}}.png"
+    report = import_rawframes([out], tmp_path / "back", None)
+    assert (report.ok, report.failed, report.notes) == (4, [], [])
+    assert verify(tmp_path / "back") == []
+    with open_shards(uint8_shards) as source, open_shards(tmp_path / "back") as back:
+        assert back.shard_attrs(back[IDS[0]].entry.shard)["flow_dtype"] == "uint8"
+        for vid in IDS:
+            np.testing.assert_array_equal(back[vid].flows.quantized(slice(None)),
+                                          source[vid].flows.quantized(slice(None)))
+            assert [back[vid].frames.jpeg_bytes(k) for k in range(5)] == [
+                source[vid].frames.jpeg_bytes(k) for k in range(5)]
+            assert back.info(vid)["label"] == source.info(vid)["label"]
+
+
+def test_png_export_of_jpeg_stored_flow_holds_its_decoded_values(jpeg_shards, tmp_path):
+    """Flow stored as JPEG exports as PNG of its decoded planes (what a reader of the shards
+    gets), not as its JPEG bytes; an export over a JPEG one with overwrite leaves no .jpg
+    flow behind."""
+    export_rawframes(jpeg_shards, tmp_path / "out", "mmaction2", videos=[IDS[1]])
+    out = export_rawframes(jpeg_shards, tmp_path / "out", "mmaction2", videos=[IDS[1]],
+                           flow_format="png", overwrite=True)
+    folder = out / video_folder(IDS[1])
+    assert not list(folder.glob("x_*.jpg")) and len(list(folder.glob("x_*.png"))) == 4
+    with open_shards(jpeg_shards) as reader:
+        stored = reader[IDS[1]].flows.quantized(slice(None))
+    for k in range(4):
+        np.testing.assert_array_equal(_read_planes(folder, ("x_", "y_"), k + 1, "png"),
+                                      stored[k])
+
+
+def test_an_import_refuses_jpeg_and_png_flow_together(jpeg_shards, tmp_path):
+    """JPEG flow folders and PNG flow folders in one import: one line naming one of each; a
+    folder mixing both fails only itself; a truncated PNG fails its video naming the file."""
+    jpeg = export_rawframes(jpeg_shards, tmp_path / "jpeg", "mmaction2", videos=[IDS[0]])
+    png = export_rawframes(jpeg_shards, tmp_path / "png", "mmaction2", videos=[IDS[1]],
+                           flow_format="png")
+    with pytest.raises(InputError, match="holds JPEG flow images and .* PNG ones"):
+        import_rawframes([jpeg, png], tmp_path / "back", None)
+    both = export_rawframes(jpeg_shards, tmp_path / "both", "mmaction2", flow_format="png")
+    shutil.copy(jpeg / "right" / "right_0" / "x_00001.jpg", both / "left" / "left_1")
+    (both / "up" / "up_3" / "y_00002.png").write_bytes(
+        (both / "up" / "up_3" / "y_00002.png").read_bytes()[:-20])
+    report = import_rawframes([both], tmp_path / "back2", None)
+    failed = {entry.video_id: entry.error for entry in report.failed}
+    assert report.ok == 2 and set(failed) == {IDS[1], IDS[3]}
+    assert "x_00001.jpg: flow images of one import must all be PNG" in failed[IDS[1]]
+    assert "y_00002.png: corrupt or truncated PNG" in failed[IDS[3]]
+    with pytest.raises(ConfigError, match="flow image format must be one of jpeg, png"):
+        export_rawframes(jpeg_shards, tmp_path / "bad", "mmaction2", flow_format="webp")
+
+
+def test_cli_export_flow_format_png(uint8_shards, tmp_path):
+    """flowkit export --flow-format png writes .png flow planes; its help says why."""
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", str(uint8_shards), "--out", str(tmp_path / "f"),
+                                  "--flow-format", "png", "--video", IDS[0]])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "f" / "right" / "right_0").glob("x_*.png"))) == 4
+    help_text = " ".join(runner.invoke(main, ["export", "--help"]).output.split())
+    assert "png (lossless" in help_text and "{}_{:05d}.png" in help_text

@@ -19,7 +19,10 @@ flow k, which maps frame ``k*step`` to frame ``(k+1)*step``.
 
 Bytes are kept, never re-encoded, wherever the shard has them: RGB stored as JPEG and flow
 stored as JPEG export byte for byte, and import stores the files' bytes as they are, so an
-export followed by an import gives back bit-identical JPEG data.
+export followed by an import gives back bit-identical JPEG data. uint8 flow encoded as JPEG
+on export is lossy (values move by up to several steps at motion edges); ``flow_format="png"``
+writes lossless ``x_00001.png`` planes instead, which import stores as the uint8 values they
+hold: the round trip is exact.
 
 Above ``flowkit.extract`` (an import is planned and locked like a run) and ``flowkit.store``;
 imports nothing of ``flowkit.data`` or ``flowkit.preview`` (docs/architecture.md).
@@ -28,6 +31,7 @@ imports nothing of ``flowkit.data`` or ``flowkit.preview`` (docs/architecture.md
 from flowkit.interop.export import export_rawframes
 from flowkit.interop.layouts import (
                                      EXPORT_INFO_NAME,
+                                     FLOW_FORMATS,
                                      FLOW_LIST_NAME,
                                      IMPORTED_BACKEND,
                                      LAYOUTS,
@@ -38,5 +42,5 @@ from flowkit.interop.layouts import (
 )
 from flowkit.interop.pack import ImportReport, import_rawframes
 
-__all__ = ["EXPORT_INFO_NAME", "FLOW_LIST_NAME", "IMPORTED_BACKEND", "LAYOUTS", "LIST_NAME", "ImportReport",
+__all__ = ["EXPORT_INFO_NAME", "FLOW_FORMATS", "FLOW_LIST_NAME", "IMPORTED_BACKEND", "LAYOUTS", "LIST_NAME", "ImportReport",
            "RawframeLayout", "export_rawframes", "get_layout", "import_rawframes", "video_folder"]

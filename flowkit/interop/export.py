@@ -14,10 +14,11 @@ from flowkit.interop.layouts import (
     FLOW_LIST_NAME,
     LIST_NAME,
     RawframeLayout,
+    extension,
     get_layout,
     video_folder,
 )
-from flowkit.store.codec import encode_jpeg, quantize_flow
+from flowkit.store.codec import encode_jpeg, encode_png, quantize_flow
 from flowkit.store.reader import Video, open_shards
 from flowkit.writing import write_text_atomic
 
@@ -27,12 +28,16 @@ _CHUNK = 64                     # flows read at once when encoding
 
 def export_rawframes(root: Path | str, out_dir: Path | str, layout: str = "mmaction2",
                      videos: Sequence[str] | None = None, *, jpeg_quality: int = 95,
-                     overwrite: bool = False) -> Path:
+                     flow_format: str = "jpeg", overwrite: bool = False) -> Path:
     """Write the videos stored ok in the shard folder ``root`` as rawframe folders in ``out_dir``.
 
-    RGB stored as JPEG and flow stored as JPEG are written byte for byte; raw RGB is encoded at
-    ``jpeg_quality``; uint8 flow planes (and float16 flow, quantised with the stored bound) are
-    encoded as grayscale JPEG at quality 95. Also writes ``flowkit_export.json`` and MMAction2's
+    RGB stored as JPEG is written byte for byte; raw RGB is encoded at ``jpeg_quality``. With
+    ``flow_format="jpeg"`` (what denseflow writes) flow stored as JPEG is written byte for byte
+    and uint8 flow planes (and float16 flow, quantised with the stored bound) are encoded as
+    grayscale JPEG at quality 95, which changes some values by several quantisation steps at
+    motion boundaries (docs/interop.md). ``flow_format="png"`` writes the planes as lossless
+    grayscale PNG (``x_00001.png``): reading them gives exactly the uint8 values the shards
+    hold (JPEG-stored flow: its decoded values). Also writes ``flowkit_export.json`` and MMAction2's
     annotation lists (``video_dir total_frames label``, label -1 when unknown):
     ``rawframes_list.txt`` counts frames, for RGB pipelines; ``rawframes_list_flow.txt`` (when
     the shards hold flow) counts flows, one fewer, for Flow pipelines: MMAction2 reads flow
@@ -40,18 +45,20 @@ def export_rawframes(root: Path | str, out_dir: Path | str, layout: str = "mmact
 
     Args:
         videos: ids to export (default: every video stored ok).
+        flow_format: "jpeg" or "png", the image format of the flow planes.
         overwrite: replace image files already in a video's folder (else refuse).
 
     Returns:
         ``out_dir``.
 
     Raises:
-        ConfigError: unknown layout, two ids giving the same folder, or a folder already holds
+        ConfigError: unknown layout or flow format, two ids giving the same folder, or a folder already holds
             rawframes (without ``overwrite``).
         InputError: a requested id is not stored ok in ``root``.
         ShardError: ``root`` is not a readable output folder.
     """
     spec = get_layout(layout)
+    extension(flow_format)  # refuses an unknown format before anything is written
     out_dir = Path(out_dir)
     with open_shards(root) as reader:
         ids = list(reader.videos if videos is None else videos)
@@ -69,7 +76,7 @@ def export_rawframes(root: Path | str, out_dir: Path | str, layout: str = "mmact
             target = out_dir / folder
             _prepare_folder(target, spec, overwrite)
             _export_video(video, reader.shard_attrs(video.entry.shard), target, spec,
-                          jpeg_quality)
+                          jpeg_quality, flow_format)
             label = -1 if video.entry.label is None else video.entry.label
             lines.append(f"{folder} {video.entry.num_frames} {label}\n")
             if video.has_flows:
@@ -77,7 +84,7 @@ def export_rawframes(root: Path | str, out_dir: Path | str, layout: str = "mmact
     write_text_atomic(out_dir / LIST_NAME, "".join(lines))
     if flow_lines:
         write_text_atomic(out_dir / FLOW_LIST_NAME, "".join(flow_lines))
-    info = _export_info(root, spec, shard_info, jpeg_quality, folders)
+    info = _export_info(root, spec, shard_info, jpeg_quality, flow_format, folders)
     write_text_atomic(out_dir / EXPORT_INFO_NAME, json.dumps(info, indent=1) + "\n")
     return out_dir
 
@@ -110,7 +117,7 @@ def _prepare_folder(target: Path, spec: RawframeLayout, overwrite: bool) -> None
 
 
 def _export_video(video: Video, shard: dict[str, Any], target: Path, spec: RawframeLayout,
-                  jpeg_quality: int) -> None:
+                  jpeg_quality: int, flow_format: str) -> None:
     if video.has_frames:
         stored_jpeg = shard.get("rgb_format") == "jpeg"
         for index in range(len(video.frames)):
@@ -122,38 +129,51 @@ def _export_video(video: Video, shard: dict[str, Any], target: Path, spec: Rawfr
     dtype, bound = shard.get("flow_dtype"), float(shard["bound"])
     for start in range(0, len(video.flows), _CHUNK):
         indices = range(start, min(start + _CHUNK, len(video.flows)))
-        if dtype == "jpeg":
+        if dtype == "jpeg" and flow_format == "jpeg":
             planes = [video.flows.jpeg_bytes(k) for k in indices]
         else:
             stored = video.flows.quantized(slice(indices.start, indices.stop))
             if stored.dtype != np.uint8:  # float16: quantise as uint8 storage would
                 stored = quantize_flow(stored.astype(np.float32), bound)
-            planes = [tuple(encode_jpeg(np.ascontiguousarray(q[..., axis]),
-                                        FLOW_JPEG_QUALITY).tobytes() for axis in (0, 1))
+            planes = [tuple(_encode_plane(q[..., axis], flow_format) for axis in (0, 1))
                       for q in stored]
         for k, (x, y) in zip(indices, planes):
-            (target / spec.file_name(spec.flow_x, k)).write_bytes(x)
-            (target / spec.file_name(spec.flow_y, k)).write_bytes(y)
+            (target / spec.file_name(spec.flow_x, k, flow_format)).write_bytes(x)
+            (target / spec.file_name(spec.flow_y, k, flow_format)).write_bytes(y)
+
+
+def _encode_plane(plane: np.ndarray, flow_format: str) -> bytes:
+    plane = np.ascontiguousarray(plane)
+    if flow_format == "png":
+        return encode_png(plane).tobytes()
+    return encode_jpeg(plane, FLOW_JPEG_QUALITY).tobytes()
 
 
 def _export_info(root: Path | str, spec: RawframeLayout, shard: dict[str, Any],
-                 jpeg_quality: int, folders: dict[str, str]) -> dict[str, Any]:
+                 jpeg_quality: int, flow_format: str, folders: dict[str, str]
+                 ) -> dict[str, Any]:
     rgb_format, flow_dtype = shard.get("rgb_format", "none"), shard.get("flow_dtype")
     flow_params = shard.get("flow_params", {})
+    ext = extension(flow_format)
+    if flow_format == "png":
+        flow_images = f"lossless PNG of the stored {flow_dtype} values"
+    elif flow_dtype == "jpeg":
+        flow_images = "stored bytes"
+    else:
+        flow_images = f"encoded from {flow_dtype} at quality {FLOW_JPEG_QUALITY}"
     return {
         "format": "flowkit-rawframes", "version": 1,
         "layout": spec.name, "first_index": spec.first,
-        "names": {kind: f"{prefix}{{:05d}}.jpg"
-                  for kind, prefix in (("rgb", spec.rgb), ("flow_x", spec.flow_x),
-                                       ("flow_y", spec.flow_y))},
+        "names": {"rgb": f"{spec.rgb}{{:05d}}.jpg", "flow_x": f"{spec.flow_x}{{:05d}}.{ext}",
+                  "flow_y": f"{spec.flow_y}{{:05d}}.{ext}"},
+        "flow_format": flow_format,
         "bound": shard.get("bound"), "flow_step": shard.get("flow_step", 1),
         "flow_backend": shard.get("flow_backend"),
         "flow_params": json.loads(flow_params) if isinstance(flow_params, str) else flow_params,
         "source_flow_dtype": flow_dtype,
-        "flow_jpeg": ("stored bytes" if flow_dtype == "jpeg"
-                      else f"encoded from {flow_dtype} at quality {FLOW_JPEG_QUALITY}"),
-        "flow_jpeg_quality": (shard.get("jpeg_quality") if flow_dtype == "jpeg"
-                              else FLOW_JPEG_QUALITY),
+        "flow_images": flow_images,
+        "flow_jpeg_quality": (None if flow_format == "png" else shard.get("jpeg_quality")
+                              if flow_dtype == "jpeg" else FLOW_JPEG_QUALITY),
         "rgb_jpeg": ("stored bytes" if rgb_format == "jpeg"
                      else f"encoded from {rgb_format} at quality {jpeg_quality}"),
         "rgb_jpeg_quality": shard.get("jpeg_quality") if rgb_format == "jpeg" else jpeg_quality,

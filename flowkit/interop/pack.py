@@ -1,4 +1,5 @@
-"""Rawframe folders -> shards (``flowkit import``), keeping the JPEG files' bytes as they are."""
+"""Rawframe folders -> shards (``flowkit import``), keeping the JPEG files' bytes as they are
+(lossless PNG flow planes are stored as the uint8 values they hold)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from flowkit.interop.layouts import (
     LAYOUTS,
     LIST_NAME,
     RawframeLayout,
+    format_of,
     get_layout,
 )
 from flowkit.store.flowstats import FlowStats, quantized_flow_stats
@@ -77,8 +79,9 @@ def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout:
 
     Each of ``folders`` is one video's folder (it holds rawframe files itself; id = its name)
     or a root searched recursively for such folders (id = path relative to the root). JPEG
-    bytes are stored as they are (RGB as ``rgb="jpeg"``, flow as ``flow_dtype="jpeg"``); shards
-    record ``flow_backend="imported"`` and the layout in ``flow_params``.
+    bytes are stored as they are (RGB as ``rgb="jpeg"``, flow as ``flow_dtype="jpeg"``); flow
+    planes written as PNG (``flowkit export --flow-format png``) are stored as the uint8 values
+    they hold (``flow_dtype="uint8"``), so the round trip is exact. Shards record ``flow_backend="imported"`` and the layout in ``flow_params``.
 
     A root holding ``flowkit_export.json`` (written by
     [`export_rawframes`][flowkit.interop.export_rawframes]) supplies the defaults for ``layout``,
@@ -89,7 +92,7 @@ def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout:
     must match; flows must number floor((frames - 1) / step), or one more (tools that repeat
     the last flow: the extra one is dropped and noted); every JPEG must decode (with
     ``check_decode``, else only its start/end markers are checked) at the size of the first
-    image. The flow decoded by that check gives each video's flow statistics
+    image (every flow file of an import must be JPEG, or every one PNG). The flow decoded by that check gives each video's flow statistics
     (:func:`flowkit.store.flowstats.quantized_flow_stats`); without ``check_decode`` they are
     unknown. A video failing a check is recorded as failed with the reason; the others go on.
 
@@ -103,7 +106,8 @@ def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout:
 
     Raises:
         ConfigError: bad layout/bound/step, no bound known, or ``out_dir`` holds output.
-        InputError: a folder is missing, holds no rawframes, or two give the same id.
+        InputError: a folder is missing, holds no rawframes, two give the same id, or some
+            folders hold JPEG flow and others PNG.
     """
     out_dir = Path(out_dir)
     infos = [_read_export_info(Path(f)) for f in folders]
@@ -127,19 +131,27 @@ def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout:
     label_map = _read_labels(Path(labels)) if labels is not None else None
     found = _find_folders([Path(f) for f in folders], infos, spec, label_map)
     if not found:
-        raise InputError(f"no {spec.name} rawframe folders (img_*, {spec.flow_x}*, "
-                         f"{spec.flow_y}* .jpg files) in {', '.join(map(str, folders))}")
+        raise InputError(f"no {spec.name} rawframe folders (img_*.jpg, {spec.flow_x}*, "
+                         f"{spec.flow_y}* .jpg or .png files) in {', '.join(map(str, folders))}")
 
     scans: dict[str, _Scan | Exception] = {}
     has_rgb = has_flow = False
+    by_format: dict[str, Path] = {}  # flow image format -> the first folder holding only it
     for folder in found:
         files = _list_files(folder.path, spec)
         has_rgb, has_flow = has_rgb or bool(files["rgb"]), has_flow or bool(files["x"])
+        suffixes = {path.suffix for _, path in files["x"] + files["y"]}
+        if len(suffixes) == 1:
+            by_format.setdefault(format_of(suffixes.pop()[1:]), folder.path)
+    if len(by_format) > 1:
+        raise InputError(f"{by_format['jpeg']} holds JPEG flow images and {by_format['png']} "
+                         "PNG ones; import them separately")
+    flow_format = next(iter(by_format), "jpeg")
     notes: list[str] = []
     for folder in found:
         try:
             scans[folder.video_id] = _scan(folder.path, spec, flow_step, has_rgb, has_flow,
-                                           check_decode, bound)
+                                           check_decode, bound, flow_format)
         except FlowkitError as exc:
             scans[folder.video_id] = exc
     for folder in found:
@@ -149,8 +161,11 @@ def import_rawframes(folders: Sequence[Path | str], out_dir: Path | str, layout:
                          f"flows for {scan.num_frames} frames; the last {scan.dropped} "
                          "(a repeated flow) was dropped")
 
-    storage = StorageConfig(rgb="jpeg" if has_rgb else "none", flow_dtype="jpeg", bound=bound,
-                            jpeg_quality=_quality(source_info), compression="none")
+    lossless = flow_format == "png"  # stored as uint8 values, deflated like extracted flow
+    storage = StorageConfig(rgb="jpeg" if has_rgb else "none",
+                            flow_dtype="uint8" if lossless else "jpeg", bound=bound,
+                            jpeg_quality=_quality(source_info),
+                            compression="gzip" if lossless else "none")
     config = _import_config(spec, source_info, folders, flow_step, storage, has_flow)
     out_dir.mkdir(parents=True, exist_ok=True)
     with FolderLock(out_dir):
@@ -248,10 +263,17 @@ def _list_files(folder: Path, spec: RawframeLayout) -> dict[str, list[tuple[int,
 
 
 def _scan(folder: Path, spec: RawframeLayout, step: int, has_rgb: bool, has_flow: bool,
-          check_decode: bool, bound: float) -> _Scan:
+          check_decode: bool, bound: float, flow_format: str) -> _Scan:
     """Check one folder's files and, when decoding them, count the statistics of their flow
-    (quantised with ``bound``). Raises InputError naming the folder and the problem."""
+    (quantised with ``bound``; images in ``flow_format``). Raises InputError naming the folder
+    and the problem."""
     files = _list_files(folder, spec)
+    for kind in ("x", "y"):
+        other = next((path for _, path in files[kind] if format_of(path.suffix[1:])
+                      != flow_format), None)
+        if other is not None:
+            raise InputError(f"{other}: flow images of one import must all be "
+                             f"{flow_format.upper()}, as the others are")
     for kind, prefix in (("rgb", spec.rgb), ("x", spec.flow_x), ("y", spec.flow_y)):
         for expected, (index, path) in enumerate(files[kind], start=spec.first):
             if index != expected:
@@ -279,10 +301,10 @@ def _scan(folder: Path, spec: RawframeLayout, step: int, has_rgb: bool, has_flow
         raise InputError(f"{folder}: no rawframe files")
     height, width = _decode(first, color=bool(frames)).shape[:2]
     for path in frames:
-        _check_jpeg(path, (height, width), color=True, full=check_decode)
+        _check_image(path, (height, width), color=True, full=check_decode)
     stats = FlowStats(bound) if check_decode and has_flow else None
     for x, y in zip(xs, ys):
-        planes = [_check_jpeg(path, (height, width), color=False, full=check_decode)
+        planes = [_check_image(path, (height, width), color=False, full=check_decode)
                   for path in (x, y)]
         if stats is not None:
             stats += quantized_flow_stats(np.stack(planes, axis=-1), bound)
@@ -293,19 +315,28 @@ def _decode(path: Path, color: bool) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
-        raise InputError(f"{path}: not a readable JPEG image")
+        kind = "PNG" if path.suffix == ".png" else "JPEG"
+        raise InputError(f"{path}: not a readable {kind} image")
     if not color and image.ndim != 2:
         raise InputError(f"{path}: flow images must be grayscale, this one has "
                          f"{image.shape[2]} channels")
+    if image.dtype != np.uint8:
+        raise InputError(f"{path}: flow images must hold 8-bit values, this one {image.dtype}")
     return image
 
 
-def _check_jpeg(path: Path, size: tuple[int, int], color: bool, full: bool
-                ) -> np.ndarray | None:
-    """Start/end markers always (they catch truncation, which libjpeg only warns about);
-    with ``full``, decode it too and return the image."""
+_PNG_START, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
+
+
+def _check_image(path: Path, size: tuple[int, int], color: bool, full: bool
+                 ) -> np.ndarray | None:
+    """Start/end markers always (they catch truncation, which libjpeg only warns about; PNG:
+    signature and IEND chunk); with ``full``, decode it too and return the image."""
     data = path.read_bytes()
-    if not data.startswith(b"\xff\xd8") or not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+    if path.suffix == ".png":
+        if not data.startswith(_PNG_START) or not data.endswith(_PNG_END):
+            raise InputError(f"{path}: corrupt or truncated PNG (no signature or IEND chunk)")
+    elif not data.startswith(b"\xff\xd8") or not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
         raise InputError(f"{path}: corrupt or truncated JPEG (no start/end marker)")
     if full:
         image = _decode(path, color)
@@ -388,7 +419,13 @@ def _write_video(video: VideoWriter, scan: _Scan, entry: ManifestEntry) -> None:
     if not scan.frames:
         video.num_frames = scan.num_frames
     for x, y in zip(scan.xs, scan.ys):
-        video.append_jpeg_flow(x.read_bytes(), y.read_bytes())
+        if x.suffix == ".png":
+            planes = [_decode(path, color=False) for path in (x, y)]
+            if planes[0].shape != planes[1].shape or planes[0].shape != (scan.height, scan.width):
+                raise InputError(f"{x}: x and y planes are not both {scan.width}x{scan.height}")
+            video.append_quantized_flow(np.stack(planes, axis=-1))
+        else:
+            video.append_jpeg_flow(x.read_bytes(), y.read_bytes())
     if video.num_frames != scan.num_frames:
         raise ShardError(f"{entry.source}: files changed while importing")
     video.flow_stats = scan.flow_stats

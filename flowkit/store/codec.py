@@ -51,6 +51,15 @@ def encode_jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     return buffer.reshape(-1)
 
 
+def encode_png(image: np.ndarray) -> np.ndarray:
+    """Lossless PNG bytes as a 1-D uint8 array of an (H, W) uint8 grayscale image (a flow
+    component quantised as stored: the lossless alternative to :func:`encode_jpeg` on export)."""
+    ok, buffer = cv2.imencode(".png", np.ascontiguousarray(image))
+    if not ok:
+        raise ShardError(f"PNG encoding failed for an image of shape {image.shape}")
+    return buffer.reshape(-1)
+
+
 def decode_jpeg(data: np.ndarray | bytes, gray: bool = False) -> np.ndarray:
     """JPEG bytes (1-D uint8 array or bytes) -> (H, W, 3) uint8 RGB, or (H, W) when ``gray``."""
     buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data

@@ -266,6 +266,14 @@ class VideoWriter:
                              f"flow_dtype={self._storage.flow_dtype!r} storage")
         self._flow.append([np.frombuffer(x, dtype=np.uint8), np.frombuffer(y, dtype=np.uint8)])
 
+    def append_quantized_flow(self, quantized: np.ndarray) -> None:
+        """Store one (H, W, 2) uint8 flow already quantised with the bound, as it is
+        (``flow_dtype="uint8"`` storage only: lossless flow images brought in by an import)."""
+        if self._storage.flow_dtype != "uint8" or quantized.dtype != np.uint8:
+            raise ShardError(f"cannot store {quantized.dtype} quantised flow with "
+                             f"flow_dtype={self._storage.flow_dtype!r} storage")
+        self._flow.append(quantized)
+
     def finish(self, attrs: Mapping[str, Any]) -> None:
         """Trim the datasets and record the counts, ``attrs`` and ``flow_stats`` on the group."""
         self._rgb.finish()
