@@ -26,10 +26,10 @@ rawframes_list_flow.txt (the same with the number of flows, one fewer) for
 MMAction2's Flow pipelines (it reads x/y files 1..total_frames), and flowkit_export.json
 (layout, bound, flow step: what an import needs to round-trip). JPEG-stored RGB
 and flow are written byte for byte; other flow becomes grayscale JPEG at quality 95,
-which moves values by up to several quantisation steps at motion edges (8 steps =
-1.25 px at bound 20 measured, docs/interop.md). --flow-format png writes x/y_00001.png
-instead: lossless, read back exactly as stored (MMAction2: filename_tmpl
-"{}_{:05d}.png").
+which moves values at motion edges (up to 9 quantisation steps, 1.41 px at bound
+20, on the motion laboratory; docs/interop.md). --flow-format png writes
+x/y_00001.png instead: lossless, read back exactly as stored (MMAction2:
+filename_tmpl "{}_{:05d}.png").
 """
 
 IMPORT_EXAMPLES = """\b
