@@ -115,7 +115,7 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
     """
     check_partition(num_partitions, partition)
     config = ExtractConfig(
-        decode=DecodeConfig(short_side=short_side or None, size=size, fps=fps),
+        decode=DecodeConfig(short_side=short_side, size=size, fps=fps),
         flow=flow_method,
         flow_params=flow_config_from_options(flow_method, flow_params, precision),
         flow_step=step,

@@ -15,12 +15,10 @@ from typing import Any, Callable
 import click
 
 from flowkit.errors import ConfigError
-from flowkit.flow import backend_config_class, list_backends, make_backend_config
+from flowkit.flow import (SHARED_PARAMETERS, backend_config_class, list_backends,
+                          make_backend_config, parameter_option)
 from flowkit.flow.device import PRECISIONS
 
-
-# Fields that every backend shares take one option for all of them, not --<backend>-<field>.
-SHARED_FIELDS = ("precision",)
 _FIELD_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
@@ -50,10 +48,7 @@ def parameter_help(config_class: type) -> dict[str, str]:
 def _option_name(backend: str, field: dataclasses.Field) -> str:
     """``--<backend>-<field>``; ``--<backend>-no-<field>`` for a boolean that is on by default
     (the option turns it off)."""
-    name = field.name.rstrip("_").replace("_", "-")
-    if _off_switch(field):
-        name = "no-" + name
-    return f"--{backend}-{name}"
+    return parameter_option(backend, field)
 
 
 def _off_switch(field: dataclasses.Field) -> bool:
@@ -69,7 +64,7 @@ def _param_key(backend: str, field: str) -> str:
 
 
 def _own_fields(config_class: type) -> list[dataclasses.Field]:
-    return [f for f in dataclasses.fields(config_class) if f.name not in SHARED_FIELDS]
+    return [f for f in dataclasses.fields(config_class) if f.name not in SHARED_PARAMETERS]
 
 
 def _shown_default(backend: str, config_class: type, field: dataclasses.Field) -> str:
@@ -191,7 +186,7 @@ def _with_option_names(message: str, method: str) -> str:
     owners = "|".join(klass.__name__ for klass in config_class.__mro__
                       if dataclasses.is_dataclass(klass))  # checks inherited name their class
     for field in dataclasses.fields(config_class):
-        option = "--precision" if field.name in SHARED_FIELDS else _option_name(method, field)
+        option = parameter_option(method, field)
         message = re.sub(rf"\b(?:{owners})\.{field.name}\b", option, message)
     return message
 

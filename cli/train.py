@@ -71,16 +71,16 @@ _OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
      "(its train part), or CSV of video_id,label [default: every stored video with the label "
      "stored at extraction]."),
     ("--val-split", "data.val_split", {"type": click.Path(dir_okay=False)},
-     "Validation split, tested after every epoch (an HMDB51 file gives its test part); the "
-     "best epoch is kept as best.pt [default: no validation]."),
+     "Validation split (of an HMDB51 file its test part), tested after every epoch; the best "
+     "epoch is kept as best.pt [default: none]."),
     ("--arch", "model.arch", {},
-     "Backbone: resnet18, resnet34, resnet50, resnet-tiny (2D); r2plus1d-18, r3d-18, r3d-tiny "
-     "(3D) [default: resnet50 for 2D models, r2plus1d-18 for 3D]."),
+     "Backbone: resnet18/34/50, resnet-tiny (2D); r2plus1d-18, r3d-18, r3d-tiny (3D) "
+     "[default: resnet50, r2plus1d-18]."),
     ("--width-mult", "model.width_mult", {"type": click.FloatRange(min=0, min_open=True)},
      "Multiply every backbone width by this."),
     ("--pretrained", "model.pretrained", {"type": click.Path(exists=True, dir_okay=False)},
-     "Local torchvision-format ImageNet ResNet state dict: 2D models load it (flow: TSN "
-     "cross-modality conv1), r3d models inflate it (I3D). Nothing is downloaded."),
+     "Local ImageNet ResNet weights (torchvision state dict), loaded by 2D models, inflated "
+     "by r3d ones (I3D) [default: none]."),
     ("--partial-bn/--no-partial-bn", "model.partial_bn", {"default": None},
      "TSN partial BatchNorm: freeze every BN layer but the first [default: on with "
      "--pretrained, else off]."),
@@ -115,8 +115,7 @@ _OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
      "stddcn: keep the distillation terms from training the fusion head (the teacher)."),
     ("--epochs", "epochs", {"type": click.IntRange(min=1)}, "Passes over the training set."),
     ("--batch-size", "data.batch_size", {"type": click.IntRange(min=1)},
-     "Videos per step, over all processes together; each epoch's last incomplete batch "
-     "is dropped (up to this many minus one videos, others each epoch)."),
+     "Videos per step over all processes (each epoch's last incomplete batch is dropped)."),
     ("--segments", "data.segments", {"type": click.IntRange(min=1)},
      "TSN segments per training video (2D models)."),
     ("--clip-len", "data.clip_len", {"type": click.IntRange(min=1)},
@@ -191,13 +190,11 @@ def _show(value: Any) -> str:
 
 
 EXAMPLES = """\b
-Examples:
+Examples (more, and every model, in docs/training.md):
   flowkit train shards/ --model flow --split ucfTrainTestlist/trainlist01.txt \\
       --val-split ucfTrainTestlist/testlist01.txt --out runs/flow --precision bf16
-  flowkit train shards/ --model rgb3d --arch r2plus1d-18 --clip-len 16 --out runs/rgb3d
-  flowkit train shards/ --model two-stream --streams runs/rgb runs/flow --out runs/fused \\
-      --val-split ucfTrainTestlist/testlist01.txt
   flowkit train shards/ --model stddcn --arch resnet50 --out runs/stddcn --precision bf16
+  flowkit train shards/ --model two-stream --streams runs/rgb runs/flow --out runs/fused
   flowkit train shards/ --model d3d --teacher runs/flow3d --out runs/d3d
   flowkit train shards/ --model flow --out runs/flow --resume     # continue after a stop
   torchrun --nproc_per_node 4 -m flowkit.cli.main train shards/ --model rgb --out runs/rgb
@@ -225,13 +222,18 @@ GROUPS = {
 }
 
 
-@click.command("train", cls=GroupedCommand, groups=GROUPS, epilog=EXAMPLES)
+# What a first run needs; --help shows these, --help-all every option.
+COMMON = ["model_name", "out", "config_file", "resume", "split", "val_split", "batch_size",
+          "arch", "pretrained", "epochs", "lr", "device", "precision"]
+
+
+@click.command("train", cls=GroupedCommand, groups=GROUPS, common=COMMON, epilog=EXAMPLES)
 @click.argument("data_root", metavar="DATA", type=click.Path(exists=True, file_okay=False))
 @click.option("--model", "model_name", type=click.Choice(MODELS),
-              help="rgb / flow: TSN streams (2D); two-stream: their late fusion; stddcn: both "
-                   "pathways densely connected, distilled from their fusion; rgb3d / flow3d: "
-                   "3D CNNs on clips; two-stream3d: their late fusion; d3d: rgb3d distilled "
-                   "from a flow3d --teacher.  [required unless --config names it]")
+              help="rgb / flow: TSN streams (2D); rgb3d / flow3d: 3D CNNs on clips; "
+                   "two-stream, two-stream3d: their late fusion; stddcn: both pathways densely "
+                   "connected, distilled from their fusion; d3d: rgb3d distilled from a flow3d "
+                   "--teacher.  [required unless --config names it]")
 @click.option("--out", "out", type=click.Path(file_okay=False),
               help="Run folder for config.yaml, checkpoints and logs.  [required unless "
                    "--config names it]")

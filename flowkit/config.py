@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flowkit.errors import ConfigError
-from flowkit.flow import make_backend_config
+from flowkit.errors import BackendError, ConfigError
+from flowkit.flow import backend_config_class, make_backend_config, parameter_option
 from flowkit.store.folder import read_saved_config
 from flowkit.store.writer import StorageConfig
 from flowkit.video.decode import DecodeConfig
@@ -82,19 +82,99 @@ def saved_output_settings(path: Path) -> dict[str, Any]:
     return _output_part(read_saved_config(path))
 
 
-def setting_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:
-    """The settings that differ, as "key: old -> new" (nested keys dotted), comma-separated."""
+# The ``flowkit extract`` option that sets each output setting (dotted keys), so that a message
+# about settings names what the user types; flow parameters are named by parameter_option.
+SETTING_OPTIONS = {
+    "decode.short_side": "--short-side", "decode.size": "--size", "decode.fps": "--fps",
+    "flow": "--flow", "flow_step": "--step", "on_decode_error": "--on-decode-error",
+    "storage.rgb": "--rgb", "storage.jpeg_quality": "--jpeg-quality",
+    "storage.flow_dtype": "--flow-dtype", "storage.bound": "--bound",
+    "storage.compression": "--compression", "storage.gzip_level": "--gzip-level",
+}
+_MISSING = object()  # a setting a saved config does not record
+
+
+def setting_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """The output settings that differ, as "option: old -> new", comma-separated.
+
+    Settings are named by the ``flowkit extract`` option that sets them (``--short-side``,
+    ``--tvl1-tau``; dotted keys for the few no option sets) and shown as typed (``0``,
+    ``340x256``, ``on``; ``(default)`` for a parameter left to its method), because the user acts
+    on the message by changing options. When the flow method differs, only ``--flow`` is listed:
+    another method's parameters are other options, not changed ones.
+    """
+    flat_old, flat_new = dict(_flat(old)), dict(_flat(new))
+    method_changed = old.get("flow") != new.get("flow")
     changes = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            inner = setting_differences(a, b, f"{prefix}{key}.")
-            changes.extend([inner] if inner else [])
-        elif a != b:
-            changes.append(f"{prefix}{key}: {a} -> {b}")
+    for key in sorted(set(flat_old) | set(flat_new)):
+        if key.startswith("flow_params.") and method_changed:
+            continue
+        a, b = flat_old.get(key, _MISSING), flat_new.get(key, _MISSING)
+        if a != b:
+            method = new.get("flow") or old.get("flow")
+            changes.append(f"{_option_of(key, method)}: {_typed(key, a, method)} -> "
+                           f"{_typed(key, b, method)}")
     return ", ".join(changes)
 
 
+def _flat(settings: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted key, value) of every setting in nested dicts."""
+    items = []
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            items.extend(_flat(value, f"{prefix}{key}."))
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
+def _parameter_field(key: str, method: str | None) -> dataclasses.Field | None:
+    """The config field of flow method ``method`` that dotted ``flow_params.<name>`` is."""
+    if not key.startswith("flow_params.") or not method:
+        return None
+    try:
+        fields = dataclasses.fields(backend_config_class(method))
+    except BackendError:  # a method of another flowkit version
+        return None
+    return next((f for f in fields if f.name == key.split(".", 1)[1]), None)
+
+
+def _option_of(key: str, method: str | None) -> str:
+    """The option that sets dotted setting ``key`` (the key itself when none does)."""
+    field = _parameter_field(key, method)
+    return parameter_option(method, field) if field else SETTING_OPTIONS.get(key, key)
+
+
+def _typed(key: str, value: Any, method: str | None) -> str:
+    """Setting ``key``'s ``value`` as the user types it: a flag is on when given (so an
+    off-switch such as --dis-no-mean-normalization is on when its parameter is off), a size
+    WxH, a native short side 0 (saved None or 0)."""
+    field = _parameter_field(key, method)
+    if field is not None and field.default is True and isinstance(value, bool):
+        value = not value
+    elif key == "decode.short_side" and value is not _MISSING:
+        value = value or 0
+    elif key == "decode.size" and isinstance(value, (list, tuple)):
+        return "x".join(map(str, value))
+    return _shown(value)
+
+
+def _shown(value: Any) -> str:
+    """A setting's value as the user types it: flags on / off, None as (default)."""
+    if value is _MISSING:
+        return "(not recorded)"
+    if value is None:
+        return "(default)"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
 def _output_part(settings: dict[str, Any]) -> dict[str, Any]:
+    """The output settings of a saved config, with the values that mean the same made equal:
+    a short side of None (what ``--short-side 0`` saved before 0 was saved as typed) is 0."""
     settings = {**_LATER_OUTPUT_DEFAULTS, **settings}
+    decode = settings.get("decode")
+    if isinstance(decode, dict) and "short_side" in decode and decode["short_side"] is None:
+        settings["decode"] = {**decode, "short_side": 0}
     return {key: value for key, value in settings.items() if key not in RUN_SETTINGS}

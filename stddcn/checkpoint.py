@@ -2,7 +2,9 @@
 
 A checkpoint holds the resolved configuration (so the model can be rebuilt without the command
 that made it), the class names, the model weights, and for resuming the optimizer, the loss
-scaler, every random generator, the epoch and step counters and the best validation result.
+scaler, the learning-rate scheduler (``lr_schedule``; checkpoints written before it resume by
+stepping a fresh one, stddcn.optim.restore_scheduler), every random generator, the epoch and
+step counters and the best validation result.
 RUN/last.pt is rewritten after every epoch, RUN/best.pt when validation improves; a crash
 while writing leaves the previous file whole. Each checkpoint carries a checksum of everything
 else in it (tensors by their bytes), verified by :func:`load`: flipped bits on disk are an

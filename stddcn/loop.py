@@ -31,7 +31,7 @@ from stddcn.evaluate import predict
 from stddcn.losses import Loss, create_loss
 from stddcn.metrics import Accuracy
 from stddcn.models import ActionModel, create_model, use_channels_last
-from stddcn.optim import create_optimizer, learning_rate, set_learning_rate
+from stddcn.optim import create_optimizer, create_scheduler, restore_scheduler, schedule_state
 from stddcn.precision import autocast, check_precision, grad_scaler
 from stddcn.preemption import Abandoned, StopRequests
 from stddcn.runlog import RunLog
@@ -147,6 +147,12 @@ def _train(config: TrainConfig, resume: bool, context: Context) -> TrainResult:
         wrapped = DistributedDataParallel(model, device_ids=device_ids)
     log = RunLog(run, enabled=context.is_main, first_step=position.step)
     steps_per_epoch = len(train_loader)
+    # the schedule of this run's epochs, where the checkpoint left it (after the optimiser's
+    # state, whose rate it resets)
+    scheduler = create_scheduler(optimizer, config.optim, steps_per_epoch, config.epochs)
+    if state:
+        restore_scheduler(scheduler, state.get("lr_schedule"), position.step, steps_per_epoch,
+                          config.epochs)
 
     # -- the epochs; SIGTERM stops them at the next safe point, with a checkpoint
     try:
@@ -154,8 +160,8 @@ def _train(config: TrainConfig, resume: bool, context: Context) -> TrainResult:
             while position.epoch < config.epochs:
                 try:
                     stats = train_one_epoch(wrapped, teacher, train_loader, train_inputs,
-                                            optimizer, scaler, loss_fn, config, context,
-                                            position, steps_per_epoch, log, stops)
+                                            optimizer, scheduler, scaler, loss_fn, config,
+                                            context, position, steps_per_epoch, log, stops)
                     values: dict[str, Any] = dict(stats)
                     improved = False
                     if val_loader is not None:
@@ -168,9 +174,11 @@ def _train(config: TrainConfig, resume: bool, context: Context) -> TrainResult:
                                               "epoch": position.epoch + 1}, True
                 except Abandoned:
                     runs.save_within_epoch(run, config, train_labels.class_names, model,
-                                           optimizer, scaler, position.epoch, position.step,
-                                           position.batches, position.totals, position.rng,
-                                           best, context)
+                                           optimizer, scaler,
+                                           schedule_state(scheduler, steps_per_epoch,
+                                                          config.epochs), position.epoch,
+                                           position.step, position.batches, position.totals,
+                                           position.rng, best, context)
                     raise Preempted(f"stopped by SIGTERM in epoch {position.epoch + 1} after "
                                     f"{position.batches} of its {steps_per_epoch} steps; "
                                     f"{run / checkpoint.LAST} holds the run: continue it "
@@ -180,7 +188,9 @@ def _train(config: TrainConfig, resume: bool, context: Context) -> TrainResult:
                 if context.is_main:
                     _print_epoch(epoch, config.epochs, stats, last_val)
                 runs.save_epoch(run, config, train_labels.class_names, model, optimizer,
-                                scaler, epoch, position.step, best, values, context,
+                                scaler, schedule_state(scheduler, steps_per_epoch,
+                                                       config.epochs),
+                                epoch, position.step, best, values, context,
                                 improved=improved)
                 position.next_epoch()
                 if stops.stop_now() and position.epoch < config.epochs:
@@ -217,7 +227,8 @@ class Position:
 
 def train_one_epoch(model: torch.nn.Module, teacher: ActionModel | None,
                     loader: torch.utils.data.DataLoader, inputs: data.Inputs,
-                    optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                    optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
                     loss_fn: Loss, config: TrainConfig, context: Context, position: Position,
                     steps_per_epoch: int, log: RunLog, stops: StopRequests) -> dict[str, float]:
     """The rest of epoch ``position.epoch + 1`` over this process's share of the training set
@@ -239,7 +250,7 @@ def train_one_epoch(model: torch.nn.Module, teacher: ActionModel | None,
     bar = tqdm(total=steps_per_epoch, initial=position.batches,
                desc=f"epoch {position.epoch + 1}/{config.epochs}", unit="step",
                disable=None if context.is_main else True, leave=False, dynamic_ncols=True)
-    lr = learning_rate(config.optim, position.step, steps_per_epoch, config.epochs)
+    lr = optimizer.param_groups[0]["lr"]  # the rate of the next step: the scheduler's
     started = last = time.perf_counter()
     batches = iter(loader)
     while True:
@@ -249,7 +260,7 @@ def train_one_epoch(model: torch.nn.Module, teacher: ActionModel | None,
                 break
             waited += time.perf_counter() - last  # host time blocked on the DataLoader
             tensors, labels = data.model_inputs(batch, inputs, context.device)
-            lr = learning_rate(config.optim, position.step, steps_per_epoch, config.epochs)
+            lr = optimizer.param_groups[0]["lr"]
             with autocast(config.precision, context.device):
                 output = model(tensors)
                 with torch.no_grad():
@@ -265,9 +276,9 @@ def train_one_epoch(model: torch.nn.Module, teacher: ActionModel | None,
                 scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
         # -- the commit: the update and the counters, never abandoned half way
-        set_learning_rate(optimizer, lr)
         scaler.step(optimizer)
         scaler.update()
+        scheduler.step()  # the rate of the next step
         correct = int((output.logits.detach().argmax(dim=1) == labels).sum())
         position.totals = position.totals + torch.tensor(
             [loss_value * len(labels), correct, len(labels)], dtype=torch.float64)

@@ -127,26 +127,28 @@ def _reconciled_best(run: Path, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_epoch(run: Path, config: TrainConfig, class_names: list[str], model: nn.Module,
-               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, epoch: int,
-               step: int, best: dict[str, Any], values: dict[str, Any], context: Context,
-               improved: bool) -> None:
+               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+               lr_schedule: dict[str, Any], epoch: int, step: int, best: dict[str, Any],
+               values: dict[str, Any], context: Context, improved: bool) -> None:
     """best.pt when validation improved, then last.pt, by rank 0, with every process's random
-    generators (the order is the module's). Every process calls it."""
+    generators (the order is the module's) and the learning-rate schedule's state
+    (stddcn.optim.schedule_state). Every process calls it."""
     files = (checkpoint.BEST, checkpoint.LAST) if improved else (checkpoint.LAST,)
     _save(run, files, context, checkpoint.rng_state(), config, class_names, model, optimizer,
-          scaler, epoch=epoch, step=step, best=best, metrics=values)
+          scaler, lr_schedule=lr_schedule, epoch=epoch, step=step, best=best, metrics=values)
 
 
 def save_within_epoch(run: Path, config: TrainConfig, class_names: list[str],
                       model: nn.Module, optimizer: torch.optim.Optimizer,
-                      scaler: torch.amp.GradScaler, epoch: int, step: int, batches: int,
+                      scaler: torch.amp.GradScaler, lr_schedule: dict[str, Any], epoch: int,
+                      step: int, batches: int,
                       totals: torch.Tensor, rng: dict[str, Any], best: dict[str, Any],
                       context: Context) -> None:
     """last.pt in the middle of epoch ``epoch + 1`` (``batches`` of it done; the generators
     ``rng`` as they were after the last of them), so that a resume goes on from the next batch.
     Every process calls it."""
     _save(run, (checkpoint.LAST,), context, rng, config, class_names, model, optimizer, scaler,
-          epoch=epoch, step=step, best=best, metrics={},
+          lr_schedule=lr_schedule, epoch=epoch, step=step, best=best, metrics={},
           within_epoch={"batches": batches, "totals": totals.tolist()})
 
 

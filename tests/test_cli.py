@@ -18,6 +18,7 @@ from flowkit.cli.flow import flow_command
 from flowkit.cli.grouped import OTHER, GroupedCommand
 from flowkit.cli.main import EXIT_SOME_FAILED, EXIT_USAGE, main
 from flowkit.cli.options import flow_config_from_options
+from flowkit.cli.train import COMMON, GROUPS
 from flowkit.lock import FolderLock
 from flowkit.flow import list_backends
 from flowkit.flow.files import read_flo
@@ -71,7 +72,7 @@ def test_grouped_helps_put_every_option_under_a_heading():
         with click.Context(command, info_name=name, **main.context_settings) as ctx:
             sections = command.grouped_records(ctx)
         assert OTHER not in sections, (name, sections.get(OTHER))
-        text = run(name, "--help").output
+        text = run(name, "--help" if command.common is None else "--help-all").output
         positions = [text.index(f"\n{heading}:\n") for heading in sections]
         assert positions == sorted(positions), name
 
@@ -89,6 +90,29 @@ def test_extract_and_flow_help_fit_a_screen(name, headings):
         == headings
     assert not re.search(r"^  --(tvl1|farneback|raft)-", text, re.MULTILINE)  # no such row
     assert "Flow-method parameters" in text and "`flowkit backends NAME`" in text
+
+
+def test_train_help_shows_the_common_options_and_help_all_every_one():
+    """train --help: under 60 lines at 100 columns (it was 131), the common options under
+    their headings and a last line counting the rest; --help-all: all 50 options, without DATA."""
+    runner = CliRunner()
+    short = runner.invoke(main, ["train", "--help"], terminal_width=100)
+    full = runner.invoke(main, ["train", "--help-all"], terminal_width=100)
+    assert short.exit_code == full.exit_code == 0, full.output
+    assert len(short.output.splitlines()) < 60, short.output
+    headings = ["Run", "Data", "Model", "Optimisation", "Hardware"]
+    assert [line[:-1] for line in short.output.splitlines() if line[:-1] in GROUPS] == headings
+    assert [line[:-1] for line in full.output.splitlines() if line[:-1] in GROUPS] == \
+        list(GROUPS)
+    options = [param for param in main.commands["train"].params
+               if isinstance(param, click.Option)]
+    shown = [p for p in options if re.search(rf"^  (-h, )?{p.opts[0]}\b", short.output, re.M)]
+    assert {p.name for p in shown} == set(COMMON) | {"help_all"}
+    assert all(re.search(rf"^  {p.opts[0]}\b", full.output, re.M) for p in options)
+    left = len(options) - len(shown)
+    assert f"\n{left} more options under these headings and Distillation: flowkit train " \
+           "--help-all\n" in short.output
+    assert left == 33 and "more options" not in full.output
 
 
 def _listed_options(backend: str) -> dict[str, tuple[str, str]]:

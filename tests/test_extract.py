@@ -167,7 +167,7 @@ def test_other_settings_on_an_existing_folder_are_refused(tiny_videos, tmp_path)
     sources = collect_videos([tiny_videos])
     extract(sources, tmp_path, ExtractConfig(decode=NATIVE), workers=1, progress=False)
     other = ExtractConfig(decode=NATIVE, flow_params=make_backend_config("tvl1", nscales=3))
-    with pytest.raises(ConfigError, match=r"nscales: 5 -> 3"):
+    with pytest.raises(ConfigError, match=r"\(--tvl1-nscales: 5 -> 3\)"):
         extract(sources, tmp_path, other, workers=1, progress=False)
     report = extract(sources, tmp_path, other, workers=1, overwrite=True, progress=False)
     assert (report.processed, report.ok) == (4, 4)

@@ -79,6 +79,32 @@ def test_trailing_bytes_raise_input_error(tmp_path: Path) -> None:
         read_flo(path)
 
 
+def test_opencv_reads_our_files_and_we_read_opencvs_bit_for_bit(tmp_path: Path) -> None:
+    """write_flo writes the bytes cv2.writeOpticalFlow writes; read_flo reads what
+    cv2.readOpticalFlow reads, unknown markers and NaN included."""
+    flow = _random_flow(13, 17)
+    flow[2, 3], flow[4, 5, 1] = 1e10, np.nan
+    write_flo(tmp_path / "ours.flo", flow)
+    assert cv2.writeOpticalFlow(str(tmp_path / "opencv.flo"), flow)
+    assert (tmp_path / "ours.flo").read_bytes() == (tmp_path / "opencv.flo").read_bytes()
+    np.testing.assert_array_equal(read_flo(tmp_path / "opencv.flo"), flow)
+    np.testing.assert_array_equal(cv2.readOpticalFlow(str(tmp_path / "ours.flo")), flow)
+
+
+@pytest.mark.parametrize("width, height, match", [
+    (-1, 5, "invalid size -1x5"),  # cv2.readOpticalFlow: segmentation fault
+    (0, 5, "invalid size 0x5"),
+    (100000, 100000, r"truncated: 12 bytes, its 100000x100000 header needs 80000000012"),
+])  # the last: cv2.readOpticalFlow tries to allocate 80 GB
+def test_a_hostile_header_is_one_line_before_any_allocation(tmp_path: Path, width, height,
+                                                            match) -> None:
+    """Headers that crash or mislead OpenCV's reader are refused naming the file."""
+    path = tmp_path / "head.flo"
+    path.write_bytes(b"PIEH" + np.array([width, height], "<i4").tobytes())
+    with pytest.raises(InputError, match=rf"head\.flo .*{match}"):
+        read_flo(path)
+
+
 def test_missing_flo_raises_input_error(tmp_path: Path) -> None:
     """Reading a missing .flo raises InputError naming the file."""
     with pytest.raises(InputError, match="nothere.flo"):

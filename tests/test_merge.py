@@ -139,7 +139,7 @@ def test_different_output_settings_are_refused_naming_the_setting(extracted, tmp
     sources = collect_videos([extracted["root"] / "videos"])
     extract(select_partition(sources, PARTS, 1), other,
             dataclasses.replace(CONFIG, flow_step=2), workers=1, progress=False)
-    with pytest.raises(ConfigError, match=r"other output settings .*flow_step: 1 -> 2"):
+    with pytest.raises(ConfigError, match=r"other output settings .*--step: 1 -> 2"):
         merge(tmp_path / "merged", [extracted["0"], other])
     assert not (tmp_path / "merged" / MANIFEST_NAME).exists()
 

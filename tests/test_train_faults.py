@@ -252,7 +252,7 @@ def _sigterm_on_call(monkeypatch, module, name: str, call: int) -> None:
 
 @pytest.mark.parametrize("where, module, name, call, batches", [
     ("in a forward pass: abandoned", loop.data, "model_inputs", 3, 2),
-    ("in a commit: finished", loop, "set_learning_rate", 3, 3),
+    ("in a commit: finished", torch.amp.GradScaler, "step", 3, 3),
     # calls 5-8: validation's 4 batches
     ("in the next epoch's first forward pass", loop.data, "model_inputs", 9, 0),
     ("in validation", loop, "predict", 1, 4),
@@ -276,6 +276,31 @@ def test_sigterm_writes_a_checkpoint_that_resumes_exactly(shards, tmp_path, monk
     assert _same_weights(run / "last.pt", straight / "last.pt"), where
     assert _same_weights(run / "best.pt", straight / "best.pt"), where
     assert _epoch_records(run) == _epoch_records(straight), where
+
+
+def test_a_checkpoint_without_the_schedule_state_resumes_exactly(shards, tmp_path,
+                                                                 monkeypatch):
+    """A last.pt written before checkpoints held the scheduler's state (stopped mid-warm-up
+    here): the resume steps a fresh scheduler to its step, so every later step's rate and the
+    final weights are the uninterrupted run's."""
+    optim = OptimConfig(optimizer="sgd", lr=0.05, weight_decay=0.0, schedule="cosine",
+                        warmup_epochs=1.5)
+    straight = tmp_path / "straight"
+    train(_config(shards, straight, optim=optim, log_every=1))
+    run = tmp_path / "stopped"
+    _sigterm_on_call(monkeypatch, torch.amp.GradScaler, "step", 3)
+    with pytest.raises(Preempted):
+        train(_config(shards, run, optim=optim, log_every=1))
+    monkeypatch.undo()
+    state = checkpoint.load(run / "last.pt")
+    assert state["lr_schedule"]["scheduler"]["last_epoch"] == state["step"] == 3
+    del state["lr_schedule"]
+    checkpoint.save(run / "last.pt", state)  # as flowkit wrote it before
+    train(_config(shards, run, optim=optim, log_every=1), resume=True)
+    rates = {r["step"]: r["lr"] for r in read_log(run, "step")}
+    assert rates == {r["step"]: r["lr"] for r in read_log(straight, "step")}
+    assert rates[1] == pytest.approx(0.05 / 6, rel=1e-3) and rates[6] == pytest.approx(0.05)
+    assert _same_weights(run / "last.pt", straight / "last.pt")
 
 
 def test_sigterm_to_a_cli_run_exits_143_within_seconds_and_resumes(shards, tmp_path):

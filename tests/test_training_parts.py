@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -14,25 +16,128 @@ from stddcn.config_files import differences, from_dict, load_yaml, save_yaml
 from stddcn.errors import CheckpointError, SettingsError
 from stddcn.metrics import accuracy, confusion_matrix, top_k_hits
 from stddcn.models import create_model
-from stddcn.optim import create_optimizer, learning_rate
+from stddcn.optim import (create_optimizer, create_scheduler, restore_scheduler,
+                          schedule_state, warmup_steps)
+
+
+def _formula(config: OptimConfig, step: int, steps_per_epoch: int, epochs: int) -> float:
+    """The schedule as flowkit computed it by hand before torch's schedulers: linear warm-up,
+    then times lr_decay at each epoch of lr_steps, or a cosine to 0 at the end."""
+    epoch = step / steps_per_epoch
+    warmup = config.warmup_epochs
+    if warmup > 0 and epoch < warmup:
+        return config.lr * (step + 1) / (warmup * steps_per_epoch)
+    if config.schedule == "cosine":
+        progress = min(max((epoch - warmup) / max(epochs - warmup, 1e-12), 0.0), 1.0)
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    passed = sum(1 for boundary in (config.lr_steps or ()) if step // steps_per_epoch >= boundary)
+    return config.lr * config.lr_decay ** passed
+
+
+def _optimizer(lr: float = 0.1) -> torch.optim.Optimizer:
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=lr, momentum=0.9)
+
+
+def _take(optimizer: torch.optim.Optimizer, scheduler, steps: int) -> list[float]:
+    """The rates of the next ``steps`` steps as the training loop takes them: the optimiser's
+    before its step, the scheduler stepped after."""
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def _rates(config: OptimConfig, steps_per_epoch: int, epochs: int) -> list[float]:
+    """Every step's rate of a run, from create_scheduler."""
+    optimizer = _optimizer()
+    scheduler = create_scheduler(optimizer, config, steps_per_epoch, epochs)
+    return _take(optimizer, scheduler, steps_per_epoch * epochs)
+
+
+SCHEDULES = [  # (config, steps per epoch, epochs)
+    (OptimConfig(lr=0.1, schedule="step", lr_steps=(5, 8), warmup_epochs=2), 10, 10),
+    (OptimConfig(lr=0.1, schedule="step", lr_steps=(1, 3, 3), warmup_epochs=2), 7, 5),
+    (OptimConfig(lr=0.1, schedule="step", lr_steps=(2,), lr_decay=0.5), 3, 4),
+    (OptimConfig(lr=0.05, schedule="step"), 4, 2),  # no lr_steps: constant
+    (OptimConfig(lr=0.2, schedule="cosine"), 10, 4),
+    (OptimConfig(lr=0.2, schedule="cosine", warmup_epochs=1), 13, 6),
+    (OptimConfig(lr=0.2, schedule="cosine", warmup_epochs=0.5), 10, 3),  # 5 warm-up steps
+    (OptimConfig(lr=0.2, schedule="cosine", warmup_epochs=0.1), 30, 2),  # 0.1 * 30 > 3.0
+    (OptimConfig(lr=0.2, schedule="cosine", warmup_epochs=2), 5, 2),  # all warm-up
+]
+
+
+@pytest.mark.parametrize("config, steps_per_epoch, epochs", SCHEDULES)
+def test_torch_schedulers_give_the_rates_of_the_formula(config, steps_per_epoch, epochs):
+    """Every step's rate equals the hand-written formula flowkit used (step decays counted
+    from the start, within or after the warm-up; cosine after it), to float rounding."""
+    expected = [_formula(config, step, steps_per_epoch, epochs)
+                for step in range(steps_per_epoch * epochs)]
+    np.testing.assert_allclose(_rates(config, steps_per_epoch, epochs), expected, rtol=1e-12,
+                               atol=1e-15)
 
 
 def test_step_schedule_with_warmup():
     """Warm-up climbs linearly to lr over 2 epochs (10 steps each), then x0.1 at epochs 5, 8."""
     config = OptimConfig(lr=0.1, schedule="step", lr_steps=(5, 8), warmup_epochs=2)
-    rates = [learning_rate(config, step, 10, 10) for step in range(100)]
+    rates = _rates(config, 10, 10)
     np.testing.assert_allclose(rates[:20], 0.1 * np.arange(1, 21) / 20)
-    assert rates[20] == rates[49] == pytest.approx(0.1)
-    assert rates[50] == rates[79] == pytest.approx(0.01)
-    assert rates[80] == rates[99] == pytest.approx(0.001)
+    assert rates[20] == pytest.approx(rates[49]) == pytest.approx(0.1)
+    assert rates[50] == pytest.approx(rates[79]) == pytest.approx(0.01)
+    assert rates[80] == pytest.approx(rates[99]) == pytest.approx(0.001)
 
 
 def test_cosine_schedule_ends_at_zero():
     """Cosine: lr at the start, half-way at half the epochs, near 0 at the last step."""
-    config = OptimConfig(lr=0.2, schedule="cosine")
-    assert learning_rate(config, 0, 10, 4) == pytest.approx(0.2)
-    assert learning_rate(config, 20, 10, 4) == pytest.approx(0.1)
-    assert learning_rate(config, 39, 10, 4) < 0.001
+    rates = _rates(OptimConfig(lr=0.2, schedule="cosine"), 10, 4)
+    assert rates[0] == pytest.approx(0.2) and rates[20] == pytest.approx(0.1)
+    assert rates[39] < 0.001
+
+
+def test_a_warmup_ending_inside_a_step_rises_to_lr_not_above_it():
+    """0.25 epoch of 6 steps (1.5 steps): two warm-up steps, lr / 2 then lr. The formula took
+    the second to 4/3 lr, above the peak it is named for."""
+    config = OptimConfig(lr=0.3, schedule="cosine", warmup_epochs=0.25)
+    assert warmup_steps(config, 6) == 2
+    rates = _rates(config, 6, 2)
+    assert rates[:2] == pytest.approx([0.15, 0.3]) and max(rates) == pytest.approx(0.3)
+    assert _formula(config, 1, 6, 2) == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("config, steps_per_epoch, epochs", SCHEDULES[:2] + SCHEDULES[5:7])
+def test_a_restored_scheduler_goes_on_exactly(config, steps_per_epoch, epochs):
+    """Restored from its state_dict (an optimiser state loaded first, as on resume) or, for a
+    checkpoint without one, stepped to the step: the remaining rates are the uninterrupted
+    run's, bit for bit."""
+    straight = _rates(config, steps_per_epoch, epochs)
+    stop = steps_per_epoch + 3
+    optimizer = _optimizer()
+    scheduler = create_scheduler(optimizer, config, steps_per_epoch, epochs)
+    _take(optimizer, scheduler, stop)
+    saved = copy.deepcopy(schedule_state(scheduler, steps_per_epoch, epochs))
+    optimizer_state = copy.deepcopy(optimizer.state_dict())
+    for restored_from in (saved, None):
+        resumed = _optimizer()
+        resumed.load_state_dict(optimizer_state)
+        fresh = create_scheduler(resumed, config, steps_per_epoch, epochs)
+        restore_scheduler(fresh, restored_from, stop, steps_per_epoch, epochs)
+        assert _take(resumed, fresh, len(straight) - stop) == straight[stop:], \
+            restored_from is None
+
+
+def test_a_resume_with_more_epochs_follows_the_longer_schedule():
+    """The saved state is of 3 epochs; resumed for 5, the rates are those of a 5-epoch run
+    from the same step (as the formula gave), not the end of the 3-epoch cosine."""
+    config = OptimConfig(lr=0.2, schedule="cosine", warmup_epochs=1)
+    optimizer = _optimizer()
+    scheduler = create_scheduler(optimizer, config, 4, 3)
+    _take(optimizer, scheduler, 6)
+    saved = schedule_state(scheduler, 4, 3)
+    longer = create_scheduler(optimizer, config, 4, 5)
+    restore_scheduler(longer, saved, 6, 4, 5)
+    assert _take(optimizer, longer, 14) == _rates(config, 4, 5)[6:]
 
 
 def test_weight_decay_spares_biases_and_norms():

@@ -118,7 +118,7 @@ def test_on_decode_error_must_match_on_resume_and_old_folders_resume_as_fail(hal
     before the setting existed (no key in its config, no warning in its manifest) resumes
     under the old behaviour, fail."""
     extract_one(half_mkv, tmp_path, FAIL)
-    with pytest.raises(ConfigError, match="on_decode_error: fail -> keep"):
+    with pytest.raises(ConfigError, match="--on-decode-error: fail -> keep"):
         extract_one(half_mkv, tmp_path, KEEP)
     config = json.loads((tmp_path / CONFIG_NAME).read_text())
     del config["on_decode_error"]

