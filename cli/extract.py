@@ -32,7 +32,7 @@ GROUPS = {
                 "gzip_level", "videos_per_shard"],
     "Parallelism": ["workers", "threads", "devices", "flow_server", "dask_address",
                     "num_partitions", "partition"],
-    "Run": ["on_decode_error", "overwrite", "retry_failed", "repair", "quiet"],
+    "Run": ["on_decode_error", "check_decode", "overwrite", "retry_failed", "repair", "quiet"],
 }
 
 
@@ -88,11 +88,13 @@ GROUPS = {
 @precision_option
 @click.option("--on-decode-error", type=click.Choice(DECODE_ERROR_CHOICES), default="fail",
               show_default=True,
-              help="A broken-off or truncated video: fail it, or keep its frames so far.")
+              help="A broken-off video: fail, or keep its frames.")
 @click.option("--num-partitions", type=click.IntRange(min=1), default=1, show_default=True,
               help="Split the videos into this many partitions.")
 @click.option("--partition", type=click.IntRange(min=0), default=0, show_default=True,
               help="Partition this run extracts, 0-based.")
+@click.option("--no-check-decode", "check_decode", flag_value=False, default=True,
+              help="Skip the pass that fails a broken video before its flow.")
 @click.option("--overwrite", is_flag=True, help="Delete earlier flowkit output in --out first.")
 @click.option("--retry-failed", is_flag=True, help="Try the videos that failed before again.")
 @click.option("--repair", is_flag=True,
@@ -106,7 +108,8 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
                     videos_per_shard: int | None, workers: int | None, threads: int | None,
                     device: str, devices: tuple[str, ...], flow_server: bool | None,
                     dask_address: str | None,
-                    batch_size: int, precision: str, on_decode_error: str, num_partitions: int,
+                    batch_size: int, precision: str, on_decode_error: str, check_decode: bool,
+                    num_partitions: int,
                     partition: int, overwrite: bool, retry_failed: bool, repair: bool,
                     quiet: bool, **flow_params: object) -> None:
     """Decode videos and write RGB frames and optical flow into HDF5 shards.
@@ -121,7 +124,8 @@ def extract_command(inputs: tuple[Path, ...], out_dir: Path, ext: str, list_root
         flow_step=step,
         storage=StorageConfig(rgb=rgb_format, jpeg_quality=jpeg_quality, flow_dtype=flow_dtype,
                               bound=bound, compression=compression, gzip_level=gzip_level),
-        device=device, devices=devices, batch_size=batch_size, on_decode_error=on_decode_error)
+        device=device, devices=devices, batch_size=batch_size, on_decode_error=on_decode_error,
+        check_decode=check_decode)
     sources = collect_videos(inputs, extensions=ext.split(","), list_root=list_root)
     if not sources:
         raise click.UsageError(f"no videos with extensions {ext} found in the inputs")

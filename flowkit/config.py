@@ -16,7 +16,8 @@ from flowkit.writing import write_text_atomic
 
 NO_FLOW = "none"
 DECODE_ERROR_CHOICES = ("fail", "keep")  # what ExtractConfig.on_decode_error may be
-RUN_SETTINGS = ("device", "devices", "batch_size")  # where and how fast, not what is stored
+# where and how fast, not what is stored
+RUN_SETTINGS = ("device", "devices", "batch_size", "check_decode")
 # Output settings added after the first release, with the value that gives the old behaviour:
 # a folder whose saved config lacks one was made with that value and resumes with it.
 _LATER_OUTPUT_DEFAULTS = {"on_decode_error": "fail"}
@@ -35,6 +36,10 @@ class ExtractConfig:
     (and the flows between them) as ok with a warning. It decides what is stored, so it is an
     output setting: a resumed run must use the same value, or the folder would hold truncated
     videos under one rule and failures under the other.
+
+    ``check_decode`` decodes each video to its end (without converting a frame) before its flow
+    is computed, under "fail": a video that does not decode fully then fails in seconds, not
+    after its flow. It changes nothing stored, and costs a decoding pass (docs/benchmarks.md).
     """
 
     decode: DecodeConfig = DecodeConfig()
@@ -46,6 +51,7 @@ class ExtractConfig:
     devices: tuple[str, ...] = ()
     batch_size: int = 8
     on_decode_error: str = "fail"
+    check_decode: bool = True
 
     def __post_init__(self) -> None:
         if self.flow != NO_FLOW and self.flow_params is None:

@@ -26,7 +26,7 @@ from flowkit.flow import FlowBackend, get_backend, list_backends, make_backend_c
 from flowkit.store.codec import decode_jpeg, dequantize_flow, encode_jpeg, quantize_flow
 from flowkit.store.folder import CONFIG_NAME, read_saved_config
 from flowkit.store.writer import StorageConfig
-from flowkit.video.decode import DecodeConfig, iter_frames
+from flowkit.video.decode import DecodeConfig, count_frames, iter_frames
 
 
 def read_extract_config(path: Path | str, with_flow: bool = True) -> ExtractConfig:
@@ -160,7 +160,7 @@ class VideoDecoder:
         Raises:
             DecodeError: the file cannot be decoded (see `flowkit.video.decode.iter_frames`).
         """
-        return sum(1 for _ in iter_frames(path, self.config.decode))
+        return count_frames(path, self.config.decode)
 
     def decode(self, path: Path | str, frames: Iterable[int] | None = None,
                flows: Iterable[int] | None = (), video_id: str | None = None) -> DecodedVideo:

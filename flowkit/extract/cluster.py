@@ -19,9 +19,10 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from flowkit.config import ExtractConfig
+from flowkit.config import NO_FLOW, ExtractConfig
 from flowkit.errors import ConfigError, ExtractionError
-from flowkit.extract.shard import ProgressFn, extract_shard
+from flowkit.extract.progress import ProgressCounts, ProgressFn
+from flowkit.extract.shard import extract_shard
 from flowkit.store.folder import remove_temporaries
 from flowkit.store.manifest import ManifestEntry
 from flowkit.store.writer import TMP_SUFFIX
@@ -34,7 +35,8 @@ def run_shards_on_dask(address: str, work: dict[str, list[ManifestEntry]], out_d
                        on_progress: ProgressFn) -> Iterator[list[ManifestEntry]]:
     """Yield the finished manifest entries of each shard as its task completes on the cluster
     at ``address``. The call shape of :func:`flowkit.extract.pool.run_shards`, less ``workers``,
-    which the cluster decides; progress is counted per finished shard.
+    which the cluster decides; progress is counted per finished shard
+    (:func:`_shard_counts`).
 
     Raises:
         ConfigError: ``distributed`` is not installed, several ``devices`` were given, or a
@@ -67,7 +69,7 @@ def run_shards_on_dask(address: str, work: dict[str, list[ManifestEntry]], out_d
         try:
             for future in as_completed(futures, loop=client.loop):
                 entries = future.result()
-                on_progress(len(entries), sum(entry.num_frames or 0 for entry in entries))
+                on_progress(_shard_counts(entries, config))
                 yield entries
         except KilledWorker as exc:
             raise ExtractionError(
@@ -77,6 +79,14 @@ def run_shards_on_dask(address: str, work: dict[str, list[ManifestEntry]], out_d
         finally:
             client.cancel(futures)
             remove_temporaries(out_dir)  # dead tries' half files; a live one's rename then fails
+
+
+def _shard_counts(entries: Sequence[ManifestEntry], config: ExtractConfig) -> ProgressCounts:
+    """A finished shard's videos, frames and units (flows, or frames without flow) at once."""
+    frames = sum(entry.num_frames or 0 for entry in entries)
+    units = frames if config.flow == NO_FLOW else sum(entry.num_flows or 0 for entry in entries)
+    return ProgressCounts(videos=len(entries), frames=frames, units=units, begun=len(entries),
+                          planned=units)
 
 
 def _extract_shard_task(path: Path, entries: Sequence[ManifestEntry], config: ExtractConfig,

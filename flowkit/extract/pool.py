@@ -15,7 +15,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from flowkit.config import ExtractConfig
 from flowkit.errors import ExtractionError
-from flowkit.extract.shard import ProgressFn, extract_shard
+from flowkit.extract.progress import ProgressCounts, ProgressFn
+from flowkit.extract.shard import extract_shard
 from flowkit.flow.base import FlowBackend
 from flowkit.lifecycle import die_with_parent, ignore_interrupts
 from flowkit.store.manifest import ManifestEntry
@@ -90,8 +91,8 @@ class _QueueProgress:
     def __init__(self, updates: Any) -> None:
         self._updates = updates
 
-    def __call__(self, videos: int, frames: int) -> None:
-        self._updates.put((videos, frames))
+    def __call__(self, counts: ProgressCounts) -> None:
+        self._updates.put(counts)
 
 
 class _QueueListener:
@@ -108,7 +109,7 @@ class _QueueListener:
     def _drain(self) -> None:
         while not self._stopped.is_set():
             try:
-                self._on_progress(*self._updates.get(timeout=0.1))
+                self._on_progress(self._updates.get(timeout=0.1))
             except queue.Empty:
                 continue
             except (EOFError, OSError):  # the manager went away at shutdown
@@ -121,6 +122,6 @@ class _QueueListener:
         with contextlib.suppress(EOFError, OSError):
             while True:
                 try:
-                    self._on_progress(*self._updates.get_nowait())
+                    self._on_progress(self._updates.get_nowait())
                 except queue.Empty:
                     return

@@ -127,7 +127,8 @@ def _plan_and_run(manifest: Manifest, sources: Sequence[VideoSource], out_dir: P
 
     work = shards_to_run(manifest, out_dir)
     processed = sum(len(entries) for entries in work.values())
-    bar = ProgressBar(total=processed, enabled=progress)
+    bar = ProgressBar(videos=processed, unit="frame" if config.flow == NO_FLOW else "pair",
+                      enabled=progress)
     frames = 0
     runner = run_shards
     if dask is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import sys
 import time
 from pathlib import Path
@@ -21,16 +22,15 @@ from flowkit.config import NO_FLOW, ExtractConfig
 from flowkit.errors import DecodeError, ExtractionError, FlowkitError, OutputError
 from flowkit.extract.flow_stream import open_flow_stream
 from flowkit.extract.prefetch import prefetch
+from flowkit.extract.progress import ProgressCounts, ProgressFn
 from flowkit.flow import FlowBackend, get_backend
 from flowkit.store.flowstats import FlowStats, flow_stats
 from flowkit.store.manifest import FAILED, OK, ManifestEntry
 from flowkit.store.writer import ShardWriter, VideoWriter
 from flowkit.versions import library_versions
-from flowkit.video.decode import iter_frames, probe
+from flowkit.video.decode import DecodeConfig, VideoInfo, count_frames, iter_frames, probe
 
-PROGRESS_INTERVAL_S = 0.5  # how often a worker reports decoded frames
-
-ProgressFn = Callable[[int, int], None]  # (videos finished, frames decoded) since last call
+PROGRESS_INTERVAL_S = 0.5  # how often a worker reports what it did
 
 
 def extract_shard(path: Path, entries: Sequence[ManifestEntry], config: ExtractConfig,
@@ -49,7 +49,7 @@ def extract_shard(path: Path, entries: Sequence[ManifestEntry], config: ExtractC
     backend instead of building it here (a flow server's client); a lost flow server stops the
     shard: FlowServerError.
     """
-    on_progress = on_progress or (lambda videos, frames: None)
+    on_progress = on_progress or (lambda counts: None)
     done = []
     with _flow_backend(config, device or config.device, make_backend) as backend, \
             _library_threads(threads), \
@@ -60,7 +60,7 @@ def extract_shard(path: Path, entries: Sequence[ManifestEntry], config: ExtractC
             try:
                 with shard.video(entry.video_id, flow_attrs) as video:
                     kept = extract_video(Path(entry.source), entry.label, config, backend, video,
-                                         lambda frames: on_progress(0, frames))
+                                         on_progress)
                 done.append(dataclasses.replace(
                     entry, status=OK, num_frames=video.num_frames, num_flows=video.num_flows,
                     error=None, warning=_error_text(kept, entry.source) if kept else None,
@@ -71,7 +71,7 @@ def extract_shard(path: Path, entries: Sequence[ManifestEntry], config: ExtractC
                 done.append(dataclasses.replace(entry, status=FAILED, num_frames=None,
                                                 num_flows=None, warning=None, flow_stats=None,
                                                 error=_error_text(exc, entry.source)))
-            on_progress(1, 0)
+            on_progress(ProgressCounts(videos=1))
     return [dataclasses.replace(e, shard=path.name) for e in done]
 
 
@@ -126,8 +126,13 @@ def _library_threads(threads: int | None) -> Iterator[None]:
 
 def extract_video(path: Path, label: int | None, config: ExtractConfig,
                   backend: FlowBackend | None, video: VideoWriter,
-                  on_frames: Callable[[int], None] = lambda n: None) -> DecodeError | None:
+                  on_progress: ProgressFn = lambda counts: None) -> DecodeError | None:
     """Stream one video into ``video``: every frame, and flow between frames ``step`` apart.
+
+    With ``config.check_decode`` (and flow to compute, and ``on_decode_error`` "fail") the
+    video is first decoded to its end without converting a frame (:func:`count_frames`), so
+    that one that does not decode fully fails before any flow is spent on it; the count it
+    gives is the video's planned work on the progress bar (else the header's estimate).
 
     Only ``batch_size`` frame pairs (and as many decoded frames ahead, decoded in a thread
     while flow runs) are held in memory at once (with a flow server: its in-flight bound).
@@ -140,7 +145,30 @@ def extract_video(path: Path, label: int | None, config: ExtractConfig,
         DecodeError: the video cannot be decoded, or fails part-way under "fail", or no frame
             decodes.
     """
-    info = probe(path)
+    with _VideoProgress(on_progress, flows=backend is not None) as progress:
+        info = probe(path)
+        checked = backend is not None and config.check_decode \
+            and config.on_decode_error == "fail"
+        frames = count_frames(path, config.decode) if checked \
+            else _estimated_frames(info, config.decode)
+        progress.begin(_pairs(frames, config.flow_step) if backend is not None else frames)
+        kept, (height, width) = _stream_video(path, config, backend, video, progress)
+        video.finish({
+            "source": str(path), "label": -1 if label is None else label,
+            "height": height, "width": width,
+            "fps": config.decode.fps or info.fps or 0.0, "source_fps": info.fps or 0.0,
+            "source_width": info.width, "source_height": info.height,
+            "rotation": info.rotation, "codec": info.codec,
+            "header_frames": info.header_frames or 0,
+        })
+    return kept
+
+
+def _stream_video(path: Path, config: ExtractConfig, backend: FlowBackend | None,
+                  video: VideoWriter, progress: "_VideoProgress"
+                  ) -> tuple[DecodeError | None, tuple[int, int]]:
+    """Decode ``path`` into ``video``, its pairs through ``backend``; return the decode error
+    kept under "keep" (else None) and the frames' (height, width)."""
     step, batch = config.flow_step, config.batch_size
     anchor: np.ndarray | None = None
     bound = config.storage.bound
@@ -151,40 +179,83 @@ def extract_video(path: Path, label: int | None, config: ExtractConfig,
         def store(flow: np.ndarray) -> None:
             video.flow_stats += flow_stats(flow, bound)  # before quantisation clips it
             video.append_flow(flow)
+            progress.flow_done()
 
         pairs = open_flow_stream(backend, store, batch)
     frame = None
     kept: DecodeError | None = None
-    reported, reported_at = 0, time.monotonic()
     try:
         for index, frame in enumerate(prefetch(iter_frames(path, config.decode), depth=batch)):
             video.append_frame(frame)
+            progress.frame_done()
             if pairs is not None and index % step == 0:
                 if anchor is not None:
                     pairs.add(anchor, frame)
                 anchor = frame
-            if time.monotonic() - reported_at >= PROGRESS_INTERVAL_S:
-                on_frames(index + 1 - reported)
-                reported, reported_at = index + 1, time.monotonic()
     except DecodeError as error:
         if config.on_decode_error != "keep" or frame is None:
             raise
         kept = error
     if pairs is not None:
         pairs.finish()
-    on_frames(video.num_frames - reported)
     if frame is None:
         raise DecodeError(f"{path}: no frames decoded")
-    height, width = frame.shape[:2]
-    video.finish({
-        "source": str(path), "label": -1 if label is None else label,
-        "height": height, "width": width,
-        "fps": config.decode.fps or info.fps or 0.0, "source_fps": info.fps or 0.0,
-        "source_width": info.width, "source_height": info.height,
-        "rotation": info.rotation, "codec": info.codec,
-        "header_frames": info.header_frames or 0,
-    })
-    return kept
+    return kept, frame.shape[:2]
+
+
+def _pairs(frames: int, step: int) -> int:
+    """Flows of a video of ``frames`` frames: between consecutive frames ``step`` apart."""
+    return max(math.ceil(frames / step) - 1, 0)
+
+
+def _estimated_frames(info: VideoInfo, decode: DecodeConfig) -> int:
+    """The frames a video will decode to, from its header (which may lie; only for progress)."""
+    if decode.fps and info.duration:
+        return round(info.duration * decode.fps)
+    if info.header_frames:
+        return info.header_frames
+    return round(info.duration * info.fps) if info.duration and info.fps else 0
+
+
+class _VideoProgress:
+    """One video's progress reports: begun, with its planned units (flows, or frames when none
+    are computed); frames and units done, at most every ``PROGRESS_INTERVAL_S``; and at its end
+    (stored or failed) the rest, with the planned units corrected to those done."""
+
+    def __init__(self, report: ProgressFn, flows: bool) -> None:
+        self._report, self._flows = report, flows
+        self._begun = False
+        self._planned = self._frames = self._units = self._sent_frames = self._sent_units = 0
+        self._sent_at = time.monotonic()
+
+    def begin(self, planned: int) -> None:
+        self._begun, self._planned = True, planned
+        self._report(ProgressCounts(begun=1, planned=planned))
+
+    def frame_done(self) -> None:
+        self._frames += 1
+        self._units += not self._flows
+        self._maybe_send()
+
+    def flow_done(self) -> None:
+        self._units += 1
+        self._maybe_send()
+
+    def _maybe_send(self) -> None:
+        if time.monotonic() - self._sent_at >= PROGRESS_INTERVAL_S:
+            self._send()
+
+    def _send(self, **end: int) -> None:
+        self._report(ProgressCounts(frames=self._frames - self._sent_frames,
+                                    units=self._units - self._sent_units, **end))
+        self._sent_frames, self._sent_units = self._frames, self._units
+        self._sent_at = time.monotonic()
+
+    def __enter__(self) -> "_VideoProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._send(begun=0 if self._begun else 1, planned=self._units - self._planned)
 
 
 def shard_attributes(config: ExtractConfig) -> dict[str, Any]:

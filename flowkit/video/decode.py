@@ -200,16 +200,42 @@ def iter_frames(path: str | Path, config: DecodeConfig = DecodeConfig()) -> Iter
     """
     path = Path(path)
     with _open_video(path, threads=config.threads) as (container, stream):
-        frames = _decoded(path, container, stream)
-        if config.fps is None:
-            for index, frame in enumerate(frames):
+        converted: tuple[int, np.ndarray] | None = None  # a frame the resampling may repeat
+        for index, frame in _output_frames(path, container, stream, config):
+            if config.fps is None:
                 yield _to_rgb(path, index, frame, config)
-        else:
-            default_duration = 1 / Fraction(stream.average_rate) if stream.average_rate else None
-            timed = _presentation_times(path, frames, default_duration)
-            fps = Fraction(config.fps).limit_denominator(1_000_000)
-            tick = Fraction(stream.time_base) if stream.time_base else Fraction(0)
-            yield from _resample(path, timed, fps, min(tick / 2, _MAX_TOLERANCE), config)
+                continue
+            if converted is None or converted[0] != index:
+                converted = index, _to_rgb(path, index, frame, config)
+            yield converted[1].copy()
+
+
+def count_frames(path: str | Path, config: DecodeConfig = DecodeConfig()) -> int:
+    """How many frames :func:`iter_frames` yields, by decoding the whole video without
+    converting or resizing a frame: a fraction of the cost of iterating it.
+
+    It raises the same DecodeError ``iter_frames`` would, so it checks that a video decodes to
+    its end before anything costly (flow) is spent on it.
+    """
+    path = Path(path)
+    with _open_video(path, threads=config.threads) as (container, stream):
+        return sum(1 for _ in _output_frames(path, container, stream, config))
+
+
+def _output_frames(path: Path, container: av.container.InputContainer,
+                   stream: av.video.stream.VideoStream, config: DecodeConfig
+                   ) -> Iterator[tuple[int, av.VideoFrame]]:
+    """(decode index, frame) of each output frame, before conversion: every decoded frame, or
+    with ``config.fps`` the resampled sequence, in which a frame may repeat."""
+    frames = _decoded(path, container, stream)
+    if config.fps is None:
+        yield from enumerate(frames)
+        return
+    default_duration = 1 / Fraction(stream.average_rate) if stream.average_rate else None
+    timed = _presentation_times(path, frames, default_duration)
+    fps = Fraction(config.fps).limit_denominator(1_000_000)
+    tick = Fraction(stream.time_base) if stream.time_base else Fraction(0)
+    yield from _resample(timed, fps, min(tick / 2, _MAX_TOLERANCE))
 
 
 @contextlib.contextmanager
@@ -396,13 +422,11 @@ def _presentation_times(
 
 
 def _resample(
-    path: Path,
     timed: Iterable[tuple[Fraction, Fraction, int, av.VideoFrame]],
     fps: Fraction,
     tolerance: Fraction,
-    config: DecodeConfig,
-) -> Iterator[np.ndarray]:
-    """Frames at times t0 + k / fps (t0: the first frame's time), one per k.
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """(index, frame) at times t0 + k / fps (t0: the first frame's time), one per k.
 
     Output k is the last frame whose time is <= t0 + k / fps; a time less than ``tolerance``
     after a target counts as on it (see ``_MAX_TOLERANCE``). Output stops at the end of the last
@@ -412,7 +436,6 @@ def _resample(
     k = 0
     start: Fraction | None = None
     held: tuple[int, av.VideoFrame] | None = None
-    held_rgb: np.ndarray | None = None
     end = Fraction(0)
 
     def after(time: Fraction, target: Fraction) -> bool:
@@ -422,14 +445,10 @@ def _resample(
         if start is None:
             start = time
         while held is not None and after(time, start + k * period):
-            if held_rgb is None:
-                held_rgb = _to_rgb(path, *held, config)
-            yield held_rgb.copy()
+            yield held
             k += 1
-        held, held_rgb = (index, frame), None
+        held = (index, frame)
         end = time + duration
     while held is not None and start is not None and after(end, start + k * period):
-        if held_rgb is None:
-            held_rgb = _to_rgb(path, *held, config)
-        yield held_rgb.copy()
+        yield held
         k += 1
