@@ -24,6 +24,7 @@ from flowkit.store.flowstats import (ATTR_PREFIX, MAGNITUDE_EDGES, FlowStats, bi
                                      flow_stats, quantized_flow_stats)
 from flowkit.store.manifest import MANIFEST_NAME, Manifest
 from flowkit.store.reader import open_shards
+from flowkit.store.summary import LINE_WIDTH
 from flowkit.store.writer import StorageConfig, group_name
 from helpers import make_legacy_manifest
 from flowkit.video.decode import DecodeConfig, iter_frames
@@ -106,6 +107,7 @@ def test_info_shows_the_clipped_share_histogram_and_most_clipped_videos(fast):
             f"components; largest |flow| {stats.max_magnitude:.3g} px") in text
     pixels = stats.components // 2
     assert f"  |flow| px: <0.5 {stats.histogram[0] / pixels:.1%}, 0.5-1" in text
+    assert ">=64 0.0%" in text and max(map(len, text.splitlines())) <= LINE_WIDTH  # wrapped
     assert f"most clipped at +-2 px (share of their flow components):\n  {VIDEO}: " \
            f"{stats.clipped_share:.2%}" in text
     assert (f"  flow beyond +-2 px (float16: stored unclipped): {stats.clipped_share:.2%}"

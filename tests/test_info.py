@@ -11,7 +11,7 @@ from flowkit.cli.main import main
 from flowkit.config import ExtractConfig
 from flowkit.store.folder import CONFIG_NAME
 from flowkit.store.manifest import FAILED, Manifest, ManifestEntry
-from flowkit.store.summary import PARAMETER_WIDTH, summarize
+from flowkit.store.summary import LINE_WIDTH, summarize
 from flowkit.video.decode import DecodeConfig
 
 
@@ -51,7 +51,7 @@ def test_parameters_are_one_line_per_group_wrapped_at_100_columns(tmp_path):
     folder = _folder(tmp_path / "out", config)
     text = _info(folder)
     block = text.split("  parameters:\n", 1)[1].split("\n  flow clipping", 1)[0].splitlines()
-    assert max(map(len, block)) <= PARAMETER_WIDTH
+    assert max(map(len, block)) <= LINE_WIDTH
     starts = [line.split(":", 1)[0].strip() for line in block if not line.startswith("      ")]
     assert starts[1:] == ["decode", "flow_params", "storage"]
     assert block[0].startswith('    flow="dis", flow_step=1, device="cpu"')

@@ -134,8 +134,8 @@ class FolderSummary:
             f"  flow {where}: {total.clipped_share:.2%} of "
             f"{total.components} components; largest |flow| {total.max_magnitude:.3g} px"
             f"{unknown_text}",
-            "  |flow| px: " + ", ".join(f"{label} {count / pixels:.1%}" for label, count
-                                        in zip(bin_labels(), total.histogram))]
+            *_wrap([f"{label} {count / pixels:.1%}" for label, count
+                    in zip(bin_labels(), total.histogram)], "  |flow| px: ", "    ", LINE_WIDTH)]
         worst = self.most_clipped
         if worst:
             lines.append(f"most {verb} +-{total.bound:g} px (share of their flow components):")
@@ -204,10 +204,10 @@ def _human_bytes(size: float) -> str:
     return f"{size:.1f} TiB"
 
 
-PARAMETER_WIDTH = 100  # columns of `flowkit info`'s parameter lines
+LINE_WIDTH = 100  # columns of `flowkit info`'s wrapped lines (parameters, the histogram)
 
 
-def _parameter_lines(config: dict[str, Any], width: int = PARAMETER_WIDTH) -> list[str]:
+def _parameter_lines(config: dict[str, Any], width: int = LINE_WIDTH) -> list[str]:
     """The saved settings as `flowkit info` prints them: the top-level ones on one line, then
     a line per group (decode, flow_params, storage), each wrapped at ``width`` columns between
     settings (a setting is never split), so that the ~900 characters stay readable."""
