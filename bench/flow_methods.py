@@ -81,6 +81,7 @@ METHODS = [
     Method("dis ultrafast", "dis", {"preset": "ultrafast"}, 48),
     Method("dis fast", "dis", {"preset": "fast"}, 48),
     Method("dis medium", "dis", {"preset": "medium"}, 24),
+    Method("dis medium, finest scale 0", "dis", {"preset": "medium", "finest_scale": 0}, 24),
     Method("farneback", "farneback", {}, 24),
     Method("tvl1-torch (CPU)", "tvl1-torch", {}, 2),
 ]

@@ -15,7 +15,8 @@ import pytest
 from helpers import shared_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ["tvl1", "dis ultrafast", "dis fast", "dis medium", "farneback", "tvl1-torch (CPU)"]
+METHODS = ["tvl1", "dis ultrafast", "dis fast", "dis medium", "dis medium, finest scale 0",
+           "farneback", "tvl1-torch (CPU)"]
 SIZES = ["320x240", "340x256"]
 
 
