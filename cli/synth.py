@@ -1,17 +1,21 @@
 """``flowkit synth``: short videos with known motion and labels, for demos, tests and experiments.
 
-Two tasks: ``translate`` (the default) writes textures sliding in four directions
+Tasks: ``translate`` (the default) writes textures sliding in four directions
 (flowkit.video.synth); ``motion`` writes the motion laboratory (flowkit.video.motion_lab),
-whose classes only optical flow can tell apart. Options of one task given with the other are
-usage errors.
+whose classes only optical flow can tell apart; ``complementary`` and ``binding``
+(flowkit.video.colour_motion) need colour and motion together. Options of one task given with
+another are usage errors.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import click
 
+from flowkit.video.colour_motion import (CLASSES, TASKS, ColourMotionConfig,
+                                         make_colour_motion_dataset)
 from flowkit.video.motion_lab import VOCABULARY, MotionLabConfig, make_motion_dataset
 from flowkit.video.synth import SynthConfig, make_synthetic_videos
 
@@ -22,7 +26,7 @@ _MOTION = MotionLabConfig()
 def _per_task(name: str) -> str:
     """Help's default for a shared option whose default differs by task."""
     return (f"  [default: {getattr(_TRANSLATE, name)} with translate, {getattr(_MOTION, name)} "
-            "with motion]")
+            "with motion, complementary and binding]")
 
 
 EPILOG = """\b
@@ -31,6 +35,7 @@ Examples:
   flowkit extract demo/videos/labels.txt --out demo/shards
   flowkit synth --out lab --task motion --classes 8 --videos-per-class 30
   flowkit extract lab/labels.txt --out lab/shards --short-side 0
+  flowkit synth --out binding --task binding --videos-per-class 30
 """
 
 
@@ -38,11 +43,15 @@ Examples:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder for the videos, labels.txt and truth.json (and the split "
                    "lists with --task motion).")
-@click.option("--task", type=click.Choice(["translate", "motion"]), default="translate",
+@click.option("--task", type=click.Choice(["translate", "motion", *TASKS]), default="translate",
               show_default=True,
               help="translate: textures sliding right, left, down, up (class = direction); "
                    "motion: the motion laboratory, classes defined by an object's motion with "
-                   "appearance drawn independently of the class, so one frame cannot tell it.")
+                   "appearance drawn independently of the class, so one frame cannot tell it; "
+                   "complementary: " + ", ".join(CLASSES["complementary"]) + " (one frame gives "
+                   "the colour, the flow the direction); binding: a warm and a cool object "
+                   "moving opposite ways, " + ", ".join(CLASSES["binding"]) + " (only colour "
+                   "and motion taken at the same place tell the class).")
 @click.option("--num-videos", type=click.IntRange(min=1), default=None,
               help="translate only: videos to make; video i moves in direction i mod 4."
                    f"  [default: {_TRANSLATE.num_videos}]")
@@ -50,10 +59,12 @@ Examples:
               help="motion only: number of classes K, the first K of: "
                    + ", ".join(m.name for m in VOCABULARY) + f".  [default: {_MOTION.num_classes}]")
 @click.option("--videos-per-class", type=int, default=None,
-              help="motion only: videos of each class (at least 2: one train, one test)."
+              help="motion, complementary, binding: videos of each class (at least 2: one "
+                   "train, one test)."
                    f"  [default: {_MOTION.videos_per_class}]")
 @click.option("--test-fraction", type=float, default=None,
-              help="motion only: fraction of each class's videos in testlist01.txt (rounded; "
+              help="motion, complementary, binding: fraction of each class's videos in "
+                   "testlist01.txt (rounded; "
                    f"at least one video in each split).  [default: {_MOTION.test_fraction}]")
 @click.option("--num-frames", type=click.IntRange(min=2), default=None,
               help="Frames per video." + _per_task("num_frames"))
@@ -79,13 +90,14 @@ def synth_command(out_dir: Path, task: str, num_videos: int | None, num_classes:
     motion: K motion classes of a textured object over a moving background, with
       classInd.txt, trainlist01.txt and testlist01.txt in UCF101's format.
     """
-    only = {"translate": {"--num-videos": num_videos},
-            "motion": {"--classes": num_classes, "--videos-per-class": videos_per_class,
-                       "--test-fraction": test_fraction}}
-    for owner, options in only.items():
-        for name, value in options.items():
-            if owner != task and value is not None:
-                raise click.BadOptionUsage(name, f"{name} applies to --task {owner}, not {task}")
+    labs = ("motion", *TASKS)
+    only = {"--num-videos": (num_videos, ("translate",)), "--classes": (num_classes, ("motion",)),
+            "--videos-per-class": (videos_per_class, labs),
+            "--test-fraction": (test_fraction, labs)}
+    for name, (value, owners) in only.items():
+        if task not in owners and value is not None:
+            raise click.BadOptionUsage(name, f"{name} applies to --task {' or '.join(owners)}, "
+                                             f"not {task}")
     given = {name: value for name, value in
              (("num_frames", num_frames), ("width", width), ("height", height), ("codec", codec))
              if value is not None}
@@ -93,12 +105,15 @@ def synth_command(out_dir: Path, task: str, num_videos: int | None, num_classes:
         if num_videos is not None:
             given["num_videos"] = num_videos
         _translate(out_dir, SynthConfig(fps=fps, seed=seed, **given))
-    else:
-        for name, value in (("num_classes", num_classes), ("videos_per_class", videos_per_class),
-                            ("test_fraction", test_fraction)):
-            if value is not None:
-                given[name] = value
+        return
+    for name, value in (("num_classes", num_classes), ("videos_per_class", videos_per_class),
+                        ("test_fraction", test_fraction)):
+        if value is not None:
+            given[name] = value
+    if task == "motion":
         _motion(out_dir, MotionLabConfig(fps=fps, seed=seed, **given))
+    else:
+        _colour_motion(out_dir, ColourMotionConfig(task=task, fps=fps, seed=seed, **given))
 
 
 def _translate(out_dir: Path, config: SynthConfig) -> None:
@@ -111,11 +126,22 @@ def _translate(out_dir: Path, config: SynthConfig) -> None:
 
 def _motion(out_dir: Path, config: MotionLabConfig) -> None:
     videos = make_motion_dataset(out_dir, config)
+    _lab_summary(out_dir, len(videos), [motion.name for motion in config.classes], config)
+
+
+def _colour_motion(out_dir: Path, config: ColourMotionConfig) -> None:
+    videos = make_colour_motion_dataset(out_dir, config)
+    _lab_summary(out_dir, len(videos), config.classes, config)
+
+
+def _lab_summary(out_dir: Path, count: int, classes: Sequence[str],
+                 config: MotionLabConfig | ColourMotionConfig) -> None:
+    """Per class its videos and split, then what was written."""
     train = config.videos_per_class - config.num_test
-    for label, motion in enumerate(config.classes):
-        click.echo(f"{label} {motion.name}: {config.videos_per_class} videos "
+    for label, name in enumerate(classes):
+        click.echo(f"{label} {name}: {config.videos_per_class} videos "
                    f"({train} train, {config.num_test} test)")
-    click.echo(f"wrote {len(videos)} videos of {config.width}x{config.height}, "
+    click.echo(f"wrote {count} videos of {config.width}x{config.height}, "
                f"{config.num_frames} frames, under {out_dir}, with labels.txt, classInd.txt, "
                "trainlist01.txt, testlist01.txt and truth.json")
     click.echo(f"next: flowkit extract {out_dir / 'labels.txt'} --out SHARDS --short-side 0  "

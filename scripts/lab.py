@@ -3,7 +3,7 @@ videos, extract TV-L1 flow, train every model with several seeds, test each on t
 split, and print mean +- std test accuracy with every command it ran.
 
     python scripts/lab.py [--out lab] [--seeds 0,1,2] [--variants rgb,flow,...]
-        [--flows tvl1,dis-medium,...]
+        [--flows tvl1,dis-medium,...] [--task motion|complementary|binding]
 
 ``--flows`` compares flow methods (docs/flow-methods.md, "Action accuracy"): the videos are made
 once, each method of FLOWS is extracted into its own shards folder and every variant that uses
@@ -216,7 +216,10 @@ def main() -> None:
     parser.add_argument("--variants", default=DEFAULT)
     parser.add_argument("--flows", default=DEFAULT_FLOW,
                         help=f"flow methods to compare, among {', '.join(FLOWS)}")
-    parser.add_argument("--classes", default="8")
+    parser.add_argument("--task", default="motion", choices=("motion", "complementary", "binding"),
+                        help="the set (flowkit synth --task): motion, or the colour-and-motion "
+                             "tasks of docs/results.md")
+    parser.add_argument("--classes", default="8", help="motion only: number of classes")
     parser.add_argument("--videos-per-class", default="30")
     args = parser.parse_args()
     flows = parse_flows(args.flows)
@@ -225,7 +228,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     videos = out / "videos"
     if not (videos / "truth.json").exists():
-        run([*FLOWKIT, "synth", "--out", str(videos), "--task", "motion", "--classes", args.classes,
+        classes = ["--classes", args.classes] if args.task == "motion" else []
+        run([*FLOWKIT, "synth", "--out", str(videos), "--task", args.task, *classes,
              "--videos-per-class", args.videos_per_class], log)
     for flow in flows:
         extract_flow(flow, out, log)

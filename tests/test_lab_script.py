@@ -65,6 +65,18 @@ def test_default_is_the_tvl1_lab_of_the_results_page(tmp_path, monkeypatch, caps
     assert "| flow | 75.0 +- 0.0 | 75.0 |" in table
 
 
+@pytest.mark.parametrize("task, classes", [("motion", ["--classes", "8"]), ("binding", [])])
+def test_the_task_chooses_the_set_synth_makes(task, classes, tmp_path, monkeypatch):
+    commands: list[list[str]] = []
+    monkeypatch.setattr(lab, "run", fake_run(commands))
+    extra = [] if task == "motion" else ["--task", task]
+    monkeypatch.setattr(sys, "argv", ["lab.py", "--out", str(tmp_path), "--seeds", "0",
+                                      "--variants", "flow", *extra])
+    lab.main()
+    assert commands[0] == ["synth", "--out", str(tmp_path / "videos"), "--task", task,
+                           *classes, "--videos-per-class", "30"]
+
+
 def test_flows_get_their_own_shards_and_runs_and_share_the_rgb_stream(tmp_path, monkeypatch,
                                                                         capsys):
     """--flows tvl1,dis-fast: two extractions (each timed), rgb trained once per seed on the first

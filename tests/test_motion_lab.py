@@ -324,8 +324,10 @@ def test_synth_without_task_still_writes_the_translating_textures(tmp_path):
 def test_help_shows_the_defaults_of_each_task():
     """--help gives both tasks' default frame sizes and codecs, and the motion classes."""
     text = " ".join(run("synth", "--help").output.split())
-    assert "[default: 340 with translate, 64 with motion]" in text
-    assert "[default: libx264 with translate, ffv1 with motion]" in text
+    assert "[default: 340 with translate, 64 with motion, complementary and binding]" in text
+    assert "[default: libx264 with translate, ffv1 with motion, complementary and binding]" \
+        in text
+    assert "binding: a warm and a cool object" in text
     assert "right, left, rotate-cw, rotate-ccw" in text
 
 

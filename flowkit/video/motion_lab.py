@@ -47,8 +47,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -128,28 +129,12 @@ class MotionLabConfig:
     codec: str = "ffv1"
 
     def __post_init__(self) -> None:
-        check_integers(self, ("num_classes", "videos_per_class", "num_frames", "width",
-                              "height", "seed"))
+        check_integers(self, ("num_classes",))
         if not 2 <= self.num_classes <= len(VOCABULARY):
             raise ConfigError(f"the number of classes must be 2 to {len(VOCABULARY)}, got "
                               f"{self.num_classes}; classes in order: "
                               + ", ".join(m.name for m in VOCABULARY))
-        if self.videos_per_class < 2:
-            raise ConfigError(f"videos per class must be >= 2 (one for training, one for "
-                              f"testing), got {self.videos_per_class}")
-        fraction = self.test_fraction
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
-                or not 0.0 < fraction < 1.0:
-            raise ConfigError(f"test fraction must be a number in (0, 1), got {fraction!r}")
-        if self.num_frames < 2:
-            raise ConfigError(f"num_frames must be >= 2 (flow needs a pair), got {self.num_frames}")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}")
-        check_codec(self.codec)
-        if min(self.width, self.height) < 16:
-            raise ConfigError(f"video size must be at least 16x16, got {self.width}x{self.height}")
-        check_size(self.width, self.height, self.codec)
-        check_fps(self.fps)
+        check_lab_config(self)
 
     @property
     def classes(self) -> tuple[MotionClass, ...]:
@@ -158,9 +143,35 @@ class MotionLabConfig:
 
     @property
     def num_test(self) -> int:
-        """Test videos per class: test_fraction of them, rounded half up, in [1, N - 1]."""
-        wanted = math.floor(self.videos_per_class * self.test_fraction + 0.5)
-        return min(self.videos_per_class - 1, max(1, wanted))
+        return videos_to_test(self.videos_per_class, self.test_fraction)
+
+
+def check_lab_config(config: Any) -> None:
+    """ConfigError unless a laboratory's config (``videos_per_class``, ``test_fraction``,
+    ``num_frames``, ``width``, ``height``, ``fps``, ``seed``, ``codec``) can be made."""
+    check_integers(config, ("videos_per_class", "num_frames", "width", "height", "seed"))
+    if config.videos_per_class < 2:
+        raise ConfigError(f"videos per class must be >= 2 (one for training, one for "
+                          f"testing), got {config.videos_per_class}")
+    fraction = config.test_fraction
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
+            or not 0.0 < fraction < 1.0:
+        raise ConfigError(f"test fraction must be a number in (0, 1), got {fraction!r}")
+    if config.num_frames < 2:
+        raise ConfigError(f"num_frames must be >= 2 (flow needs a pair), got {config.num_frames}")
+    if config.seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {config.seed}")
+    check_codec(config.codec)
+    if min(config.width, config.height) < 16:
+        raise ConfigError(f"video size must be at least 16x16, got {config.width}x{config.height}")
+    check_size(config.width, config.height, config.codec)
+    check_fps(config.fps)
+
+
+def videos_to_test(videos_per_class: int, test_fraction: float) -> int:
+    """Test videos per class: test_fraction of them, rounded half up, in [1, N - 1]."""
+    wanted = math.floor(videos_per_class * test_fraction + 0.5)
+    return min(videos_per_class - 1, max(1, wanted))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,20 +278,32 @@ def make_motion_dataset(out_dir: str | Path,
     for video in videos:
         write_video(out_dir / video.video_id, render_frames(video, config.width, config.height),
                     config.fps, config.codec)
+    write_lab_lists(out_dir, videos, [m.name for m in config.classes],
+                    _truth_document(config, videos))
+    return videos
+
+
+def write_lab_lists(out_dir: Path, videos: Sequence[Any], class_names: Sequence[str],
+                    truth: dict) -> None:
+    """labels.txt, classInd.txt, trainlist01.txt, testlist01.txt (UCF101's formats) and
+    truth.json of a laboratory's ``videos`` (each with ``video_id``, ``label`` and ``split``).
+
+    Raises:
+        FlowkitError: a file cannot be written.
+    """
     texts = {
         "labels.txt": "".join(f"{v.video_id} {v.label}\n" for v in videos),
-        "classInd.txt": "".join(f"{i + 1} {m.name}\n" for i, m in enumerate(config.classes)),
+        "classInd.txt": "".join(f"{i + 1} {name}\n" for i, name in enumerate(class_names)),
         "trainlist01.txt": "".join(f"{v.video_id} {v.label + 1}\n" for v in videos
                                    if v.split == "train"),
         "testlist01.txt": "".join(f"{v.video_id}\n" for v in videos if v.split == "test"),
-        "truth.json": json.dumps(_truth_document(config, videos), indent=1) + "\n",
+        "truth.json": json.dumps(truth, indent=1) + "\n",
     }
     for name, text in texts.items():
         try:
             write_text_atomic(out_dir / name, text)
         except OSError as error:
             raise FlowkitError(f"{out_dir / name}: cannot write ({error})") from error
-    return videos
 
 
 def _truth_document(config: MotionLabConfig, videos: list[LabVideo]) -> dict:
