@@ -10,8 +10,8 @@ import click
 
 from flowkit.cli.options import png_path
 from flowkit.flow.viz import save_png
-from flowkit.preview import (DEFAULT_MAX_HEIGHT, compose, legend_panel, sample_panel,
-                             shown_magnitude, video_panel)
+from flowkit.preview import (DEFAULT_MAX_HEIGHT, compose, describe_transform, legend_panel,
+                             sample_panels, shown_magnitude, video_panel)
 from flowkit.store.reader import open_shards
 from flowkit.store.summary import summarize
 from flowkit.store.verify import verify
@@ -72,11 +72,16 @@ def verify_command(folder: Path, workers: int | None, quiet: bool) -> None:
 @click.option("--transform", "transform_name", type=click.Choice(["none", "train", "test"]),
               default="train", show_default=True,
               help="Also show each video as a Dataset sample after this transform: train "
-                   "(multi-scale crop and random flip, as TSN), test (centre crop), or none.")
+                   "(multi-scale crop and random flip, as TSN training), test (centre crop), "
+                   "or none.")
 @click.option("--crop-size", type=click.IntRange(min=8), default=224, show_default=True,
-              help="Crop size of the sample transform.")
+              help="Crop size of the sample transform (flowkit train's --input-size).")
+@click.option("--flip/--no-flip", default=True, show_default=True,
+              help="Random horizontal flips in the train transform; --no-flip shows what "
+                   "flowkit train --no-flip trains on.")
 @click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the sample's random crop and flip.")
+              help="Seed of the samples' random segments, crops and flips (each video draws "
+                   "its own).")
 @click.option("--max-magnitude", type=click.FloatRange(min=0, min_open=True),
               help="Flow length (px) shown fully saturated [default: the largest shown].")
 @click.option("--max-height", type=click.IntRange(min=200), default=DEFAULT_MAX_HEIGHT,
@@ -85,8 +90,8 @@ def verify_command(folder: Path, workers: int | None, quiet: bool) -> None:
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               callback=png_path, help="PNG file to write (named .png).")
 def view_command(folder: Path, video_ids: tuple[str, ...], count: int, transform_name: str,
-                 crop_size: int, seed: int, max_magnitude: float | None, max_height: int,
-                 out_path: Path) -> None:
+                 crop_size: int, flip: bool, seed: int, max_magnitude: float | None,
+                 max_height: int, out_path: Path) -> None:
     """Write a PNG of RGB frames above their optical flow in Middlebury colours.
 
     Each row is labelled with the video, its class and the frame indices; below the stored
@@ -107,16 +112,14 @@ def view_command(folder: Path, video_ids: tuple[str, ...], count: int, transform
         panels = [video_panel(video, count, magnitude) for video in videos]
         legend = legend_panel(videos, magnitude)
     if transform_name != "none":
-        from flowkit.data.transforms import CenterCrop, Compose, HorizontalFlip, MultiScaleCrop
+        from flowkit.data.transforms import CenterCrop, tsn_train_transform
 
-        if transform_name == "train":
-            transform = Compose([MultiScaleCrop(crop_size), HorizontalFlip()])
-            description = f"random multi-scale {crop_size} px crop + random horizontal flip"
-        else:
-            transform, description = CenterCrop(crop_size), f"centre {crop_size} px crop"
-        panels += [sample_panel(folder, v, transform, description, count, seed, magnitude)
-                   for v in video_ids]
+        transform = (tsn_train_transform(crop_size, normalize=None, flip=flip)
+                     if transform_name == "train" else CenterCrop(crop_size))
+        panels += sample_panels(folder, video_ids, transform, count, seed, magnitude)
     image = compose([*panels, legend], max_height)
     save_png(out_path, image)
+    samples = ("" if transform_name == "none" else
+               f"; training samples: {describe_transform(transform)}, seed {seed}")
     click.echo(f"wrote {out_path} ({image.shape[1]}x{image.shape[0]} px; "
-               f"{', '.join(video_ids)})")
+               f"{', '.join(video_ids)}{samples})")

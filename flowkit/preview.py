@@ -15,12 +15,14 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from flowkit.flow.viz import GAP_VALUE, color_legend, max_flow_magnitude, preview_grid, text_block
+from flowkit.flow.viz import (GAP_VALUE, TEXT_MARGIN, color_legend, max_flow_magnitude,
+                              preview_grid, text_block, wrap_text)
 from flowkit.store.flowstats import saturated_components
 from flowkit.store.reader import Video
 
 DEFAULT_MAX_HEIGHT = 2000  # pixels: what a browser shows whole on most screens
 MIN_TILE = 128  # pixels: smaller frames (a 64x64 laboratory video) are enlarged, pixel by pixel
+MIN_TEXT_WIDTH = 480  # pixels: captions wrap at the widest picture, but not narrower than this
 _GAP = 4
 
 
@@ -72,26 +74,62 @@ def video_panel(video: Video, count: int, max_magnitude: float) -> Panel:
     return Panel(caption, _enlarged(grid, video.frames[0].shape[:2]))
 
 
-def sample_panel(root: Path | str, video_id: str, transform: Callable, description: str,
-                 count: int = 4, seed: int = 0, max_magnitude: float | None = None) -> Panel:
-    """What a network is given: ``count`` TSN segments of a video after ``transform``.
+def describe_transform(transform: Callable) -> str:
+    """What ``transform`` does, in words, from its parts: "random multi-scale 56 px crop, no
+    flip" for ``tsn_train_transform(56, normalize=None, flip=False)``."""
+    from flowkit.data.transforms import (CenterCrop, Compose, HorizontalFlip, MultiScaleCrop,
+                                         RandomResizedCrop, Resize)
 
-    The sample comes from :class:`ShardDataset` itself (rgb+flow, stacks of one flow), so crops,
-    scales and flips (mirrored, u negated) are exactly those of training. ``transform`` must not
-    normalise, so that the frames can be shown; ``description`` says what it does.
+    parts = list(transform.transforms) if isinstance(transform, Compose) else [transform]
+    words = []
+    for part in parts:
+        if isinstance(part, MultiScaleCrop):
+            words.append(f"random multi-scale {part.size} px crop")
+        elif isinstance(part, RandomResizedCrop):
+            words.append(f"random resized {part.size} px crop")
+        elif isinstance(part, CenterCrop):
+            words.append(f"centre {part.size} px crop")
+        elif isinstance(part, Resize):
+            words.append(f"short side to {part.short_side} px")
+        elif isinstance(part, HorizontalFlip):
+            words.append("random horizontal flip" if part.p == 0.5
+                         else f"horizontal flip with probability {part.p:g}")
+        else:
+            words.append(type(part).__name__)
+    if any(isinstance(part, MultiScaleCrop | RandomResizedCrop) for part in parts) and not any(
+            isinstance(part, HorizontalFlip) for part in parts):
+        words.append("no flip")
+    return ", ".join(words) or "no transform"
+
+
+def sample_panels(root: Path | str, video_ids: Sequence[str], transform: Callable,
+                  count: int = 4, seed: int = 0, max_magnitude: float | None = None
+                  ) -> list[Panel]:
+    """What a network is given: ``count`` TSN segments of each video after ``transform``.
+
+    The samples come from one :class:`ShardDataset` of ``video_ids`` (rgb+flow, stacks of one
+    flow), item i drawn from its own generator as in training, so each video gets its own
+    segments, crop and flip (mirrored, u negated). ``transform`` must not normalise, so that the
+    frames can be shown; the captions say what it does (:func:`describe_transform`).
     """
     from flowkit.data.dataset import ShardDataset  # torch loads only when a sample is shown
     from flowkit.data.sampling import SegmentSampler
 
+    unique = list(dict.fromkeys(video_ids))
     dataset = ShardDataset(root, "rgb+flow", SegmentSampler(num_segments=count, flow_length=1),
-                           split={video_id: 0}, transform=transform, seed=seed)
-    item = dataset[0]
-    frames = item["rgb"].permute(0, 2, 3, 1).numpy()
-    flows = list(item["flow"].permute(0, 2, 3, 1).numpy())
-    grid = preview_grid(list(frames), flows, max_magnitude=max_magnitude, gap=_GAP)
-    caption = (f"{video_id}  training sample: {description} (seed {seed}), "
-               f"frames {_indices(item['frame_indices'].tolist())}")
-    return Panel(caption, _enlarged(grid, frames.shape[1:3]))
+                           split={video_id: 0 for video_id in unique}, transform=transform,
+                           seed=seed)
+    description = describe_transform(transform)
+    panels = {}
+    for index, video_id in enumerate(unique):
+        item = dataset[index]
+        frames = item["rgb"].permute(0, 2, 3, 1).numpy()
+        flows = list(item["flow"].permute(0, 2, 3, 1).numpy())
+        grid = preview_grid(list(frames), flows, max_magnitude=max_magnitude, gap=_GAP)
+        caption = (f"{video_id}  training sample: {description} (seed {seed}),\n"
+                   f"frames {_indices(item['frame_indices'].tolist())}")
+        panels[video_id] = Panel(caption, _enlarged(grid, frames.shape[1:3]))
+    return [panels[video_id] for video_id in video_ids]
 
 
 def clipped_fraction(video: Video) -> float | None:
@@ -147,12 +185,21 @@ def legend_panel(videos: Sequence[Video], max_magnitude: float) -> Panel:
 
 def compose(panels: Sequence[Panel], max_height: int = DEFAULT_MAX_HEIGHT) -> np.ndarray:
     """Panels one below the other, captions above pictures, on a white page; pictures shrink
-    by one factor so that the page is at most ``max_height`` pixels tall (when it can be)."""
-    captions = [text_block(panel.caption) for panel in panels]
-    fixed = sum(c.shape[0] for c in captions) + 2 * _GAP * len(panels) + sum(
-        panel.image.shape[0] for panel in panels if not panel.shrinks)
-    pictures = sum(panel.image.shape[0] for panel in panels if panel.shrinks)
-    scale = min(1.0, max(max_height - fixed, 1) / max(pictures, 1))
+    by one factor so that the page is at most ``max_height`` pixels tall (when it can be), and
+    captions wrap at word boundaries to the widest picture (at least ``MIN_TEXT_WIDTH``)."""
+    def layout(scale: float) -> tuple[list[np.ndarray], float]:
+        widest = max((round(panel.image.shape[1] * (scale if panel.shrinks else 1.0))
+                      for panel in panels), default=0)
+        width = max(widest, MIN_TEXT_WIDTH) - 2 * TEXT_MARGIN
+        captions = [text_block(wrap_text(panel.caption, width)) for panel in panels]
+        fixed = sum(c.shape[0] for c in captions) + 2 * _GAP * len(panels) + sum(
+            panel.image.shape[0] for panel in panels if not panel.shrinks)
+        pictures = sum(panel.image.shape[0] for panel in panels if panel.shrinks)
+        return captions, min(1.0, max(max_height - fixed, 1) / max(pictures, 1))
+
+    captions, scale = layout(1.0)
+    if scale < 1.0:  # narrower pictures: wrap the captions to them, and fit the height again
+        captions, scale = layout(scale)
     parts = []
     for caption, panel in zip(captions, panels):
         image = panel.image
@@ -188,5 +235,5 @@ def _indices(indices: Sequence[int]) -> str:
 
 
 __all__ = ["DEFAULT_MAX_HEIGHT", "GAP_VALUE", "Panel", "clipped_fraction", "compose",
-           "flows_starting_at", "legend_panel", "picked_frames", "sample_panel",
-           "shown_magnitude", "video_panel"]
+           "describe_transform", "flows_starting_at", "legend_panel", "picked_frames",
+           "sample_panels", "shown_magnitude", "video_panel"]

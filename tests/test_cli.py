@@ -230,6 +230,18 @@ def test_extract_info_verify_view(tiny_videos, tmp_path):
                  "--crop-size", "32", "--transform", "train", "--max-height", "400")
     assert result.exit_code == 0, result.output
     assert cv2.imread(str(tmp_path / "sample.png")).shape[0] <= 400
+    assert "training samples: random multi-scale 32 px crop, random horizontal flip, seed 0" \
+        in result.output
+    # --no-flip: the samples of flowkit train --no-flip; a rightward video's flow stays red.
+    result = run("view", out, "--out", tmp_path / "noflip.png", "--frames", "2",
+                 "--crop-size", "32", "--no-flip", "--video", "right/right_0.mkv",
+                 "--max-magnitude", "2")
+    assert result.exit_code == 0, result.output
+    assert "training samples: random multi-scale 32 px crop, no flip, seed 0" in result.output
+    noflip = cv2.imread(str(tmp_path / "noflip.png"))[:-121, :, ::-1]  # above the legend disc
+    cyan = (noflip[..., 0] < 120) & (noflip[..., 1] > 200) & (noflip[..., 2] > 200)
+    red = (noflip[..., 0] > 200) & (noflip[..., 1] < 120) & (noflip[..., 2] < 120)
+    assert red.sum() > 1000 and cyan.sum() == 0
 
 
 def test_failed_videos_give_exit_code_1_and_are_listed(tiny_videos, tmp_path):

@@ -10,9 +10,10 @@ import pytest
 from flowkit.config import ExtractConfig
 from flowkit.extract.inputs import collect_videos
 from flowkit.extract.run import extract
-from flowkit.flow.viz import color_legend, flow_to_color, text_block
-from flowkit.preview import (MIN_TILE, Panel, clipped_fraction, compose, legend_panel,
-                             picked_frames, sample_panel, shown_magnitude, video_panel)
+from flowkit.flow.viz import color_legend, flow_to_color, text_block, text_width, wrap_text
+from flowkit.preview import (MIN_TEXT_WIDTH, MIN_TILE, Panel, clipped_fraction, compose,
+                             describe_transform, legend_panel, picked_frames, sample_panels,
+                             shown_magnitude, video_panel)
 from flowkit.store.reader import open_shards
 from flowkit.store.writer import StorageConfig
 from flowkit.video.decode import DecodeConfig
@@ -47,11 +48,55 @@ def test_video_panel_names_video_class_label_and_frames(shards):
 def test_sample_panel_says_it_is_a_training_sample(shards):
     from flowkit.data.transforms import CenterCrop
 
-    panel = sample_panel(shards["clipped"], "up/up_3.mkv", CenterCrop(32), "centre 32 px crop",
-                         count=2, seed=5)
-    assert re.fullmatch(r"up/up_3\.mkv  training sample: centre 32 px crop \(seed 5\), "
+    (panel,) = sample_panels(shards["clipped"], ["up/up_3.mkv"], CenterCrop(32), count=2, seed=5)
+    assert re.fullmatch(r"up/up_3\.mkv  training sample: centre 32 px crop \(seed 5\),\n"
                         r"frames \d, \d", panel.caption)
     assert panel.image.shape == (4 * (2 * 32 + 4), 4 * (2 * 32 + 4), 3)
+
+
+def _sample_frames(panel: Panel) -> list[int]:
+    return [int(i) for i in panel.caption.rsplit("frames ", 1)[1].split(", ")]
+
+
+def test_sample_panels_draw_segments_and_flips_per_video(shards):
+    """Each video gets its own random segments and flip (a bug before: every video drew from
+    the same generator, so all rows showed the same frames and the same flip)."""
+    from flowkit.data.transforms import HorizontalFlip
+
+    videos = ["right/right_0.mkv", "left/left_1.mkv", "down/down_2.mkv", "up/up_3.mkv"]
+    flips, segments = [], []
+    with open_shards(shards["clipped"]) as reader:
+        for seed in range(4):
+            panels = sample_panels(shards["clipped"], videos, HorizontalFlip(0.5), count=1,
+                                   seed=seed)
+            segments.append([_sample_frames(panel) for panel in panels])
+            flipped = []
+            for video_id, panel in zip(videos, panels):
+                (index,) = _sample_frames(panel)
+                frame = np.repeat(np.repeat(reader[video_id].frames[index], 3, 0), 3, 1)
+                top = panel.image[:frame.shape[0], :frame.shape[1]]  # 64x48, enlarged 3x
+                assert (top == frame).all() or (top == frame[:, ::-1]).all()
+                flipped.append(bool((top == frame[:, ::-1]).all()))
+            flips.append(flipped)
+    assert any(len(set(row)) > 1 for row in flips)  # some videos flipped, others not
+    assert any(len({tuple(s) for s in row}) > 1 for row in segments)
+    # The same seed draws the same samples; a video listed twice is drawn once.
+    again = sample_panels(shards["clipped"], videos[:2] + videos[:1], HorizontalFlip(0.5),
+                          count=1, seed=0)
+    assert [_sample_frames(panel) for panel in again] == segments[0][:2] + segments[0][:1]
+    assert (again[0].image == again[2].image).all()
+
+
+def test_describe_transform_says_what_the_options_do():
+    from flowkit.data.transforms import CenterCrop, clip_train_transform, tsn_train_transform
+
+    assert (describe_transform(tsn_train_transform(56, normalize=None, flip=False))
+            == "random multi-scale 56 px crop, no flip")
+    assert (describe_transform(tsn_train_transform(224, normalize=None))
+            == "random multi-scale 224 px crop, random horizontal flip")
+    assert (describe_transform(clip_train_transform(112, normalize=None, flip=False))
+            == "random resized 112 px crop, no flip")
+    assert describe_transform(CenterCrop(32)) == "centre 32 px crop"
 
 
 def test_clipped_fraction_counts_stored_values_at_the_bound(shards):
@@ -90,6 +135,25 @@ def test_compose_fits_the_height_by_shrinking_pictures_not_captions_or_legend():
     captions = 4 * text_block("video 0").shape[0] + text_block("legend line 1\nline 2").shape[0]
     assert page.shape[0] >= captions + 121
     assert compose(tall[:1], max_height=2000).shape[0] == text_block("v").shape[0] + 800
+
+
+def test_compose_wraps_captions_to_the_widest_picture():
+    """The page is as wide as its widest picture: long captions wrap at spaces instead of
+    widening it (a bug before: a caption line twice the pictures' width left half the page
+    empty), and never narrower than MIN_TEXT_WIDTH."""
+    words = " ".join(f"word{i}" for i in range(120))
+    wide = Panel(words, np.zeros((50, 700, 3), np.uint8))
+    narrow = Panel(words, np.zeros((50, 300, 3), np.uint8))
+    page = compose([wide, narrow, Panel("legend " + words, np.zeros((121, 121, 3), np.uint8),
+                                        shrinks=False)])
+    assert page.shape[1] == 700
+    assert 300 < compose([narrow]).shape[1] <= MIN_TEXT_WIDTH
+    assert text_block(words).shape[1] > 3 * 700  # unwrapped, the caption is one long line
+    assert compose([wide]).shape[0] > 50 + 3 * text_block("x").shape[0]
+    # Wrapping loses no word and keeps their order.
+    wrapped = wrap_text(words, 700 - 8)
+    assert wrapped.split() == words.split()
+    assert max(text_width(line) for line in wrapped.split("\n")) <= 700 - 8
 
 
 def test_shown_magnitude_is_the_largest_flow_shown(shards):

@@ -59,3 +59,32 @@ def test_readme_snippets_run_as_written_on_the_demo_output(demo_output, monkeypa
     # The shapes the snippet's comment states.
     assert tuple(names["batch"]["rgb"].shape) == (32, 3, 3, 224, 224)
     assert tuple(names["batch"]["flow"].shape) == (32, 3, 10, 224, 224)
+
+
+def _demo_command(name: str) -> str:
+    """The demo script's `flowkit NAME` command line, continuation lines joined."""
+    script = re.sub(r"\\\n\s*", " ", DEMO_SCRIPT.read_text())
+    (line,) = [line for line in script.splitlines() if f'"$flowkit" {name} ' in line]
+    return line
+
+
+def test_demo_preview_shows_the_transform_the_demo_trains_with():
+    """The preview's training samples are those of the demo's training: the same crop size,
+    and no flips when it trains with --no-flip (a bug before: the preview flipped)."""
+    view, train = _demo_command("view"), _demo_command("train")
+    assert "--transform" not in view  # the default, train
+    assert ("--no-flip" in view) == ("--no-flip" in train)
+    assert (re.search(r"--crop-size (\d+)", view).group(1)
+            == re.search(r"--input-size (\d+)", train).group(1))
+
+
+def test_demo_steps_are_numbered_and_say_how_long_they_take():
+    script = DEMO_SCRIPT.read_text()
+    total = int(re.search(r"^steps=(\d+)$", script, flags=re.M).group(1))
+    calls = re.findall(r'^\s*step "?(\$number|\d+)"? "[^"]+" \\?\n?\s*"(\$duration|[^"]+)"',
+                       script, flags=re.M)
+    numbers = [number for number, _ in calls]
+    # steps 1-5 and 8 are written out; 6 and 7 are the training loop's $number
+    assert numbers == ["1", "2", "3", "4", "5", "$number", "8"] and total == 8
+    assert all("about" in duration or duration == "$duration" for _, duration in calls)
+    assert re.search(r'^\s*duration="about .* s"$', script, flags=re.M)

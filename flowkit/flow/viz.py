@@ -152,18 +152,41 @@ def preview_grid(
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _FONT_SCALE = 0.45
 _LINE_HEIGHT = 16  # pixels per text line at _FONT_SCALE, descenders included
+TEXT_MARGIN = 4  # pixels of page left and right of a text block's lines
+
+
+def text_width(line: str) -> int:
+    """Width in pixels of one line of text as :func:`text_block` draws it, margins excluded."""
+    return cv2.getTextSize(line, _FONT, _FONT_SCALE, 1)[0][0]
+
+
+def wrap_text(text: str, width: int) -> str:
+    """``text`` with each line broken at spaces so that it draws at most ``width`` pixels wide
+    (a single word wider than that keeps its own line); continuation lines are indented."""
+    wrapped = []
+    for line in text.split("\n"):
+        current = ""
+        for word in line.split(" "):
+            candidate = f"{current} {word}" if current else word
+            if current.strip() and text_width(candidate) > width:
+                wrapped.append(current)
+                current = f"  {word}"
+            else:
+                current = candidate
+        wrapped.append(current)
+    return "\n".join(wrapped)
 
 
 def text_block(text: str, width: int = 0, background: int = 255) -> np.ndarray:
     """(H, W, 3) uint8 RGB image of ``text`` (one line per newline) in black on ``background``,
     at least ``width`` pixels wide and as wide as the longest line."""
     lines = text.split("\n")
-    widths = [cv2.getTextSize(line, _FONT, _FONT_SCALE, 1)[0][0] for line in lines]
-    image = np.full((_LINE_HEIGHT * len(lines) + 4, max([width, *widths]) + 8, 3), background,
-                    dtype=np.uint8)
+    widths = [text_width(line) for line in lines]
+    image = np.full((_LINE_HEIGHT * len(lines) + 4, max([width, *widths]) + 2 * TEXT_MARGIN, 3),
+                    background, dtype=np.uint8)
     for number, line in enumerate(lines):
-        cv2.putText(image, line, (4, _LINE_HEIGHT * (number + 1) - 2), _FONT, _FONT_SCALE,
-                    (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(image, line, (TEXT_MARGIN, _LINE_HEIGHT * (number + 1) - 2), _FONT,
+                    _FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
     return image
 
 
