@@ -16,7 +16,7 @@ import click
 
 from flowkit.video.colour_motion import (CLASSES, TASKS, ColourMotionConfig,
                                          make_colour_motion_dataset)
-from flowkit.video.motion_lab import VOCABULARY, MotionLabConfig, make_motion_dataset
+from flowkit.video.motion_lab import VOCABULARY, LabConfig, MotionLabConfig, make_motion_dataset
 from flowkit.video.synth import SynthConfig, make_synthetic_videos
 
 _TRANSLATE = SynthConfig()
@@ -135,7 +135,7 @@ def _colour_motion(out_dir: Path, config: ColourMotionConfig) -> None:
 
 
 def _lab_summary(out_dir: Path, count: int, classes: Sequence[str],
-                 config: MotionLabConfig | ColourMotionConfig) -> None:
+                 config: LabConfig) -> None:
     """Per class its videos and split, then what was written."""
     train = config.videos_per_class - config.num_test
     for label, name in enumerate(classes):

@@ -9,7 +9,7 @@ from typing import Any
 
 from flowkit.errors import BackendError, ConfigError
 from flowkit.flow import backend_config_class, make_backend_config, parameter_option
-from flowkit.store.folder import read_saved_config
+from flowkit.store.folder import flat_settings, read_saved_config
 from flowkit.store.writer import StorageConfig
 from flowkit.video.decode import DecodeConfig
 from flowkit.writing import write_text_atomic
@@ -109,7 +109,7 @@ def setting_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
     on the message by changing options. When the flow method differs, only ``--flow`` is listed:
     another method's parameters are other options, not changed ones.
     """
-    flat_old, flat_new = dict(_flat(old)), dict(_flat(new))
+    flat_old, flat_new = dict(flat_settings(old)), dict(flat_settings(new))
     method_changed = old.get("flow") != new.get("flow")
     changes = []
     for key in sorted(set(flat_old) | set(flat_new)):
@@ -121,17 +121,6 @@ def setting_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
             changes.append(f"{_option_of(key, method)}: {_typed(key, a, method)} -> "
                            f"{_typed(key, b, method)}")
     return ", ".join(changes)
-
-
-def _flat(settings: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """(dotted key, value) of every setting in nested dicts."""
-    items = []
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            items.extend(_flat(value, f"{prefix}{key}."))
-        else:
-            items.append((f"{prefix}{key}", value))
-    return items
 
 
 def _parameter_field(key: str, method: str | None) -> dataclasses.Field | None:

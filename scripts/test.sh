@@ -41,8 +41,8 @@ if [ "${FLOWKIT_NEWEST:-0}" = 1 ]; then
     grep -v '^#' "$constraints" | sort | comm -13 - <(sort "$venv/versions.txt") | sed 's/^/  /'
 fi
 if [ $# = 0 ]; then
-    echo "test.sh: running the whole suite (about 1080 tests; about 6 minutes on 2 cores, 350-410 s" \
-         "measured on CI's 2-core machine)"
+    echo "test.sh: running the whole suite (about 1160 tests; about 6-8 minutes on 2 cores:" \
+         "369-470 s measured on a 2-core machine of CI's class)"
 else
     echo "test.sh: running pytest $*"
 fi

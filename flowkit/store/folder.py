@@ -37,6 +37,17 @@ def remove_temporaries(out_dir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def flat_settings(settings: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted key, value) of every setting in nested dicts (a saved config's groups)."""
+    items = []
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            items.extend(flat_settings(value, f"{prefix}{key}."))
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
 def read_saved_config(path: Path) -> dict[str, Any]:
     """A saved extract_config.json as plain data, whichever tool wrote it (extract or import)."""
     try:

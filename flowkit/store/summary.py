@@ -15,7 +15,7 @@ from typing import Any
 
 from flowkit.errors import ShardError
 from flowkit.store.flowstats import NUM_BINS, FlowStats, bin_labels, json_edges
-from flowkit.store.folder import CONFIG_NAME, read_saved_config
+from flowkit.store.folder import CONFIG_NAME, flat_settings, read_saved_config
 from flowkit.store.manifest import FAILED, OK, PENDING, Manifest, ManifestEntry
 
 MOST_CLIPPED = 5  # videos listed by `flowkit info` as the most clipped
@@ -213,24 +213,14 @@ def _parameter_lines(config: dict[str, Any], width: int = LINE_WIDTH) -> list[st
     settings (a setting is never split), so that the ~900 characters stay readable."""
     groups = [("", [(key, value) for key, value in config.items()
                     if not isinstance(value, dict)])]
-    groups += [(key, _flatten(value)) for key, value in config.items() if isinstance(value, dict)]
+    groups += [(key, flat_settings(value)) for key, value in config.items()
+               if isinstance(value, dict)]
     lines = []
     for group, settings in groups:
         items = [f"{key}={_shown_value(f'{group}.{key}', value)}" for key, value in settings]
         heading = f"    {group}: " if group else "    "
         lines.extend(_wrap(items, heading, "      ", width) if items else [])
     return lines
-
-
-def _flatten(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """(dotted key, value) of every setting in nested dicts."""
-    items = []
-    for key, value in config.items():
-        if isinstance(value, dict):
-            items.extend(_flatten(value, f"{prefix}{key}."))
-        else:
-            items.append((f"{prefix}{key}", value))
-    return items
 
 
 def _shown_value(key: str, value: Any) -> str:

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from flowkit.errors import ConfigError
-from flowkit.video.motion_lab import (BACKGROUND_SPEED, DIRECTION_JITTER, SLOW, check_lab_config,
-                                      videos_to_test, write_lab_lists)
+from flowkit.video.motion_lab import (BACKGROUND_SPEED, DIRECTION_JITTER, SLOW, LabConfig,
+                                      write_lab_lists)
 from flowkit.video.sprites import Sprite, composite, sprite_texture
 from flowkit.video.synth import CODECS, moving_texture, write_video
 
@@ -56,33 +56,20 @@ _DEGREES = {"right": 0.0, "down": 90.0, "left": 180.0, "up": 270.0}
 
 
 @dataclasses.dataclass(frozen=True)
-class ColourMotionConfig:
-    """What ``make_colour_motion_dataset`` makes: ``task`` (one of TASKS), 4 classes of
-    ``videos_per_class`` videos, ``test_fraction`` of each in the test split (at least one
-    video in each split), 64x64 frames and 16 by default, lossless FFV1."""
+class ColourMotionConfig(LabConfig):
+    """What ``make_colour_motion_dataset`` makes: ``task`` (one of TASKS), its 4 classes of
+    LabConfig's videos (64x64, 16 frames, lossless FFV1 by default)."""
 
     task: str = "binding"
-    videos_per_class: int = 30
-    test_fraction: float = 0.25
-    num_frames: int = 16
-    width: int = 64
-    height: int = 64
-    fps: float = 25.0
-    seed: int = 0
-    codec: str = "ffv1"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
-        check_lab_config(self)
+        super().__post_init__()
 
     @property
     def classes(self) -> tuple[str, ...]:
         return CLASSES[self.task]
-
-    @property
-    def num_test(self) -> int:
-        return videos_to_test(self.videos_per_class, self.test_fraction)
 
 
 @dataclasses.dataclass(frozen=True)

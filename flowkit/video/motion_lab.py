@@ -106,19 +106,12 @@ VOCABULARY: tuple[MotionClass, ...] = (
 
 
 @dataclasses.dataclass(frozen=True)
-class MotionLabConfig:
-    """What ``make_motion_dataset`` makes.
+class LabConfig:
+    """What every laboratory's set shares: ``videos_per_class`` videos per class, of which
+    ``test_fraction`` (rounded, at least one, at most all but one) form the test split, so
+    ``videos_per_class`` must be >= 2; ``num_frames`` frames of ``width`` x ``height`` at
+    ``fps``, every random choice drawn from ``seed``, written with ``codec``."""
 
-    64x64 and 16 frames keep TV-L1 extraction of the default 240 videos to a few minutes on two
-    cores (157 s measured, at the native size: ``flowkit extract --short-side 0``); 16 frames
-    also show every oscillation reverse. The codec is lossless FFV1 by default: libx264 (smaller
-    .mp4 files) is not bit-reproducible on these videos (with its default mb-tree rate control,
-    about a quarter of them differ between runs, by up to 15 grey levels in a few frames).
-    ``test_fraction`` of each class's videos (rounded, at
-    least one, at most all but one) form the test split, so ``videos_per_class`` must be >= 2.
-    """
-
-    num_classes: int = 8
     videos_per_class: int = 30
     test_fraction: float = 0.25
     num_frames: int = 16
@@ -129,49 +122,57 @@ class MotionLabConfig:
     codec: str = "ffv1"
 
     def __post_init__(self) -> None:
+        check_integers(self, ("videos_per_class", "num_frames", "width", "height", "seed"))
+        if self.videos_per_class < 2:
+            raise ConfigError(f"videos per class must be >= 2 (one for training, one for "
+                              f"testing), got {self.videos_per_class}")
+        fraction = self.test_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
+                or not 0.0 < fraction < 1.0:
+            raise ConfigError(f"test fraction must be a number in (0, 1), got {fraction!r}")
+        if self.num_frames < 2:
+            raise ConfigError(f"num_frames must be >= 2 (flow needs a pair), got {self.num_frames}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        check_codec(self.codec)
+        if min(self.width, self.height) < 16:
+            raise ConfigError(f"video size must be at least 16x16, got {self.width}x{self.height}")
+        check_size(self.width, self.height, self.codec)
+        check_fps(self.fps)
+
+    @property
+    def num_test(self) -> int:
+        """Test videos per class: test_fraction of them, rounded half up, in [1, N - 1]."""
+        wanted = math.floor(self.videos_per_class * self.test_fraction + 0.5)
+        return min(self.videos_per_class - 1, max(1, wanted))
+
+
+@dataclasses.dataclass(frozen=True)
+class MotionLabConfig(LabConfig):
+    """What ``make_motion_dataset`` makes: the first ``num_classes`` classes of VOCABULARY
+    (and LabConfig's videos).
+
+    64x64 and 16 frames keep TV-L1 extraction of the default 240 videos to a few minutes on two
+    cores (157 s measured, at the native size: ``flowkit extract --short-side 0``); 16 frames
+    also show every oscillation reverse. The codec is lossless FFV1 by default: libx264 (smaller
+    .mp4 files) is not bit-reproducible on these videos (with its default mb-tree rate control,
+    about a quarter of them differ between runs, by up to 15 grey levels in a few frames).
+    """
+
+    num_classes: int = 8
+
+    def __post_init__(self) -> None:
         check_integers(self, ("num_classes",))
         if not 2 <= self.num_classes <= len(VOCABULARY):
             raise ConfigError(f"the number of classes must be 2 to {len(VOCABULARY)}, got "
                               f"{self.num_classes}; classes in order: "
                               + ", ".join(m.name for m in VOCABULARY))
-        check_lab_config(self)
+        super().__post_init__()
 
     @property
     def classes(self) -> tuple[MotionClass, ...]:
         """The first ``num_classes`` classes of ``VOCABULARY``; label i is ``classes[i]``."""
         return VOCABULARY[:self.num_classes]
-
-    @property
-    def num_test(self) -> int:
-        return videos_to_test(self.videos_per_class, self.test_fraction)
-
-
-def check_lab_config(config: Any) -> None:
-    """ConfigError unless a laboratory's config (``videos_per_class``, ``test_fraction``,
-    ``num_frames``, ``width``, ``height``, ``fps``, ``seed``, ``codec``) can be made."""
-    check_integers(config, ("videos_per_class", "num_frames", "width", "height", "seed"))
-    if config.videos_per_class < 2:
-        raise ConfigError(f"videos per class must be >= 2 (one for training, one for "
-                          f"testing), got {config.videos_per_class}")
-    fraction = config.test_fraction
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
-            or not 0.0 < fraction < 1.0:
-        raise ConfigError(f"test fraction must be a number in (0, 1), got {fraction!r}")
-    if config.num_frames < 2:
-        raise ConfigError(f"num_frames must be >= 2 (flow needs a pair), got {config.num_frames}")
-    if config.seed < 0:
-        raise ConfigError(f"seed must be >= 0, got {config.seed}")
-    check_codec(config.codec)
-    if min(config.width, config.height) < 16:
-        raise ConfigError(f"video size must be at least 16x16, got {config.width}x{config.height}")
-    check_size(config.width, config.height, config.codec)
-    check_fps(config.fps)
-
-
-def videos_to_test(videos_per_class: int, test_fraction: float) -> int:
-    """Test videos per class: test_fraction of them, rounded half up, in [1, N - 1]."""
-    wanted = math.floor(videos_per_class * test_fraction + 0.5)
-    return min(videos_per_class - 1, max(1, wanted))
 
 
 @dataclasses.dataclass(frozen=True)
