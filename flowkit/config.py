@@ -18,6 +18,9 @@ NO_FLOW = "none"
 DECODE_ERROR_CHOICES = ("fail", "keep")  # what ExtractConfig.on_decode_error may be
 # where and how fast, not what is stored
 RUN_SETTINGS = ("device", "devices", "batch_size", "check_decode")
+# Flow parameters that choose how flow is computed, not what (tvl1-torch's kernels give the same
+# flows up to float rounding): like RUN_SETTINGS, a store resumes whatever they are.
+RUN_FLOW_PARAMETERS = ("kernels",)
 # Output settings added after the first release, with the value that gives the old behaviour:
 # a folder whose saved config lacks one was made with that value and resumes with it.
 _LATER_OUTPUT_DEFAULTS = {"on_decode_error": "fail"}
@@ -167,9 +170,14 @@ def _shown(value: Any) -> str:
 
 def _output_part(settings: dict[str, Any]) -> dict[str, Any]:
     """The output settings of a saved config, with the values that mean the same made equal:
-    a short side of None (what ``--short-side 0`` saved before 0 was saved as typed) is 0."""
+    a short side of None (what ``--short-side 0`` saved before 0 was saved as typed) is 0; and
+    without the flow parameters that only say how flow is computed (RUN_FLOW_PARAMETERS)."""
     settings = {**_LATER_OUTPUT_DEFAULTS, **settings}
     decode = settings.get("decode")
     if isinstance(decode, dict) and "short_side" in decode and decode["short_side"] is None:
         settings["decode"] = {**decode, "short_side": 0}
+    flow_params = settings.get("flow_params")
+    if isinstance(flow_params, dict):
+        settings["flow_params"] = {key: value for key, value in flow_params.items()
+                                   if key not in RUN_FLOW_PARAMETERS}
     return {key: value for key, value in settings.items() if key not in RUN_SETTINGS}

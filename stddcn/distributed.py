@@ -68,6 +68,8 @@ def start(device: str | None) -> Context:
                 raise SettingsError(f"--device {device} under torchrun: give --device cuda, each "
                                   "process takes the GPU of its LOCAL_RANK")
             device = f"cuda:{local_rank}"
+        elif device == "cuda":  # set_device needs an index
+            device = f"cuda:{torch.cuda.current_device()}"
         torch.cuda.set_device(torch.device(device))
     elif device != "cpu":
         raise SettingsError(f"--device must be cpu, cuda or cuda:N, got {device!r}")

@@ -12,9 +12,24 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from stddcn import checkpoint
+from stddcn import checkpoint, distributed
 from stddcn.distributed import SyncBatchNorm, convert_sync_batchnorm
 from stddcn.models import create_model
+
+
+def test_one_process_on_cuda_takes_the_current_gpu_by_its_index(monkeypatch):
+    """--device cuda used to reach torch.cuda.set_device as torch.device("cuda"), which it
+    refuses without an index (the first GPU run of bench/train.py); an explicit cuda:N stays."""
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: chosen.append(
+        torch.cuda._utils._get_device_index(device)))
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.start("cuda").device == "cuda:0"
+    assert distributed.start("cuda:3").device == "cuda:3"
+    assert chosen == [0, 3]
 
 
 def test_sync_batchnorm_alone_is_batchnorm():

@@ -35,8 +35,19 @@ def test_options_and_values_are_named_as_typed():
                     storage=StorageConfig(bound=15.0, flow_dtype="float16"), flow_step=2)
     assert setting_differences(old, new).split(", ") == [
         "--fps: (default) -> 12.5", "--short-side: 256 -> 0", "--size: (default) -> 340x256",
-        "--tvl1-torch-kernels: eager -> static", "--tvl1-torch-tau: 0.25 -> 0.125",
+        "--tvl1-torch-tau: 0.25 -> 0.125",
         "--step: 1 -> 2", "--bound: 20.0 -> 15.0", "--flow-dtype: uint8 -> float16"]
+
+
+def test_tvl1_torch_kernels_are_not_an_output_setting():
+    """A store made with kernels "eager" (the default before "auto") resumes with any kernels:
+    they change how flow is computed, not the flows (equal up to float rounding)."""
+    saved = _settings(flow="tvl1-torch",
+                      flow_params=make_backend_config("tvl1-torch", kernels="eager"))
+    for kernels in ("auto", "static", "triton"):
+        now = _settings(flow="tvl1-torch",
+                        flow_params=make_backend_config("tvl1-torch", kernels=kernels))
+        assert now == saved and setting_differences(saved, now) == ""
 
 
 def test_flags_read_as_the_flag_given_or_not():

@@ -256,9 +256,9 @@ def test_config_validation(options: dict) -> None:
 
 
 def test_config_defaults_are_opencvs() -> None:
-    """TVL1TorchConfig has TVL1Config's fields and OpenCV's defaults, and runs eagerly."""
+    """TVL1TorchConfig has TVL1Config's fields and OpenCV's defaults, and picks its kernels."""
     assert dataclasses.asdict(TVL1TorchConfig()) == {**dataclasses.asdict(TVL1Config()),
-                                                     "kernels": "eager"}
+                                                     "kernels": "auto"}
     assert TVL1TorchConfig().tau == 0.25 and TVL1TorchConfig().median_filtering == 5
 
 
@@ -528,8 +528,34 @@ def test_static_shapes_give_the_eager_flows_and_iterations() -> None:
 
 
 def test_unknown_kernels_are_refused() -> None:
-    with pytest.raises(ConfigError, match="kernels must be one of eager, static, triton"):
+    with pytest.raises(ConfigError, match="kernels must be one of auto, eager, static, triton"):
         TVL1TorchConfig(kernels="cuda")
+
+
+def test_auto_kernels_are_triton_on_a_gpu_with_triton_and_eager_elsewhere() -> None:
+    """The default: the fused kernels where they run (faster at every batch size on an H200),
+    eager on the CPU even under Triton's interpreter, and on a GPU without Triton; a named
+    choice is kept."""
+    from flowkit.flow import tvl1_triton
+
+    assert TVL1TorchConfig().kernels == "auto"
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TRITON_INTERPRET", "1")
+        patch.setattr(tvl1_triton, "triton", object())  # "installed"
+        assert tvl1_torch.resolve_kernels("auto", cpu) == "eager"
+        assert tvl1_torch.resolve_kernels("auto", gpu) == "triton"
+        assert tvl1_torch.resolve_kernels("static", gpu) == "static"
+        patch.setattr(tvl1_triton, "triton", None)
+        assert tvl1_torch.resolve_kernels("auto", gpu) == "eager"
+
+
+def test_auto_kernels_give_the_eager_flows_on_the_cpu() -> None:
+    first, second = translated_texture_pair(40, 32, 1.25, -0.5)
+    options = {"warps": 1, "outer_iterations": 2, "inner_iterations": 5}
+    flows = [TVL1TorchFlow(TVL1TorchConfig(kernels=kernels, **options))(first[None], second[None])
+             for kernels in ("auto", "eager")]
+    assert np.array_equal(*flows)
 
 
 def test_triton_kernels_are_refused_where_they_cannot_run() -> None:
@@ -539,5 +565,5 @@ def test_triton_kernels_are_refused_where_they_cannot_run() -> None:
         pytest.skip("a GPU is present")
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("TRITON_INTERPRET", raising=False)
-        with pytest.raises(ConfigError, match="use kernels 'eager'"):
+        with pytest.raises(ConfigError, match="use kernels 'auto'"):
             TVL1TorchFlow(TVL1TorchConfig(kernels="triton"), device="cpu")

@@ -17,8 +17,9 @@ from flowkit.flow.opencv import OpenCVFlow
 # OpenCV applies cv2.medianBlur to float32 flow, which supports only 3x3 and 5x5 windows;
 # 0 and 1 switch the median filter off.
 _MEDIAN_SIZES = (0, 1, 3, 5)
-# How tvl1-torch runs its iterations (flowkit.flow.tvl1_torch.iteration_steps).
-KERNELS = ("eager", "static", "triton")
+# How tvl1-torch runs its iterations (flowkit.flow.tvl1_torch.iteration_steps); "auto" is
+# triton on a GPU where Triton is installed, eager elsewhere (tvl1_torch.resolve_kernels).
+KERNELS = ("auto", "eager", "static", "triton")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,11 +77,13 @@ class TVL1TorchConfig(TVL1Config):
 
     Attributes:
         kernels: how the iterations run: eager (PyTorch operations, stopped pairs leave the
-            batch; the reference), static (the same on fixed shapes, stopped pairs masked) or
-            triton (fused Triton kernels, CUDA only; equal to eager up to float rounding).
+            batch; the reference), static (the same on fixed shapes, stopped pairs masked),
+            triton (fused Triton kernels, CUDA only; equal to eager up to float rounding) or
+            auto (triton on a GPU where Triton is installed, eager elsewhere). How, not what:
+            a store made with one resumes with another.
     """
 
-    kernels: str = "eager"
+    kernels: str = "auto"
 
     def __post_init__(self) -> None:
         super().__post_init__()

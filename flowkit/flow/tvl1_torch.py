@@ -50,8 +50,9 @@ tensors, free of host syncs so that it can be compiled into a few fused kernels.
 ``kernels`` chooses how iterations run (:func:`iteration_steps`): "eager" (the reference: pairs
 that stopped leave the batch), "static" (every tensor keeps its shape, stopped pairs frozen by
 their mask: what CUDA graphs and torch.compile need; the same flows) or "triton"
-(flowkit.flow.tvl1_triton's fused kernels, CUDA only). Eager stays the default until a GPU run
-measures the others (docs/benchmarks.md).
+(flowkit.flow.tvl1_triton's fused kernels, CUDA only). The default, "auto", is triton on a GPU
+where Triton is installed (on an H200: 2.1x eager's pairs/s at batch 1, 1.8x at 32, 1.25x at
+128, the same distance to OpenCV; docs/benchmarks.md) and eager elsewhere.
 """
 
 from __future__ import annotations
@@ -299,7 +300,7 @@ def _solve_scale(gray0: torch.Tensor, gray1: torch.Tensor, flow: torch.Tensor,
     # OpenCV holds these in float; the scalars below are rounded to float32 by the tensor ops.
     threshold = float(np.float32(config.epsilon * config.epsilon * height * width))
     l_t = config.lambda_ * config.theta
-    steps = iteration_steps(getattr(config, "kernels", "eager"))
+    steps = iteration_steps(resolve_kernels(getattr(config, "kernels", "eager"), gray0.device))
     source = torch.stack((gray1, *centered_gradient(gray1)), dim=1)  # I1, I1x, I1y
     state = (flow, torch.zeros_like(flow), torch.zeros_like(flow))  # u, p (x), p (y)
     counts = torch.zeros((config.warps, batch), dtype=torch.int64, device=gray0.device)
@@ -328,6 +329,17 @@ class IterationSteps(NamedTuple):
     shrink: bool
 
 
+def resolve_kernels(kernels: str, device: torch.device) -> str:
+    """The kernels that run on ``device``: ``kernels`` itself, except "auto", which is triton
+    on a CUDA device where Triton is installed (faster at every batch size measured) and eager
+    elsewhere (the CPU, or a GPU without Triton)."""
+    if kernels != "auto":
+        return kernels
+    from flowkit.flow import tvl1_triton
+
+    return "triton" if device.type == "cuda" and tvl1_triton.available(device) else "eager"
+
+
 def iteration_steps(kernels: str) -> IterationSteps:
     """The steps of TVL1TorchConfig.kernels: eager (stopped pairs leave the batch), static
     (eager operations on fixed shapes, stopped pairs masked) or triton (fused kernels, masked).
@@ -343,7 +355,8 @@ def iteration_steps(kernels: str) -> IterationSteps:
         from flowkit.flow import tvl1_triton
 
         return IterationSteps(tvl1_triton.median_step, tvl1_triton.inner_step, shrink=False)
-    raise ConfigError(f"TVL1TorchConfig.kernels must be one of {KERNELS}, got {kernels!r}")
+    raise ConfigError(f"TVL1TorchConfig.kernels must be one of {', '.join(KERNELS)} (auto "
+                      f"resolved by resolve_kernels), got {kernels!r}")
 
 
 def _iterate_warp(state: tuple[torch.Tensor, torch.Tensor, torch.Tensor], terms: _WarpTerms,

@@ -46,7 +46,7 @@ def check_available(device: torch.device) -> None:
         reason = ("Triton is not installed" if triton is None
                   else f"they run on CUDA devices, not {device.type}")
         raise ConfigError(f"tvl1-torch kernels 'triton' cannot run here ({reason}); "
-                          "use kernels 'eager' (the default)")
+                          "use kernels 'auto' (the default) or 'eager'")
 
 
 def _launch_options() -> dict[str, bool]:
