@@ -14,7 +14,8 @@ from typing import Any, Callable
 import click
 
 from flowkit.cli.grouped import GroupedCommand
-from stddcn.config import DISTILL_KINDS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
+from stddcn.config import (DISTILL_KINDS, OPTIMIZERS, PRECISIONS, RGB_FRAMES, SCHEDULES,
+                           TEACHER_FUSIONS, TrainConfig)
 from stddcn.config_files import load_yaml
 
 MODELS = ("rgb", "flow", "two-stream", "stddcn", "rgb3d", "flow3d", "two-stream3d", "d3d")
@@ -101,6 +102,12 @@ _OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
     ("--connect-blocks", "model.connect_blocks", {"callback": _ints},
      "stddcn: backbone stages (1-4) whose input also takes the other pathway's earlier "
      "stages, e.g. 2,3,4."),
+    ("--cross-norm/--no-cross-norm", "model.cross_norm", {"default": None},
+     "stddcn: BatchNorm on the other pathway's features where a connection mixes them in."),
+    ("--fusion", "model.fusion", {"type": click.Choice(TEACHER_FUSIONS)},
+     "stddcn: the teacher, which is the prediction: pooled (the paper's: a linear layer on "
+     "both pathways' pooled features) or conv (a 1x1 conv fusing their last feature maps "
+     "place by place, then pooled)."),
     ("--teacher", "teacher", {"type": click.Path(exists=True)},
      "d3d: the trained flow3d run (or checkpoint) to distil from; it stays frozen."),
     ("--distill-weight", "distill.weight", {"type": click.FloatRange(min=0)},
@@ -124,6 +131,11 @@ _OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
      "Frames between clip frames (3D models)."),
     ("--input-size", "data.input_size", {"type": click.IntRange(min=16)},
      "Side of the square network input in pixels [default: 224 for 2D models, 112 for 3D]."),
+    ("--rgb-frame", "data.rgb_frame", {"type": click.Choice(RGB_FRAMES)},
+     "Models reading RGB frames with flow stacks (stddcn, two-stream): which frame of its "
+     "flow stack a segment's RGB frame is: first (TSN's) or centre (the first frame of the "
+     "stack's middle flow: where the objects are while the stack moves them) [default: "
+     "centre for those models]."),
     ("--flip/--no-flip", "data.flip", {"default": None},
      "Random horizontal flips in training (flow u negated); --no-flip where a mirror image "
      "changes the class (moving left vs right)."),
@@ -210,10 +222,11 @@ tensorboard package is installed. Evaluate with: flowkit eval RUN.
 GROUPS = {
     "Run": ["model_name", "out", "config_file", "resume", "seed", "log_every"],
     "Data": ["split", "val_split", "batch_size", "segments", "clip_len", "frame_stride",
-             "input_size", "flip", "skip_missing", "allow_partial", "device_normalize",
-             "workers"],
+             "input_size", "rgb_frame", "flip", "skip_missing", "allow_partial",
+             "device_normalize", "workers"],
     "Model": ["arch", "width_mult", "pretrained", "partial_bn", "dropout", "flow_length",
-              "num_classes", "fusion_weights", "streams", "connections", "connect_blocks"],
+              "num_classes", "fusion_weights", "streams", "connections", "connect_blocks",
+              "cross_norm", "fusion"],
     "Distillation": ["teacher", "distill_weight", "distill_kind", "temperature",
                      "detach_teacher"],
     "Optimisation": ["epochs", "optimizer", "lr", "weight_decay", "schedule", "lr_steps",

@@ -30,24 +30,42 @@ from pathlib import Path
 
 FLOWKIT = [sys.executable, "-m", "flowkit.cli.main"]
 # Shared by every trained run: the lab's 64 px frames in 56 px crops, no flips (the classes
-# include left and right), AdamW with a cosine schedule, 30 epochs; no selection on the test
-# split (the last checkpoint is tested).
+# include left and right), AdamW with a cosine schedule, --epochs epochs (TASK_EPOCHS); no
+# selection on the test split (the last checkpoint is tested).
 COMMON = ["--input-size", "56", "--no-flip", "--optimizer", "adamw", "--lr", "0.002",
           "--weight-decay", "0.05", "--schedule", "cosine", "--dropout", "0.2",
-          "--batch-size", "16", "--workers", "2", "--device", "cpu", "--epochs", "30"]
+          "--batch-size", "16", "--workers", "2", "--device", "cpu"]
 TSN = ["--arch", "resnet-tiny"]
 CLIPS = ["--arch", "r3d-tiny", "--clip-len", "8", "--frame-stride", "2"]
+# STDDCN as the paper describes it (and flowkit's default before issue 23): RGB frame at the
+# start of its flow stack, plain transitions into stages 2-4, teacher on pooled features
+PAPER = [*TSN, "--rgb-frame", "first", "--no-cross-norm", "--connect-blocks", "2,3,4",
+         "--fusion", "pooled"]
 # variant: (model, its options); "{seed}" in an option becomes the seed
 TRAINED = {
     "rgb": ("rgb", TSN), "flow": ("flow", TSN),
-    "stddcn": ("stddcn", TSN),
-    "stddcn-kd-only": ("stddcn", [*TSN, "--connections", "none"]),
-    "stddcn-dense-only": ("stddcn", [*TSN, "--distill-weight", "0"]),
-    "stddcn-motion-to-appearance": ("stddcn", [*TSN, "--connections", "motion-to-appearance"]),
-    "stddcn-appearance-to-motion": ("stddcn", [*TSN, "--connections", "appearance-to-motion"]),
+    "stddcn": ("stddcn", TSN),  # flowkit's defaults
+    "stddcn-paper": ("stddcn", PAPER),
+    "stddcn-kd-only": ("stddcn", [*PAPER, "--connections", "none"]),
+    "stddcn-dense-only": ("stddcn", [*PAPER, "--distill-weight", "0"]),
+    "stddcn-motion-to-appearance": ("stddcn", [*PAPER, "--connections", "motion-to-appearance"]),
+    "stddcn-appearance-to-motion": ("stddcn", [*PAPER, "--connections", "appearance-to-motion"]),
     "stddcn-motion-to-appearance-dense-only": (
-        "stddcn", [*TSN, "--connections", "motion-to-appearance", "--distill-weight", "0"]),
-    "stddcn-temperature4": ("stddcn", [*TSN, "--temperature", "4"]),
+        "stddcn", [*PAPER, "--connections", "motion-to-appearance", "--distill-weight", "0"]),
+    "stddcn-temperature4": ("stddcn", [*PAPER, "--temperature", "4"]),
+    # issue 23's ablations: the paper's STDDCN with one change each
+    "stddcn-centre": ("stddcn", [*PAPER, "--rgb-frame", "centre"]),
+    "stddcn-cross-norm": ("stddcn", [*PAPER, "--cross-norm"]),
+    "stddcn-stage1": ("stddcn", [*PAPER, "--connect-blocks", "1,2,3,4"]),
+    "stddcn-conv-fusion": ("stddcn", [*PAPER, "--fusion", "conv"]),
+    "stddcn-conv-fusion-kd-only": ("stddcn", [*PAPER, "--fusion", "conv", "--connections",
+                                              "none"]),
+    # and together
+    "stddcn-centre-norm-stage1": ("stddcn", [*PAPER, "--rgb-frame", "centre", "--cross-norm",
+                                             "--connect-blocks", "1,2,3,4"]),
+    "stddcn-centre-norm-stage1-conv": ("stddcn", [*PAPER, "--rgb-frame", "centre",
+                                                  "--cross-norm", "--connect-blocks", "1,2,3,4",
+                                                  "--fusion", "conv"]),
     "rgb3d": ("rgb3d", CLIPS), "flow3d": ("flow3d", CLIPS),
     "d3d": ("d3d", [*CLIPS, "--teacher", "runs/flow3d-seed{seed}"]),
     "d3d-kl": ("d3d", [*CLIPS, "--teacher", "runs/flow3d-seed{seed}", "--distill-kind", "kl"]),
@@ -74,13 +92,16 @@ FLOWS = {
     "tvl1-torch": ["--flow", "tvl1-torch", "--device", "cpu"],
 }
 DEFAULT_FLOW = "tvl1"
+# task: epochs of every trained run (docs/results.md: the colour tasks' STDDCN is underfit at 30)
+TASK_EPOCHS = {"motion": 30, "complementary": 90, "binding": 90}
+SETTINGS = "lab-settings.json"  # the task and epochs a lab folder's runs were made with
 TIMES = "extraction-times.json"  # flow method: seconds its extraction took
 MANIFESTS = ("manifest.sqlite", "manifest.json")  # a shards folder's manifest, now and before
 # variant: heads tested on their own besides the prediction
 HEADS = {variant: ("appearance", "motion") for variant in TRAINED
          if variant.startswith("stddcn")}
 DEFAULT = ",".join((  # fusions and students after what they use
-    "rgb", "flow", "two-stream", "stddcn", "stddcn-kd-only", "stddcn-dense-only",
+    "rgb", "flow", "two-stream", "stddcn-paper", "stddcn", "stddcn-kd-only", "stddcn-dense-only",
     "stddcn-motion-to-appearance", "stddcn-appearance-to-motion",
     "stddcn-motion-to-appearance-dense-only", "stddcn-temperature4", "rgb3d", "flow3d",
     "two-stream3d", "d3d", "d3d-kl", "d3d-weight10"))
@@ -142,7 +163,8 @@ def run_option(option: str, seed: str, out: Path, flow: str) -> str:
 
 
 def train_variant(variant: str, seed: str, out: Path, log: Path,
-                  flow: str = DEFAULT_FLOW, rgb_flow: str = DEFAULT_FLOW) -> Path:
+                  flow: str = DEFAULT_FLOW, rgb_flow: str = DEFAULT_FLOW,
+                  epochs: int = 30) -> Path:
     """Train (or fuse) one variant for one seed on one flow method's shards, unless done; its
     run folder. Variants that read no flow train on ``rgb_flow``'s shards (see the module)."""
     run_dir = runs_folder(out, flow, variant) / f"{variant}-seed{seed}"
@@ -160,7 +182,7 @@ def train_variant(variant: str, seed: str, out: Path, log: Path,
         options = [run_option(option, seed, out, flow) for option in options]
         run([*FLOWKIT, "train", shards, "--model", model, "--split",
              str(out / "videos" / "trainlist01.txt"), "--out", str(run_dir), "--seed", seed,
-             *COMMON, *options], log)
+             *COMMON, "--epochs", str(epochs), *options], log)
     print(f"  {variant} seed {seed}{'' if flow == DEFAULT_FLOW else f' ({flow})'}: "
           f"{time.perf_counter() - started:.0f} s", flush=True)
     return run_dir
@@ -174,6 +196,18 @@ def test_variant(run_dir: Path, head: str | None, out: Path, log: Path) -> dict:
              str(out / "videos" / "testlist01.txt"), "--workers", "2", "--device", "cpu",
              "--json", "--out", str(folder), *(["--head", head] if head else [])], log)
     return json.loads((folder / "eval.json").read_text())
+
+
+def keep_settings(out: Path, settings: dict) -> None:
+    """Record the task and epochs of a new lab folder; refuse other ones for a folder made with
+    them, whose finished runs would otherwise be reused as if they matched."""
+    path = out / SETTINGS
+    if path.exists():
+        made = json.loads(path.read_text())
+        if made != settings:
+            raise SystemExit(f"{out} holds runs of {made}, not {settings}: give another --out")
+    else:
+        path.write_text(json.dumps(settings) + "\n")
 
 
 def parse_flows(text: str) -> list[str]:
@@ -219,6 +253,9 @@ def main() -> None:
     parser.add_argument("--task", default="motion", choices=("motion", "complementary", "binding"),
                         help="the set (flowkit synth --task): motion, or the colour-and-motion "
                              "tasks of docs/results.md")
+    parser.add_argument("--epochs", type=int,
+                        help="epochs of every trained run [default: 30 on the motion task, 90 "
+                             "on the colour tasks (docs/results.md)]")
     parser.add_argument("--classes", default="8", help="motion only: number of classes")
     parser.add_argument("--videos-per-class", default="30")
     args = parser.parse_args()
@@ -226,6 +263,8 @@ def main() -> None:
     out = args.out.resolve()
     log = out / "lab.log"
     out.mkdir(parents=True, exist_ok=True)
+    epochs = args.epochs or TASK_EPOCHS[args.task]
+    keep_settings(out, {"task": args.task, "epochs": epochs})
     videos = out / "videos"
     if not (videos / "truth.json").exists():
         classes = ["--classes", args.classes] if args.task == "motion" else []
@@ -238,7 +277,8 @@ def main() -> None:
     for flow in flows:
         for variant in args.variants.split(","):
             for seed in args.seeds.split(","):
-                run_dir = train_variant(variant, seed, out, log, flow, rgb_flow=flows[0])
+                run_dir = train_variant(variant, seed, out, log, flow, rgb_flow=flows[0],
+                                        epochs=epochs)
                 for head in (None, *HEADS.get(variant, ())):
                     name = variant if head is None else f"{variant} ({head} head)"
                     results.setdefault((flow, name), []).append(

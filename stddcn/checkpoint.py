@@ -26,7 +26,7 @@ import torch
 
 import flowkit
 from stddcn.config import ModelConfig, TrainConfig
-from stddcn.config_files import from_dict, to_dict
+from stddcn.config_files import from_dict, stored_config, to_dict
 from stddcn.errors import CheckpointError
 from stddcn.models import ActionModel, TwoStream, create_model, use_channels_last
 
@@ -147,7 +147,7 @@ def load(path: Path) -> dict[str, Any]:
 
 def config_of(state: dict[str, Any]) -> TrainConfig:
     """The resolved training configuration stored in a checkpoint."""
-    return from_dict(TrainConfig, state["config"], where="checkpoint config")
+    return stored_config(state["config"], where="checkpoint config")
 
 
 def find(run_or_file: Path | str, prefer: str = BEST) -> Path:

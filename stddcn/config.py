@@ -23,6 +23,12 @@ CLIP_MODELS = ("rgb3d", "flow3d", "d3d", "two-stream3d")
 #: late fusions of separately trained runs, and the models of their streams
 FUSIONS = {"two-stream": ("rgb", "flow"), "two-stream3d": ("rgb3d", "flow3d")}
 DISTILL_KINDS = ("kl", "mse")
+#: STDDCN's teachers (ModelConfig.fusion)
+TEACHER_FUSIONS = ("pooled", "conv")
+#: DataConfig.rgb_frame: flowkit.data.SegmentSampler's (kept here: this module loads no data code)
+RGB_FRAMES = ("first", "centre")
+#: models whose items hold an RGB frame and a flow stack per segment (where rgb_frame matters)
+RGB_WITH_FLOW = ("stddcn", "two-stream")
 #: per distilled model: the weight and kind of its distillation term when left open
 DISTILL_DEFAULTS = {"stddcn": (1.0, "kl"), "d3d": (1.0, "mse")}
 
@@ -50,6 +56,12 @@ class ModelConfig:
             "motion-to-appearance" or "none" (two streams joined only by the fusion head).
         connect_blocks: STDDCN: the backbone stages (1-4) whose input also receives the other
             pathway's outputs of every earlier stage.
+        cross_norm: STDDCN: BatchNorm on the other pathway's features where a connection mixes
+            them in, so that they arrive at the scale of the receiving stage's own input.
+        fusion: STDDCN's teacher (the prediction): "pooled" (the paper's: a linear layer on
+            both pathways' globally pooled features, concatenated) or "conv" (a 1x1 conv fusing
+            both pathways' last feature maps at each place, then pooled; Feichtenhofer et al.,
+            CVPR 2016).
     """
 
     name: str = "rgb"
@@ -63,6 +75,8 @@ class ModelConfig:
     fusion_weights: tuple[float, ...] = (1.0, 1.5)
     connections: str = "both"
     connect_blocks: tuple[int, ...] = (2, 3, 4)
+    cross_norm: bool = False
+    fusion: str = "pooled"
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,10 @@ class DataConfig:
         clip_len: frames per clip (3D models).
         frame_stride: frames between the frames of a clip (3D models).
         input_size: side of the square network input; None: 224 for 2D models, 112 for 3D.
+        rgb_frame: models reading RGB frames with flow stacks (RGB_WITH_FLOW): which frame of
+            its stack a segment's RGB frame is, "first" (TSN's) or "centre" (the first frame of
+            the stack's middle flow, where the objects are while the stack moves them); None:
+            centre for those models, first for the others (where it changes nothing).
         flip: random horizontal flips in training (flow u negated); off for classes that a
             mirror image turns into one another (left vs right).
         skip_missing: leave out split videos the shards do not hold (failed at extraction)
@@ -121,6 +139,7 @@ class DataConfig:
     clip_len: int = 16
     frame_stride: int = 2
     input_size: int | None = None
+    rgb_frame: str | None = None
     flip: bool = True
     skip_missing: bool = False
     allow_partial: bool = False
@@ -219,6 +238,10 @@ def check(config: TrainConfig, models: Collection[str]) -> None:
     for name in ("segments", "clip_len", "frame_stride"):
         value = getattr(config.data, name)
         need(value >= 1, f"{name.replace('_', '-')} must be >= 1, got {value}")
+    need(config.data.rgb_frame in (None, *RGB_FRAMES),
+         f"rgb frame must be one of {', '.join(RGB_FRAMES)}, got {config.data.rgb_frame!r}")
+    need(config.model.fusion in TEACHER_FUSIONS,
+         f"fusion must be one of {', '.join(TEACHER_FUSIONS)}, got {config.model.fusion!r}")
     need(config.data.input_size is None or config.data.input_size >= 16,
          f"input size must be >= 16 pixels, got {config.data.input_size}")
     need(config.optim.optimizer in OPTIMIZERS,
@@ -253,9 +276,9 @@ def check(config: TrainConfig, models: Collection[str]) -> None:
 
 
 def resolve(config: TrainConfig, num_classes: int, device: str) -> TrainConfig:
-    """``config`` with every open setting filled in: classes, arch, input size, decay epochs,
-    device and memory format; paths made absolute, so that the run can be evaluated and
-    resumed from any working directory."""
+    """``config`` with every open setting filled in: classes, arch, input size, RGB frame,
+    decay epochs, device and memory format; paths made absolute, so that the run can be
+    evaluated and resumed from any working directory."""
     model = dataclasses.replace(config.model, pretrained=_absolute(config.model.pretrained))
     config = dataclasses.replace(
         config, out=_absolute(config.out), streams=tuple(map(_absolute, config.streams)),
@@ -277,8 +300,11 @@ def resolve(config: TrainConfig, num_classes: int, device: str) -> TrainConfig:
         distill = dataclasses.replace(
             distill, weight=weight if distill.weight is None else distill.weight,
             kind=distill.kind or kind)
+    rgb_frame = config.data.rgb_frame or (
+        "centre" if config.model.name in RGB_WITH_FLOW else "first")
     return dataclasses.replace(
-        config, model=model, data=dataclasses.replace(config.data, input_size=size),
+        config, model=model,
+        data=dataclasses.replace(config.data, input_size=size, rgb_frame=rgb_frame),
         optim=dataclasses.replace(config.optim, lr_steps=tuple(steps)), device=device,
         channels_last=channels_last, distill=distill, teacher=_absolute(config.teacher))
 

@@ -17,6 +17,11 @@ import yaml
 from stddcn.config import TrainConfig
 from stddcn.errors import SettingsError
 
+BEFORE_DEFAULTS = {"data": {"rgb_frame": "first"},
+                   "model": {"cross_norm": False, "fusion": "pooled"}}
+"""Settings whose default changed, or that came later, with the value that reproduces a run
+stored without them (a checkpoint's or run folder's config, always resolved)."""
+
 
 def to_dict(config: Any) -> dict[str, Any]:
     """Plain nested dict of a config dataclass (tuples become lists), for YAML and checkpoints."""
@@ -71,6 +76,18 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     return value
 
 
+def stored_config(data: dict[str, Any], where: str) -> TrainConfig:
+    """The TrainConfig of a stored run (checkpoint or RUN/config.yaml): as :func:`from_dict`,
+    but a setting of :data:`BEFORE_DEFAULTS` that it lacks takes the value it was trained
+    with, not today's default."""
+    if isinstance(data, dict):
+        data = dict(data)
+        for section, settings in BEFORE_DEFAULTS.items():
+            if isinstance(data.get(section, {}), dict):
+                data[section] = {**settings, **data.get(section, {})}
+    return from_dict(TrainConfig, data, where=where)
+
+
 def save_yaml(config: TrainConfig, path: Path) -> None:
     """Write ``config`` as YAML (atomic: a reader never sees half a file)."""
     path = Path(path)
@@ -79,12 +96,15 @@ def save_yaml(config: TrainConfig, path: Path) -> None:
     partial.replace(path)
 
 
-def load_yaml(path: Path) -> TrainConfig:
-    """Read a TrainConfig from YAML; every setting may be left out (defaults apply)."""
+def load_yaml(path: Path, stored: bool = False) -> TrainConfig:
+    """Read a TrainConfig from YAML; every setting may be left out (defaults apply, or for a
+    ``stored`` run's config.yaml the values of :func:`stored_config`)."""
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise SettingsError(f"{path}: cannot read the configuration ({exc})") from None
+    if stored:
+        return stored_config(data, where=str(path))
     return from_dict(TrainConfig, data, where=str(path))
 
 

@@ -214,7 +214,7 @@ def sampling(settings: DataConfig, inputs: Inputs, *, train: bool,
                      clip_test_transform(size, protocol.crops, normalize=norm))
     else:
         sampler = SegmentSampler(settings.segments if train else protocol.segments, train,
-                                 inputs.flow_length)
+                                 inputs.flow_length, settings.rgb_frame)
         transform = (tsn_train_transform(size, norm, settings.flip) if train else
                      tsn_test_transform(size, protocol.crops, normalize=norm))
     return sampler, transform

@@ -86,7 +86,7 @@ def start_or_resume(run: Path, config: TrainConfig, resolved: TrainConfig,
     checkpoint.remove_partials(run)
     if not last.exists():  # stopped before its first checkpoint: start afresh, same settings
         if (run / CONFIG).exists():
-            _check_settings(run, load_yaml(run / CONFIG), config, resolved)
+            _check_settings(run, load_yaml(run / CONFIG, stored=True), config, resolved)
         trim_log(run, step=0, epoch=0)
         return None
     state = checkpoint.load(last)

@@ -112,7 +112,7 @@ def test_train_help_shows_the_common_options_and_help_all_every_one():
     left = len(options) - len(shown)
     assert f"\n{left} more options under these headings and Distillation: flowkit train " \
            "--help-all\n" in short.output
-    assert left == 33 and "more options" not in full.output
+    assert left == 36 and "more options" not in full.output
 
 
 def _listed_options(backend: str) -> dict[str, tuple[str, str]]:

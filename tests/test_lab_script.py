@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from flowkit.cli.main import main as flowkit_main
 from flowkit.video.motion_lab import MotionLabConfig, make_motion_dataset
+from stddcn.config import DataConfig, ModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,8 +66,10 @@ def test_default_is_the_tvl1_lab_of_the_results_page(tmp_path, monkeypatch, caps
     assert "| flow | 75.0 +- 0.0 | 75.0 |" in table
 
 
-@pytest.mark.parametrize("task, classes", [("motion", ["--classes", "8"]), ("binding", [])])
-def test_the_task_chooses_the_set_synth_makes(task, classes, tmp_path, monkeypatch):
+@pytest.mark.parametrize("task, classes, epochs", [("motion", ["--classes", "8"], "30"),
+                                                    ("binding", [], "90")])
+def test_the_task_chooses_the_set_synth_makes_and_the_epochs(task, classes, epochs, tmp_path,
+                                                             monkeypatch):
     commands: list[list[str]] = []
     monkeypatch.setattr(lab, "run", fake_run(commands))
     extra = [] if task == "motion" else ["--task", task]
@@ -75,6 +78,23 @@ def test_the_task_chooses_the_set_synth_makes(task, classes, tmp_path, monkeypat
     lab.main()
     assert commands[0] == ["synth", "--out", str(tmp_path / "videos"), "--task", task,
                            *classes, "--videos-per-class", "30"]
+    train = next(c for c in commands if c[0] == "train")
+    assert train[train.index("--epochs") + 1] == epochs
+
+
+def test_a_folder_refuses_runs_of_other_epochs_or_another_task(tmp_path, monkeypatch):
+    """Finished runs are reused by folder name: a second call with other epochs (or task)
+    would otherwise report the first call's runs as its own."""
+    monkeypatch.setattr(lab, "run", fake_run([]))
+    base = ["lab.py", "--out", str(tmp_path), "--seeds", "0", "--variants", "flow"]
+    monkeypatch.setattr(sys, "argv", [*base, "--epochs", "5"])
+    lab.main()
+    for other in (["--epochs", "6"], ["--epochs", "5", "--task", "binding"]):
+        monkeypatch.setattr(sys, "argv", [*base, *other])
+        with pytest.raises(SystemExit, match="give another --out"):
+            lab.main()
+    monkeypatch.setattr(sys, "argv", [*base, "--epochs", "5"])
+    lab.main()  # the same settings resume
 
 
 def test_flows_get_their_own_shards_and_runs_and_share_the_rgb_stream(tmp_path, monkeypatch,
@@ -168,3 +188,36 @@ def test_dis_fast_presets_are_refused_on_the_labs_frames_without_the_lower_fines
         "extract", str(videos / "labels.txt"), "--out", str(tmp_path / "shards"),
         "--short-side", "0", "--workers", "1", "--quiet", "--flow", "dis", "--dis-preset", "fast"])
     assert result.exit_code != 0 and "too small for finest_scale 2" in result.output
+
+
+def test_every_variant_is_a_valid_train_command_and_paper_variants_are_the_papers(tmp_path):
+    """Each TRAINED variant's options parse into a TrainConfig; those built on PAPER train the
+    STDDCN of Hao & Zhang (RGB frame first, plain transitions into stages 2-4, pooled
+    teacher) except for the one setting each ablation names; "stddcn" takes flowkit's
+    defaults."""
+    from flowkit.cli.train import build_config, train_command
+
+    (tmp_path / "runs" / "flow3d-seed0").mkdir(parents=True)  # d3d's teacher must exist
+    configs = {}
+    for variant, (model, options) in lab.TRAINED.items():
+        args = [str(tmp_path), "--model", model, "--out", str(tmp_path / variant), *lab.COMMON,
+                *(lab.run_option(option, "0", tmp_path, "tvl1") for option in options)]
+        # under flowkit's group, as the CLI runs it: click caches a command's help option
+        # from the first context made, and a bare one would take -h away from `flowkit train`
+        with flowkit_main.make_context("flowkit", ["train"]) as group:
+            params = train_command.make_context("train", args, parent=group).params
+        configs[variant] = build_config(params.pop("data_root"), params.pop("model_name"),
+                                        params.pop("out"), params.pop("config_file"),
+                                        {k: v for k, v in params.items() if k != "resume"})
+    def paper_settings(variant):
+        config = configs[variant]
+        return (config.data.rgb_frame, config.model.cross_norm, config.model.connect_blocks,
+                config.model.fusion)
+    assert paper_settings("stddcn-paper") == ("first", False, (2, 3, 4), "pooled")
+    assert paper_settings("stddcn-kd-only") == paper_settings("stddcn-paper")
+    assert paper_settings("stddcn-centre")[0] == "centre"
+    assert paper_settings("stddcn-stage1")[2] == (1, 2, 3, 4)
+    assert paper_settings("stddcn-conv-fusion")[3] == "conv"
+    defaults = (DataConfig().rgb_frame, ModelConfig().cross_norm, ModelConfig().connect_blocks,
+                ModelConfig().fusion)
+    assert paper_settings("stddcn") == defaults

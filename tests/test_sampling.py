@@ -172,3 +172,31 @@ def test_clip_sampler_pairs_each_frame_with_its_flow():
     assert indices.clips and indices.frames.tolist() == [[0, 3, 6, 9]]
     assert indices.flows.tolist() == [[0, 3, 6, 8]]
     assert ClipSampler(4, 3, 1, train=False)(VideoExtent(10)).flows.shape == (1, 0)
+
+
+def test_centre_rgb_frame_opens_the_stacks_middle_flow():
+    """rgb_frame="centre": the first frame of flow s_k + L // 2 (2 frames after the stack's
+    start for L = 5; with step 2 and L = 4, frame 2 * (s_k + 2)); the stacks are unchanged."""
+    video = VideoExtent(26, 25)
+    first = SegmentSampler(3, train=False, flow_length=5)(video)
+    centre = SegmentSampler(3, train=False, flow_length=5, rgb_frame="centre")(video)
+    assert centre.flows.tolist() == first.flows.tolist()
+    assert centre.frames[:, 0].tolist() == [5, 12, 19] == (first.frames[:, 0] + 2).tolist()
+    even = SegmentSampler(2, train=False, flow_length=4,
+                          rgb_frame="centre")(VideoExtent(21, 10, 2))
+    assert even.frames[:, 0].tolist() == (2 * even.flows[:, 2]).tolist()
+    rng = np.random.default_rng(0)
+    drawn = SegmentSampler(3, flow_length=5, rgb_frame="centre")(video, rng)
+    assert drawn.frames[:, 0].tolist() == drawn.flows[:, 2].tolist()
+
+
+def test_centre_rgb_frame_of_a_short_video_follows_the_repeated_flows():
+    """A stack clamped to the last flow: the centre frame is that of the flow read (here flow
+    2 of a 3-flow video, frame 2), never past the last frame."""
+    indices = SegmentSampler(1, train=False, flow_length=5, rgb_frame="centre")(VideoExtent(4, 3))
+    assert indices.flows.tolist() == [[0, 1, 2, 2, 2]] and indices.frames.tolist() == [[2]]
+
+
+def test_unknown_rgb_frame_is_a_config_error():
+    with pytest.raises(ConfigError, match="rgb_frame must be one of first, centre"):
+        SegmentSampler(rgb_frame="middle")

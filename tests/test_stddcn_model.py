@@ -13,6 +13,7 @@ from stddcn.errors import ModelError
 from stddcn.models import STDDCN, ModelConfig, Output, create_backbone, create_model, \
     use_channels_last
 from stddcn.models.cross import Transition
+from stddcn.models.heads import ConvFusion
 from stddcn.models.tuning import BATCH_NORMS
 
 B, V, K, L, SIZE = 2, 2, 5, 2, 32
@@ -235,3 +236,68 @@ def test_input_errors_say_expected_and_actual():
         model({"rgb": batch["rgb"]})
     with pytest.raises(ModelError, match=r"same \(B, V\).*got \(2, 2\) and \(2, 3\)"):
         model(dict(batch, flow=torch.zeros(B, 3, 2 * L, SIZE, SIZE)))
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(cross_norm=True), dict(fusion="conv"),
+    dict(cross_norm=True, fusion="conv", connect_blocks=(1, 2, 3, 4)),
+    dict(fusion="conv", connections="none"),
+])
+def test_new_options_forward_backward(overrides):
+    """Normalised transitions and the conv-fusion teacher: (B, K) heads, gradients into both
+    backbones, the transitions' norms (once cross weights are non-zero) and cross weights,
+    and the fusion conv."""
+    torch.manual_seed(0)
+    model = tiny(**overrides)
+    fill_cross(model)
+    out = model(inputs())
+    assert set(out.heads) == HEADS and all(h.shape == (B, K) for h in out.heads.values())
+    all_heads_loss(out).backward()
+    for backbone in model.backbones.values():
+        assert backbone.conv1.weight.grad.abs().sum() > 0
+    for t in transitions(model):
+        assert t.conv.weight.grad[:, t.own_channels:].abs().sum() > 0
+        if overrides.get("cross_norm"):
+            assert t.norms and all(n.weight.grad.abs().sum() > 0 for n in t.norms)
+        else:
+            assert not t.norms
+    if overrides.get("fusion") == "conv":
+        assert model.fuse is not None and model.fuse.conv.weight.grad.abs().sum() > 0
+        assert model.heads["fusion"].fc.in_features == model.heads["motion"].fc.in_features
+    else:
+        assert model.fuse is None
+
+
+def test_normalised_transitions_start_as_two_streams_too():
+    """BatchNorm on the cross inputs keeps the identity at initialisation (their weights are
+    zero): every head equals the unconnected model's with the same weights."""
+    torch.manual_seed(0)
+    connected = tiny(connections="both", connect_blocks=(1, 2, 3, 4), cross_norm=True)
+    loud_heads(connected)
+    alone = tiny(connections="none")
+    alone.load_state_dict(connected.state_dict(), strict=False)
+    batch = inputs()
+    for mode in (True, False):  # batch statistics (training) and running ones (eval)
+        connected.train(mode), alone.train(mode)
+        with torch.no_grad():
+            a, b = connected(batch), alone(batch)
+        for name in HEADS:
+            assert torch.allclose(a.heads[name], b.heads[name], rtol=0, atol=1e-5), name
+
+
+def test_conv_fusion_combines_the_pathways_place_by_place():
+    """Two pathways' maps whose features sit at the same place or at two different places have
+    the same pooled features, so the pooled teacher cannot tell them apart; the conv fusion,
+    which combines both maps at each place before pooling, does."""
+    torch.manual_seed(0)
+    fuse = ConvFusion(2 * 3, 4).eval()
+    with torch.no_grad():
+        fuse.conv.weight.normal_(0.0, 1.0)
+    first = torch.zeros(1, 3, 2, 2)
+    first[0, :, 0, 0] = 1.0
+    together, apart = torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)
+    together[0, :, 0, 0], apart[0, :, 1, 1] = 1.0, 1.0
+    assert torch.equal(together.mean((2, 3)), apart.mean((2, 3)))
+    with torch.no_grad():
+        assert fuse(first, together).shape == (1, 4)
+        assert (fuse(first, together) - fuse(first, apart)).abs().max() > 0.1

@@ -9,10 +9,11 @@ import math
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from stddcn import checkpoint
-from stddcn.config import DataConfig, ModelConfig, OptimConfig, TrainConfig, resolve
-from stddcn.config_files import differences, from_dict, load_yaml, save_yaml
+from stddcn.config import DataConfig, ModelConfig, OptimConfig, TrainConfig, check, resolve
+from stddcn.config_files import differences, from_dict, load_yaml, save_yaml, to_dict
 from stddcn.errors import CheckpointError, SettingsError
 from stddcn.metrics import accuracy, confusion_matrix, top_k_hits
 from stddcn.models import create_model
@@ -179,6 +180,55 @@ def test_config_yaml_round_trip_and_checks(tmp_path):
         from_dict(TrainConfig, {"epochs": "3"})
     changed = dataclasses.replace(config, optim=dataclasses.replace(config.optim, lr=0.5))
     assert differences(config, changed) == ["optim.lr: 0.01 -> 0.5"]
+
+
+def test_a_run_stored_before_issue_23s_settings_keeps_what_it_was_trained_with(tmp_path):
+    """An STDDCN checkpoint or config.yaml written before --rgb-frame, --cross-norm and
+    --fusion existed (or when their defaults differed) reads as the paper's STDDCN it was
+    trained as, not as today's defaults; fresh configs still take the defaults."""
+    config = resolve(TrainConfig(out=str(tmp_path / "run"), data=DataConfig(root="shards"),
+                                 model=ModelConfig(name="stddcn", arch="resnet-tiny")),
+                     num_classes=3, device="cpu")
+    old = to_dict(config)
+    del old["data"]["rgb_frame"], old["model"]["cross_norm"], old["model"]["fusion"]
+    stored = checkpoint.config_of({"config": old})
+    assert (stored.data.rgb_frame, stored.model.cross_norm, stored.model.fusion) == (
+        "first", False, "pooled")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    assert load_yaml(tmp_path / "config.yaml", stored=True) == stored
+    fresh = load_yaml(tmp_path / "config.yaml")
+    assert (fresh.data.rgb_frame, fresh.model.cross_norm, fresh.model.fusion) == (
+        DataConfig().rgb_frame, ModelConfig().cross_norm, ModelConfig().fusion)
+    assert checkpoint.config_of({"config": to_dict(config)}) == config
+
+
+def test_the_rgb_frame_is_the_centre_where_frames_meet_flow_and_first_elsewhere(tmp_path):
+    """Left open, --rgb-frame resolves to centre for the models that read an RGB frame beside
+    each flow stack, to first (what runs were stored with before it existed) for the others,
+    so that such a run stored before issue 23 still resumes with today's defaults."""
+    def resolved(name: str, **data) -> TrainConfig:
+        return resolve(TrainConfig(out=str(tmp_path / name), data=DataConfig(root="s", **data),
+                                   model=ModelConfig(name=name)), num_classes=3, device="cpu")
+
+    frames = {name: resolved(name).data.rgb_frame for name in
+              ("stddcn", "two-stream", "rgb", "flow", "rgb3d", "d3d")}
+    assert frames == {"stddcn": "centre", "two-stream": "centre", "rgb": "first",
+                      "flow": "first", "rgb3d": "first", "d3d": "first"}
+    assert resolved("stddcn", rgb_frame="first").data.rgb_frame == "first"
+    old = to_dict(resolved("flow"))
+    del old["data"]["rgb_frame"], old["model"]["cross_norm"], old["model"]["fusion"]
+    assert checkpoint.config_of({"config": old}) == resolved("flow")
+
+
+def test_unknown_rgb_frame_and_fusion_are_named():
+    base = TrainConfig(out="run", data=DataConfig(root="shards"))
+    for changed, message in (
+            (dataclasses.replace(base, data=dataclasses.replace(base.data, rgb_frame="mid")),
+             "rgb frame must be one of first, centre, got 'mid'"),
+            (dataclasses.replace(base, model=dataclasses.replace(base.model, fusion="sum")),
+             "fusion must be one of pooled, conv, got 'sum'")):
+        with pytest.raises(SettingsError, match=message):
+            check(changed, ["rgb", "stddcn"])
 
 
 def test_damaged_and_foreign_checkpoints_are_named(tmp_path):

@@ -19,6 +19,10 @@ import numpy as np
 from flowkit.errors import ConfigError
 
 
+RGB_FRAMES = ("first", "centre")
+"""Values of ``SegmentSampler.rgb_frame``: where in its flow stack a segment's RGB frame is."""
+
+
 class VideoExtent(NamedTuple):
     """What a sampler is told of a video.
 
@@ -91,11 +95,16 @@ class SegmentSampler:
         num_segments: segments per item; default as TSN: 3 to train, 25 to test.
         train: random start in each segment if True; the segment's centre (deterministic) if False.
         flow_length: L, flows per stack (TSN: 5, i.e. 10 channels); unused for RGB-only items.
+        rgb_frame: with flow, which frame of its stack a segment's RGB frame is: "first" (TSN,
+            the frame the stack starts at) or "centre" (the first frame of the stack's middle
+            flow, ``L // 2``): the frame where the objects are, on average, while the stack
+            moves them, so that features of both taken at one place see the same object.
     """
 
     num_segments: int | None = None
     train: bool = True
     flow_length: int = 5
+    rgb_frame: str = "first"
 
     def __post_init__(self) -> None:
         if self.num_segments is None:
@@ -104,6 +113,9 @@ class SegmentSampler:
             raise ConfigError(f"num_segments must be >= 1, got {self.num_segments}")
         if self.flow_length < 1:
             raise ConfigError(f"flow_length must be >= 1, got {self.flow_length}")
+        if self.rgb_frame not in RGB_FRAMES:
+            raise ConfigError(f"rgb_frame must be one of {', '.join(RGB_FRAMES)}, got "
+                              f"{self.rgb_frame!r}")
 
     def __call__(self, video: VideoExtent,
                  rng: np.random.Generator | None = None) -> FrameIndices:
@@ -111,8 +123,9 @@ class SegmentSampler:
 
         RGB-only items (``video.num_flows == 0``) spread their segments over all frames. With
         flow, segments are spread over flow positions ``0 .. num_flows`` (position p is frame
-        p * step), the RGB frame of segment k being the first frame of its stack. Stacks that
-        run past the last flow repeat it (see
+        p * step), the RGB frame of segment k being the first frame of its stack, or of its
+        middle flow ``s_k + L // 2`` (``rgb_frame="centre"``). Stacks that run past the last
+        flow repeat it (see
         [`flow_stack_indices`][flowkit.data.flow_stack_indices]). Returns frames (S, 1) and flows
         (S, L), or (S, 0) without flow.
         """
@@ -121,7 +134,9 @@ class SegmentSampler:
             return FrameIndices(starts[:, None], np.zeros((len(starts), 0), np.int64), False)
         starts = self.starts(video.num_flows + 1, self.flow_length + 1, rng)
         flows = flow_stack_indices(starts, self.flow_length, video.num_flows)
-        frames = np.minimum(starts, video.num_flows) * video.flow_step
+        # the stack's first (or middle) flow, as read, starts at the RGB frame
+        first = flows[:, self.flow_length // 2 if self.rgb_frame == "centre" else 0]
+        frames = first * video.flow_step
         return FrameIndices(frames[:, None], flows, False)
 
     def starts(self, num_frames: int, span: int,

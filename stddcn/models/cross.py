@@ -7,10 +7,12 @@ At a connected stage k (1-4, stage k = ``layer{k}``) of a receiving pathway, the
 where the own input is the pathway's stage k-1 output (its stem's for k = 1) and
 ``sources(k)`` are the other pathway's stages 1..k-1 (DenseNet: every earlier block); stage 1
 has no earlier stage, so it takes the other's stem. Each source is resized to the own input's
-spatial size. The 1x1 transition conv maps the concatenation back to the own channel count;
-it starts as the identity on the own channels and zero on the other's, so untrained
-connections change nothing: the network starts as two independent streams (with ImageNet
-weights, two ImageNet streams) and training learns how much of the other pathway to mix in.
+spatial size (and, with ``cross_norm``, batch-normalised: the other pathway's features can
+be on any scale, whatever the receiving stage's own input is). The 1x1 transition conv maps
+the concatenation back to the own channel count; it starts as the identity on the own
+channels and zero on the other's, so untrained connections change nothing: the network starts
+as two independent streams (with ImageNet weights, two ImageNet streams) and training learns
+how much of the other pathway to mix in.
 """
 
 from __future__ import annotations
@@ -78,18 +80,24 @@ def resize_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 class Transition(nn.Module):
     """Own features plus resized cross features -> 1x1 conv -> ReLU, back to the own width.
 
-    No BatchNorm: batch statistics would break the identity at initialisation. The ReLU keeps
-    the stage input non-negative, as a ResNet stage's input (a block's ReLU output) always
-    is, and leaves the identity intact on those non-negative own features.
+    No BatchNorm after the conv: batch statistics would break the identity at initialisation.
+    With ``cross_norm`` each cross input passes a BatchNorm of its own before the conv, which
+    keeps the identity (the conv's weights on the cross channels start at zero). The ReLU
+    keeps the stage input non-negative, as a ResNet stage's input (a block's ReLU output)
+    always is, and leaves the identity intact on those non-negative own features.
 
     Attributes:
         own_channels: channels of the pathway's own stage input (and of the output).
+        norms: with ``cross_norm``, one ``BatchNorm2d`` per cross input; else empty.
         conv: (own_channels, own + sum(other_channels), 1, 1) weights, no bias.
     """
 
-    def __init__(self, own_channels: int, other_channels: Sequence[int]) -> None:
+    def __init__(self, own_channels: int, other_channels: Sequence[int],
+                 cross_norm: bool = False) -> None:
         super().__init__()
         self.own_channels = own_channels
+        self.norms = nn.ModuleList(
+            [nn.BatchNorm2d(channels) for channels in other_channels] if cross_norm else [])
         self.conv = nn.Conv2d(own_channels + sum(other_channels), own_channels, 1, bias=False)
         self.relu = nn.ReLU(inplace=True)
         self.reset_parameters()
@@ -103,4 +111,6 @@ class Transition(nn.Module):
     def forward(self, own: torch.Tensor, others: Sequence[torch.Tensor]) -> torch.Tensor:
         """own (N, C, h, w), others (N, C_j, h_j, w_j) -> (N, C, h, w)."""
         resized = [resize_to(other, own.shape[-2:]) for other in others]
+        if self.norms:
+            resized = [norm(x) for norm, x in zip(self.norms, resized)]
         return self.relu(self.conv(torch.cat([own, *resized], dim=1)))

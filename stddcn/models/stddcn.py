@@ -4,12 +4,15 @@ An appearance pathway on RGB frames and a motion pathway on flow stacks, each a 
 run stage by stage side by side; at the stages of ``connect_blocks`` a receiving pathway's
 stage also reads the other pathway's earlier blocks (`stddcn.models.cross`). Three heads
 score the pooled features: each pathway's own (the students, "appearance" and "motion") and
-one on both concatenated (the teacher, "fusion", which is the prediction). The distillation
-between them is the training loss's business (``stddcn.losses``); the network is trained end
-to end, so gradients cross between the pathways through the connections.
+one on both (the teacher, "fusion", which is the prediction): with ``fusion="pooled"`` (the
+paper's) a linear layer on the pooled features concatenated, with ``fusion="conv"`` on the
+pooled output of a conv fusing both pathways' last feature maps place by place
+(`stddcn.models.heads.ConvFusion`). The distillation between them is the training loss's
+business (``stddcn.losses``); the network is trained end to end, so gradients cross between
+the pathways through the connections.
 
     rgb  (B, V, 3, H, W)  -> stem, layer1..4 -> pool -> appearance head -.
-                                  ^  |  cross                          +-> fusion head (concat)
+                                  ^  |  cross                          +-> fusion head
     flow (B, V, 2L, H, W) -> stem, layer1..4 -> pool -> motion head ----'
 
 View v of ``rgb`` and of ``flow`` is the same segment; every head's logits are averaged over V.
@@ -22,11 +25,11 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from stddcn.config import ModelConfig
+from stddcn.config import TEACHER_FUSIONS, ModelConfig
 from stddcn.errors import ModelError
 from stddcn.models.base import ActionModel, Output
 from stddcn.models.cross import RECEIVERS, STAGES, Transition, check_connections, sources
-from stddcn.models.heads import ClassifierHead, average_views
+from stddcn.models.heads import ClassifierHead, ConvFusion, average_views
 from stddcn.models.pretrained import load_pretrained_2d
 from stddcn.models.registry import create_backbone, default_arch, register_model
 from stddcn.models.tuning import BATCH_NORMS, apply_partial_bn, to_memory_format
@@ -68,7 +71,8 @@ class STDDCN(ActionModel):
         transitions: per receiving pathway, an ``nn.ModuleDict`` of ``Transition`` by stage
             ("layer2", ...); empty for ``connections="none"``.
         heads: ``ClassifierHead`` per head: "appearance", "motion" (on each pathway's pooled
-            features) and "fusion" (on both concatenated).
+            features) and "fusion" (on both concatenated, or on ``fuse``'s output).
+        fuse: with ``fusion="conv"``, the ``ConvFusion`` of the last feature maps; else None.
         in_channels: channels each input must have ({"rgb": 3, "flow": 2L}).
         partial_bn: TSN's partial BN in both backbones, applied by ``train()``.
         channels_last: feed the backbones channels-last inputs (see ``use_channels_last``).
@@ -78,9 +82,12 @@ class STDDCN(ActionModel):
 
     def __init__(self, appearance: nn.Module, motion: nn.Module, num_classes: int,
                  flow_length: int, dropout: float = 0.0, connections: str = "both",
-                 connect_blocks: Sequence[int] = (2, 3, 4), partial_bn: bool = False) -> None:
+                 connect_blocks: Sequence[int] = (2, 3, 4), partial_bn: bool = False,
+                 cross_norm: bool = False, fusion: str = "pooled") -> None:
         super().__init__()
         check_connections(connections, connect_blocks)
+        if fusion not in TEACHER_FUSIONS:
+            raise ModelError(f"fusion must be one of {', '.join(TEACHER_FUSIONS)}, got {fusion!r}")
         self.modalities = tuple(PATHWAYS.values())
         self.layout = "segments"
         self.flow_length = flow_length
@@ -96,14 +103,18 @@ class STDDCN(ActionModel):
         self.transitions = nn.ModuleDict({
             name: nn.ModuleDict({
                 f"layer{k}": Transition(widths[name][k - 1],
-                                        [widths[OTHER[name]][j] for j in sources(k)])
+                                        [widths[OTHER[name]][j] for j in sources(k)],
+                                        cross_norm)
                 for k in self.connect_blocks})
             for name in RECEIVERS[connections]})
         features = widths["appearance"][-1]
+        self.fusion = fusion
+        self.fuse = ConvFusion(2 * features, features) if fusion == "conv" else None
         self.heads = nn.ModuleDict({
             "appearance": ClassifierHead(features, num_classes, dropout),
             "motion": ClassifierHead(features, num_classes, dropout),
-            "fusion": ClassifierHead(2 * features, num_classes, dropout)})
+            "fusion": ClassifierHead(features if self.fuse is not None else 2 * features,
+                                     num_classes, dropout)})
         self.partial_bn = partial_bn
         self.train()
 
@@ -159,7 +170,9 @@ class STDDCN(ActionModel):
                 blocks[name].append(getattr(net, f"layer{stage}")(x))
         pooled = {name: torch.flatten(net.avgpool(blocks[name][-1]), 1)
                   for name, net in self.backbones.items()}
-        pooled["fusion"] = torch.cat([pooled["appearance"], pooled["motion"]], dim=1)
+        pooled["fusion"] = (
+            self.fuse(blocks["appearance"][-1], blocks["motion"][-1]) if self.fuse is not None
+            else torch.cat([pooled["appearance"], pooled["motion"]], dim=1))
         heads = {name: average_views(head(pooled[name]), batch, views)
                  for name, head in self.heads.items()}
         return Output(logits=heads["fusion"], heads=heads)
@@ -179,4 +192,4 @@ def stddcn(config: ModelConfig) -> STDDCN:
         backbones[name] = backbone
     return STDDCN(backbones["appearance"], backbones["motion"], config.num_classes,
                   config.flow_length, config.dropout, config.connections,
-                  config.connect_blocks, config.partial_bn)
+                  config.connect_blocks, config.partial_bn, config.cross_norm, config.fusion)
