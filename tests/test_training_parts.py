@@ -220,6 +220,14 @@ def test_the_rgb_frame_is_the_centre_where_frames_meet_flow_and_first_elsewhere(
     assert checkpoint.config_of({"config": old}) == resolved("flow")
 
 
+def test_the_configs_rgb_frames_are_the_samplers():
+    """stddcn.config keeps its own copy of the sampler's choices (it loads no data code)."""
+    from flowkit.data.sampling import RGB_FRAMES as SAMPLER_FRAMES
+    from stddcn.config import RGB_FRAMES
+
+    assert RGB_FRAMES == SAMPLER_FRAMES
+
+
 def test_unknown_rgb_frame_and_fusion_are_named():
     base = TrainConfig(out="run", data=DataConfig(root="shards"))
     for changed, message in (
